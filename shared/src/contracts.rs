@@ -1,0 +1,344 @@
+//! The JSON Ground Truth and EventBridge exchange with our Lambdas, as typed values.
+//!
+//! Lenient on input, strict on output (`contracts.md` §1, §2, §6): both `version` values are accepted and
+//! never checked, `labelCategories` may be absent or null, a payload annotation may carry `content` or
+//! `s3Uri`, `datasetObjectId` may arrive as a number, and unknown keys are ignored. What we emit follows
+//! the documented form exactly (`isHumanAnnotationRequired` is a JSON boolean, not the `"true"` string of
+//! AWS's own recipe).
+//!
+//! A consolidation payload is parsed object by object ([`parse_payload`]): one malformed object becomes
+//! one [`BadPayloadObject`], never a failed batch.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+pub use crate::labeling_job::LabelingJobStatus;
+
+// ---------------------------------------------------------------------------------------------------
+// Pre-annotation (pre-human-task) Lambda, §1.
+
+/// The event Ground Truth sends to a pre-annotation Lambda, once per data object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreHumanTaskRequest {
+    /// `2018-10-06` in every captured event, `2018-10-16` in the docs; opaque.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The labeling job (its name segment is lower-cased by Ground Truth).
+    pub labeling_job_arn: String,
+    /// The whole manifest line, keys in order.
+    pub data_object: Map<String, Value>,
+}
+
+/// What the worker template receives as `task.input`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskInput {
+    /// The `source-ref` (S3 URI) or `source` (inline text) of the data object.
+    pub task_object: String,
+    /// The whole data object, as adjustment/verification templates read `task.input.manifestLine.<LAN>`.
+    pub manifest_line: Map<String, Value>,
+    /// The job's label categories, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+}
+
+/// The pre-annotation Lambda's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreHumanTaskResponse {
+    /// Becomes `task.input` in the template.
+    pub task_input: TaskInput,
+    /// `false` skips human labeling of this object.
+    pub is_human_annotation_required: bool,
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Annotation-consolidation Lambda, §2.
+
+/// Where the consolidation payload is. Only `s3Uri` is documented; inline `content` is accepted too
+/// (some samples and our CLI use it).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayloadLocation {
+    /// `s3://…/consolidation-request/iteration-<n>/<timestamp>.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_uri: Option<String>,
+    /// The payload itself, as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// The event Ground Truth sends to a consolidation Lambda, once per batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsolidationRequest {
+    /// Opaque.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The labeling job.
+    pub labeling_job_arn: String,
+    /// The job's labels; absent or null when the job has no label category file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_categories: Option<Vec<String>>,
+    /// The job's label attribute name, case preserved.
+    pub label_attribute_name: String,
+    /// The job's execution role (may be assumed to read the payload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Where the payload is.
+    pub payload: PayloadLocation,
+    /// Undocumented but always present in real events: `s3://<S3OutputPath>/<job-name>/annotations`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<String>,
+    /// Undocumented: the job's `NumberOfHumanWorkersPerDataObject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_human_workers_per_data_object: Option<u32>,
+    /// Undocumented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_enabled: Option<bool>,
+    /// Only mentioned by AWS's recipe: a KMS key for what we write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+}
+
+/// A data object of the payload: `s3Uri` for `source-ref` manifests, `content` for `source` ones.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayloadDataObject {
+    /// The `source-ref`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_uri: Option<String>,
+    /// The `source` text (which may itself be JSON text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// One worker's answer: a JSON-encoded string of the crowd form's output, inline or in S3.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnnotationData {
+    /// The answer as JSON text, e.g. `{"crowd-image-classifier":{"label":"Cat"}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Where the answer is, for large answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_uri: Option<String>,
+}
+
+/// One worker's submission for a data object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerAnnotation {
+    /// e.g. `private.us-west-2.ef7294f850a3d9d1`.
+    pub worker_id: String,
+    /// The answer.
+    pub annotation_data: AnnotationData,
+}
+
+/// One data object of a consolidation payload with all its workers' answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayloadObject {
+    /// Ground Truth's id of the object (numeric text in practice; opaque).
+    #[serde(deserialize_with = "string_or_number")]
+    pub dataset_object_id: String,
+    /// The data.
+    #[serde(default)]
+    pub data_object: PayloadDataObject,
+    /// One entry per worker who submitted.
+    #[serde(default)]
+    pub annotations: Vec<WorkerAnnotation>,
+}
+
+/// A payload element that is not a valid data object. It keeps its id when it had one, so the response
+/// can still carry an entry for it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("payload object {index}{}: {reason}", dataset_object_id.as_ref().map(|id| format!(" (datasetObjectId {id})")).unwrap_or_default())]
+pub struct BadPayloadObject {
+    /// Position in the payload array.
+    pub index: usize,
+    /// The id, when readable.
+    pub dataset_object_id: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Why a whole payload is unusable (as opposed to one of its objects).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PayloadError {
+    /// Not JSON.
+    #[error("payload is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// JSON, but not an array.
+    #[error("payload is not a JSON array")]
+    NotAnArray,
+}
+
+/// Parses a payload file object by object.
+pub fn parse_payload(
+    bytes: &[u8],
+) -> Result<Vec<Result<PayloadObject, BadPayloadObject>>, PayloadError> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| PayloadError::InvalidJson(e.to_string()))?;
+    let Value::Array(items) = value else {
+        return Err(PayloadError::NotAnArray);
+    };
+    Ok(items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let id = item.get("datasetObjectId").and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+            serde_json::from_value::<PayloadObject>(item).map_err(|e| BadPayloadObject {
+                index,
+                dataset_object_id: id,
+                reason: e.to_string(),
+            })
+        })
+        .collect())
+}
+
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "datasetObjectId must be a string, found {other}"
+        ))),
+    }
+}
+
+/// `consolidatedAnnotation` of a response entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsolidatedAnnotation {
+    /// `{"<LAN>": label, "<LAN>-metadata": {...}}`.
+    pub content: Map<String, Value>,
+}
+
+/// One element of the consolidation Lambda's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsolidationResponseEntry {
+    /// Echoes the payload's id.
+    pub dataset_object_id: String,
+    /// The label and its metadata.
+    pub consolidated_annotation: ConsolidatedAnnotation,
+}
+
+impl ConsolidationResponseEntry {
+    /// An entry with `content` as its consolidated annotation.
+    pub fn new(dataset_object_id: impl Into<String>, content: Map<String, Value>) -> Self {
+        ConsolidationResponseEntry {
+            dataset_object_id: dataset_object_id.into(),
+            consolidated_annotation: ConsolidatedAnnotation { content },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// EventBridge, §6.
+
+/// `detail-type` of the labeling-job state change event.
+pub const STATE_CHANGE_DETAIL_TYPE: &str = "SageMaker Ground Truth Labeling Job State Change";
+/// `source` of SageMaker's events.
+pub const SAGEMAKER_EVENT_SOURCE: &str = "aws.sagemaker";
+
+/// `detail` of the labeling-job state change event: only the status is ever sent; the job is
+/// `resources[0]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelingJobStateChange {
+    /// The new status.
+    #[serde(rename = "LabelingJobStatus")]
+    pub labeling_job_status: LabelingJobStatus,
+}
+
+/// The whole EventBridge event.
+pub type LabelingJobStateChangeEvent = EventBridgeEvent<LabelingJobStateChange>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pre_request_accepts_both_versions_and_extra_keys() {
+        let req: PreHumanTaskRequest = serde_json::from_str(
+            r#"{"version":"2018-10-16","labelingJobArn":"arn:aws:sagemaker:us-east-1:1:labeling-job/j","dataObject":{"source":"x","page":"1"},"future":true}"#,
+        )
+        .unwrap();
+        assert_eq!(req.version.as_deref(), Some("2018-10-16"));
+        assert_eq!(
+            req.data_object.keys().collect::<Vec<_>>(),
+            ["source", "page"]
+        );
+        let no_version: PreHumanTaskRequest =
+            serde_json::from_str(r#"{"labelingJobArn":"a","dataObject":{}}"#).unwrap();
+        assert_eq!(no_version.version, None);
+    }
+
+    #[test]
+    fn pre_response_uses_a_boolean() {
+        let resp = PreHumanTaskResponse {
+            task_input: TaskInput {
+                task_object: "s3://b/k".to_owned(),
+                manifest_line: Map::new(),
+                labels: None,
+            },
+            is_human_annotation_required: false,
+        };
+        let json = serde_json::to_value(&resp).unwrap();
+        assert_eq!(json["isHumanAnnotationRequired"], Value::Bool(false));
+        assert!(json["taskInput"].get("labels").is_none());
+    }
+
+    #[test]
+    fn consolidation_request_tolerates_null_categories() {
+        let req: ConsolidationRequest = serde_json::from_str(
+            r#"{"labelingJobArn":"a","labelCategories":null,"labelAttributeName":"x","payload":{"s3Uri":"s3://b/k"}}"#,
+        )
+        .unwrap();
+        assert_eq!(req.label_categories, None);
+        assert_eq!(req.role_arn, None);
+    }
+
+    #[test]
+    fn payload_objects_fail_one_by_one() {
+        let items = parse_payload(
+            br#"[
+            {"datasetObjectId":"0","dataObject":{"s3Uri":"s3://b/0"},"annotations":[]},
+            {"datasetObjectId":7,"annotations":[{"workerId":"w","annotationData":{"s3Uri":"s3://b/a"}}]},
+            {"datasetObjectId":"2","annotations":"broken"},
+            {"annotations":[]}
+        ]"#,
+        )
+        .unwrap();
+        assert_eq!(items.len(), 4);
+        assert_eq!(items[1].as_ref().unwrap().dataset_object_id, "7");
+        let bad = items[2].as_ref().unwrap_err();
+        assert_eq!(bad.dataset_object_id.as_deref(), Some("2"));
+        assert!(
+            bad.to_string()
+                .starts_with("payload object 2 (datasetObjectId 2)")
+        );
+        assert_eq!(items[3].as_ref().unwrap_err().dataset_object_id, None);
+        assert_eq!(parse_payload(b"{}"), Err(PayloadError::NotAnArray));
+        assert!(matches!(
+            parse_payload(b"nope"),
+            Err(PayloadError::InvalidJson(_))
+        ));
+    }
+
+    #[test]
+    fn state_change_event_parses() {
+        let event: LabelingJobStateChangeEvent = serde_json::from_str(
+            r#"{"version":"0","id":"1","detail-type":"SageMaker Ground Truth Labeling Job State Change","source":"aws.sagemaker","account":"1","time":"2018-10-06T12:26:13Z","region":"us-east-1","resources":["arn:aws:sagemaker:us-east-1:1:labeling-job/x"],"detail":{"LabelingJobStatus":"Stopped"}}"#,
+        )
+        .unwrap();
+        assert_eq!(event.detail.labeling_job_status, LabelingJobStatus::Stopped);
+        assert_eq!(event.detail_type, STATE_CHANGE_DETAIL_TYPE);
+    }
+}

@@ -1,0 +1,34 @@
+//! groundwork's domain: everything about SageMaker Ground Truth that can be decided without talking to AWS.
+//!
+//! The Lambdas (`functions/`) and the CLI are thin shells around this crate. It has no AWS SDK and no async
+//! runtime, so it builds and tests in seconds, and every decision (which objects to skip, how to
+//! consolidate answers, whether and how to chain a job) is unit-tested here without mocks of the world.
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | [`manifest`] | augmented manifest lines, the streaming JSON Lines reader and byte-exact writer |
+//! | [`lan`] | label attribute name rules, `<LAN>-metadata`, "is this line labeled" |
+//! | [`task_type`] | the catalogue of built-in task types |
+//! | [`contracts`] | the Lambda events and responses, and the EventBridge state-change event |
+//! | [`labeling_job`] | DescribeLabelingJob / CreateLabelingJob in the API's own field names |
+//! | [`label_categories`] | label category configuration files |
+//! | [`metadata`] | labeling-job ARNs, `job-name`, `creation-date`, the injected clock |
+//! | [`s3_uri`] | `s3://bucket/key` |
+//! | [`pre_annotation`] | the pre-human-task decision |
+//! | [`ports`] | one trait per AWS capability (and in-memory fakes behind `test-util`) |
+
+pub mod contracts;
+pub mod label_categories;
+pub mod labeling_job;
+pub mod lan;
+pub mod manifest;
+pub mod metadata;
+pub mod ports;
+pub mod pre_annotation;
+pub mod s3_uri;
+pub mod task_type;
+
+pub use lan::LabelAttributeName;
+pub use manifest::ManifestLine;
+pub use s3_uri::S3Uri;
+pub use task_type::TaskType;

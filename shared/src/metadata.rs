@@ -1,0 +1,252 @@
+//! The common `<LAN>-metadata` values Ground Truth writes beside every label, and the labeling-job ARN they
+//! come from.
+//!
+//! Real output manifests show `job-name` as `labeling-job/<lower-cased job name>` and `creation-date` as a
+//! UTC timestamp with microseconds and no zone (`2018-10-18T22:18:13.527256`); `contracts.md` §4.1.
+//! Time comes from a [`Clock`] so that tests and replays produce identical output.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::task_type::TaskType;
+
+/// Why a string is not a labeling-job ARN.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{arn}` is not a labeling-job ARN (arn:aws:sagemaker:<region>:<account>:labeling-job/<name>)"
+)]
+pub struct ArnError {
+    /// The offending text.
+    pub arn: String,
+}
+
+/// `arn:<partition>:sagemaker:<region>:<account>:labeling-job/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LabelingJobArn {
+    arn: String,
+    region: String,
+    account: String,
+    name: String,
+}
+
+impl LabelingJobArn {
+    /// The job name as it appears in the ARN. Ground Truth lower-cases it in Lambda events; the API
+    /// treats names case-insensitively, so it can be passed to `DescribeLabelingJob` as it is.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The region part.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The account part.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The whole ARN.
+    pub fn as_str(&self) -> &str {
+        &self.arn
+    }
+
+    /// The `job-name` metadata value: `labeling-job/<lower-cased name>`.
+    pub fn job_name_metadata(&self) -> String {
+        format!("labeling-job/{}", self.name.to_lowercase())
+    }
+}
+
+impl FromStr for LabelingJobArn {
+    type Err = ArnError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ArnError { arn: s.to_owned() };
+        let mut parts = s.splitn(6, ':');
+        let (
+            Some("arn"),
+            Some(partition),
+            Some("sagemaker"),
+            Some(region),
+            Some(account),
+            Some(resource),
+        ) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        )
+        else {
+            return Err(err());
+        };
+        let name = resource.strip_prefix("labeling-job/").ok_or_else(err)?;
+        if !partition.starts_with("aws") || name.is_empty() || name.contains('/') {
+            return Err(err());
+        }
+        Ok(LabelingJobArn {
+            arn: s.to_owned(),
+            region: region.to_owned(),
+            account: account.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for LabelingJobArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.arn)
+    }
+}
+
+/// The source of "now". Injected so that replays and tests are deterministic.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock stopped at one instant (tests, replays, the CLI's `--now`).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// `creation-date` in Ground Truth's format: `2018-10-18T22:18:13.527256`.
+pub fn creation_date(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+/// Parses every `creation-date` form seen in real manifests: microseconds with no zone, or a `+0000`
+/// offset, or RFC 3339.
+pub fn parse_creation_date(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%z") {
+        return Some(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// The metadata keys every label carries, in the order Ground Truth's built-in functions write them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommonMetadata {
+    /// `type`.
+    pub output_type: String,
+    /// `job-name`.
+    pub job_name: String,
+    /// `human-annotated`: `yes` for human labels.
+    pub human_annotated: bool,
+    /// `creation-date`.
+    pub creation_date: String,
+}
+
+impl CommonMetadata {
+    /// The metadata of a human label of `task` made by `job` at `at`.
+    pub fn new(task: TaskType, job: &LabelingJobArn, at: DateTime<Utc>) -> Self {
+        CommonMetadata {
+            output_type: task.output_type().to_owned(),
+            job_name: job.job_name_metadata(),
+            human_annotated: true,
+            creation_date: creation_date(at),
+        }
+    }
+
+    /// Appends the four keys to `map`.
+    pub fn write_into(&self, map: &mut Map<String, Value>) {
+        map.insert("type".to_owned(), Value::from(self.output_type.as_str()));
+        map.insert("job-name".to_owned(), Value::from(self.job_name.as_str()));
+        map.insert(
+            "human-annotated".to_owned(),
+            Value::from(if self.human_annotated { "yes" } else { "no" }),
+        );
+        map.insert(
+            "creation-date".to_owned(),
+            Value::from(self.creation_date.as_str()),
+        );
+    }
+}
+
+/// Rounds a probability the way Ground Truth prints confidences (two decimals).
+pub fn round_confidence(p: f64) -> f64 {
+    if p.is_finite() {
+        (p.clamp(0.0, 1.0) * 100.0).round() / 100.0
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn job_name_is_lower_cased_with_prefix() {
+        let arn: LabelingJobArn =
+            "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/MultiLabelJob"
+                .parse()
+                .unwrap();
+        assert_eq!(arn.name(), "MultiLabelJob");
+        assert_eq!(arn.region(), "us-east-1");
+        assert_eq!(arn.account(), "111111111111");
+        assert_eq!(arn.job_name_metadata(), "labeling-job/multilabeljob");
+    }
+
+    #[test]
+    fn rejects_other_arns() {
+        for bad in [
+            "",
+            "labeling-job/x",
+            "arn:aws:lambda:us-east-1:1:function:x",
+            "arn:aws:sagemaker:us-east-1:1:training-job/x",
+            "arn:aws:sagemaker:us-east-1:1:labeling-job/",
+        ] {
+            assert!(bad.parse::<LabelingJobArn>().is_err(), "{bad}");
+        }
+        // Placeholders as published by AWS still parse: the shape is what matters.
+        assert!(
+            "arn:aws:sagemaker:<region>:<account>:labeling-job/<project-name>"
+                .parse::<LabelingJobArn>()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn creation_date_matches_ground_truth() {
+        let at = Utc.with_ymd_and_hms(2018, 10, 18, 22, 18, 13).unwrap()
+            + chrono::Duration::microseconds(527_256);
+        assert_eq!(creation_date(at), "2018-10-18T22:18:13.527256");
+        assert_eq!(parse_creation_date("2018-10-18T22:18:13.527256"), Some(at));
+        assert!(parse_creation_date("2020-05-15T08:01:16+0000").is_some());
+        assert!(parse_creation_date("2021-09-29T05:50:35.566000").is_some());
+        assert!(parse_creation_date("yesterday").is_none());
+    }
+
+    #[test]
+    fn confidence_rounds_to_two_decimals() {
+        assert_eq!(round_confidence(0.876), 0.88);
+        assert_eq!(round_confidence(1.2), 1.0);
+        assert_eq!(round_confidence(f64::NAN), 0.0);
+    }
+}
