@@ -15,8 +15,12 @@
 //! | [`metadata`] | labeling-job ARNs, `job-name`, `creation-date`, the injected clock |
 //! | [`s3_uri`] | `s3://bucket/key` |
 //! | [`pre_annotation`] | the pre-human-task decision |
+//! | [`consolidate`] | annotation consolidation for every task type |
+//! | [`chain`] | the chain planner: whether and how to start a follow-up labeling job |
 //! | [`ports`] | one trait per AWS capability (and in-memory fakes behind `test-util`) |
 
+pub mod chain;
+pub mod consolidate;
 pub mod contracts;
 pub mod label_categories;
 pub mod labeling_job;

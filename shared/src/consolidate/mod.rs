@@ -1,0 +1,16 @@
+//! Annotation consolidation: the workers' answers for a batch of data objects in, one label per object
+//! with a calibrated confidence out, in the exact output format Ground Truth writes.
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | [`classification`] | truth inference for single- and multi-label classes (Dawid-Skene EM, majority vote) |
+//! | [`worker_quality`] | per-job worker quality, kept between batches |
+//! | [`boxes`] | bounding boxes: matching across workers, robust centres, per-box confidence |
+//! | [`segmentation`] | semantic segmentation masks: per-pixel weighted vote, PNG in and out |
+//! | [`spans`] | named entities: span clustering, boundary and label votes |
+
+pub mod boxes;
+pub mod classification;
+pub mod segmentation;
+pub mod spans;
+pub mod worker_quality;
