@@ -1,0 +1,1 @@
+//! (in progress) `groundwork chain plan|start` and `groundwork clone`.
