@@ -285,12 +285,12 @@ mod tests {
         #[test]
         fn valid_names_follow_the_pattern(name in "[a-zA-Z0-9](-{0,2}[a-zA-Z0-9]){0,40}") {
             let reserved = name == "source" || name.ends_with("-metadata");
-            prop_assert_eq!(LabelAttributeName::new(name.clone()).is_ok(), !reserved);
+            prop_assert_eq!(LabelAttributeName::new(name).is_ok(), !reserved);
         }
 
         #[test]
         fn anything_else_is_rejected(name in ".{0,140}") {
-            if let Ok(lan) = LabelAttributeName::new(name.clone()) {
+            if let Ok(lan) = LabelAttributeName::new(name) {
                 prop_assert!(matches_api_pattern(lan.as_str()));
                 prop_assert!(lan.as_str().len() <= MAX_LAN_CHARS);
                 prop_assert!(!lan.as_str().ends_with("-metadata"));
