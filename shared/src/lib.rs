@@ -15,6 +15,7 @@
 //! | [`metadata`] | labeling-job ARNs, `job-name`, `creation-date`, the injected clock |
 //! | [`s3_uri`] | `s3://bucket/key` |
 //! | [`pre_annotation`] | the pre-human-task decision |
+//! | [`job_context`] | what a pre-annotation event's job is: configuration or DescribeLabelingJob, cached |
 //! | [`consolidate`] | annotation consolidation for every task type |
 //! | [`chain`] | the chain planner: whether and how to start a follow-up labeling job |
 //! | [`ports`] | one trait per AWS capability (and in-memory fakes behind `test-util`) |
@@ -22,6 +23,7 @@
 pub mod chain;
 pub mod consolidate;
 pub mod contracts;
+pub mod job_context;
 pub mod label_categories;
 pub mod labeling_job;
 pub mod lan;

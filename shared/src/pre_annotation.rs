@@ -53,25 +53,35 @@ pub fn pre_annotate(
     request: &PreHumanTaskRequest,
     job: &JobContext,
 ) -> Result<PreHumanTaskResponse, PreAnnotationError> {
-    let line = ManifestLine::from_object(request.data_object.clone()).map_err(|problem| {
+    parse_data_object(request).map(|line| respond(line, job))
+}
+
+/// Checks the event's data object (exactly one string `source` / `source-ref`). Done before anything
+/// else, so a broken object is reported as such whatever the state of the job lookup.
+pub fn parse_data_object(request: &PreHumanTaskRequest) -> Result<ManifestLine, PreAnnotationError> {
+    ManifestLine::from_object(request.data_object.clone()).map_err(|problem| {
         PreAnnotationError::InvalidDataObject {
             labeling_job_arn: request.labeling_job_arn.clone(),
             problem,
         }
-    })?;
+    })
+}
+
+/// The answer for a valid data object of `job`.
+pub fn respond(line: ManifestLine, job: &JobContext) -> PreHumanTaskResponse {
     let already_labeled = job
         .label_attribute_name
         .as_ref()
         .is_some_and(|lan| lan.is_labeled(&line));
     let task_object = line.source().value().to_owned();
-    Ok(PreHumanTaskResponse {
+    PreHumanTaskResponse {
         task_input: TaskInput {
             task_object,
             manifest_line: line.into_fields(),
             labels: job.labels.clone(),
         },
         is_human_annotation_required: !already_labeled,
-    })
+    }
 }
 
 /// The task input of a data object on its own (used by the CLI to preview templates).
