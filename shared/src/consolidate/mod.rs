@@ -3,14 +3,18 @@
 //!
 //! | module | what lives there |
 //! |---|---|
+//! | [`answers`] | reading a worker's answer; inferring the task type from the answers |
+//! | [`custom`] | custom task types: canonical-JSON majority, or every answer |
 //! | [`classification`] | truth inference for single- and multi-label classes (Dawid-Skene EM, majority vote) |
 //! | [`worker_quality`] | per-job worker quality, kept between batches |
 //! | [`boxes`] | bounding boxes: matching across workers, robust centres, per-box confidence |
 //! | [`segmentation`] | semantic segmentation masks: per-pixel weighted vote, PNG in and out |
 //! | [`spans`] | named entities: span clustering, boundary and label votes |
 
+pub mod answers;
 pub mod boxes;
 pub mod classification;
+pub mod custom;
 pub mod segmentation;
 pub mod spans;
 pub mod worker_quality;
