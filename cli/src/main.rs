@@ -1,2 +1,49 @@
+//! `groundwork`: the Lambdas' logic on local files, for people and scripts.
+//!
+//! Every subcommand runs the same `groundwork` code the functions run, so what it prints is what the
+//! Lambda would return for the same input.
+
 mod commands;
-fn main() {}
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "groundwork",
+    version,
+    about = "SageMaker Ground Truth pipelines: validate, pre-annotate, consolidate, chain"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Augmented manifest tools.
+    Manifest(commands::manifest::ManifestArgs),
+    /// Run the pre-human-task logic on local events.
+    Pre(commands::pre::PreArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = match cli.command {
+        Command::Manifest(args) => commands::manifest::run(args, &mut out),
+        Command::Pre(args) => commands::pre::run(args, &mut out),
+    };
+    let _ = out.flush();
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("groundwork: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

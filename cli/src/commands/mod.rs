@@ -1,3 +1,4 @@
 //! One module per subcommand; `main.rs` only parses arguments and dispatches.
 
-pub mod chain;
+pub(crate) mod manifest;
+pub(crate) mod pre;

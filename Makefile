@@ -1,0 +1,76 @@
+# groundwork — every command a developer or CI needs. `make help` lists them.
+#
+# Tools that are not part of the Rust toolchain (moto for the local S3 server, cfn-lint, cargo-lambda
+# and zig for arm64 builds) are installed on first use into a virtualenv outside the clone, so repeated
+# runs on one machine are warm and a fresh machine still works.
+
+SHELL := /bin/bash
+CARGO_TARGET_DIR ?= $(HOME)/.cache/groundwork-target
+export CARGO_TARGET_DIR
+VENV ?= $(HOME)/.cache/groundwork-venv
+PY := $(VENV)/bin/python
+CARGO ?= cargo
+# The same package selection in every cargo command, so nothing is rebuilt between steps.
+PKGS := --workspace
+GROUNDWORK := $(CARGO_TARGET_DIR)/debug/groundwork
+FUNCTIONS := gt-pre-human-task gt-annotation-consolidation gt-auto-chainer
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint fmt fmt-check check build package validate bench bench-crowdkit deploy clean-venv
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.moto: ## (internal) local S3 server for the integration tests
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
+	touch $@
+
+$(VENV)/.cfn-lint:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'cfn-lint>=1.20,<2'
+	touch $@
+
+$(VENV)/.cargo-lambda:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'cargo-lambda>=1.8' ziglang
+	touch $@
+
+demo: ## Run the main job on the sample data: validate a manifest, pre-annotate events, consolidate a batch
+	$(CARGO) build $(PKGS) --quiet
+	./demo/run.sh $(GROUNDWORK)
+
+test: $(VENV)/.moto ## Run every test (unit, property, fixture, integration against a local S3 server)
+	MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test $(PKGS)
+
+lint: ## cargo fmt --check and clippy -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy $(PKGS) --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+check: lint test validate ## Everything CI checks
+
+build: ## Debug build of every crate
+	$(CARGO) build $(PKGS)
+
+validate: $(VENV)/.cfn-lint ## Lint the SAM template offline
+	$(VENV)/bin/cfn-lint template.yaml
+
+package: $(VENV)/.cargo-lambda ## Release arm64 build of the three functions (cargo-lambda + zig)
+	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
+	PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/cargo-lambda lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
+	@ls -l $(CARGO_TARGET_DIR)/lambda/*/bootstrap
+
+bench: ## Criterion benchmarks of the consolidation engine
+	$(CARGO) bench -p groundwork
+
+bench-crowdkit: ## Ours vs crowd-kit on the same CSV files, side by side (needs ../shared/bench)
+	./bench/compare.sh
+
+deploy: ## sam build && sam deploy --guided (needs AWS credentials, aws-sam-cli)
+	sam build && sam deploy --guided
+
+clean-venv: ## Remove the tool virtualenv
+	rm -rf $(VENV)
