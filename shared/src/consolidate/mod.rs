@@ -3,6 +3,7 @@
 //!
 //! | module | what lives there |
 //! |---|---|
+//! | [`batch`] | one batch end to end: answers in, Ground Truth's response entries out (the one code path of the Lambda and the CLI) |
 //! | [`answers`] | reading a worker's answer; inferring the task type from the answers |
 //! | [`custom`] | custom task types: canonical-JSON majority, or every answer |
 //! | [`classification`] | truth inference for single- and multi-label classes (Dawid-Skene EM, majority vote) |
@@ -12,6 +13,7 @@
 //! | [`spans`] | named entities: span clustering, boundary and label votes |
 
 pub mod answers;
+pub mod batch;
 pub mod boxes;
 pub mod classification;
 pub mod custom;

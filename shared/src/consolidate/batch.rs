@@ -1,0 +1,931 @@
+//! One consolidation batch, end to end and pure: the payload's objects (answers already fetched) in, one
+//! response entry per object out, in Ground Truth's exact output format, plus what the batch taught about
+//! the workers and the mask files to write.
+//!
+//! This is the single code path of the consolidation Lambda, `groundwork consolidate` and
+//! `groundwork reconsolidate`, so the CLI prints exactly what the Lambda returns.
+//!
+//! Nothing is lost: every payload object with a readable `datasetObjectId` gets exactly one entry. An
+//! object whose answers are all unusable gets `<LAN>-metadata` with a `failure-reason` and no label (so a
+//! chained job labels it again); unusable answers of an otherwise fine object are left out and listed in
+//! `skipped-answers`.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use super::answers::{
+    AnswerError, element_for, infer_task_type, multi_labels, parse_content, single_label,
+    worker_comment,
+};
+use super::classification::{
+    ClassificationConfig, MultiLabelItem, SingleLabelItem, consolidate_multi_label,
+    consolidate_single_label,
+};
+use super::custom::{CustomMode, most_common};
+use super::worker_quality::{WorkerPriors, WorkerStats};
+use crate::contracts::{BadPayloadObject, ConsolidationResponseEntry, PayloadDataObject};
+use crate::lan::metadata_key;
+use crate::metadata::{CommonMetadata, LabelingJobArn, round_confidence};
+use crate::task_type::{AnswerKind, TaskType};
+
+/// One worker's answer, fetched: its JSON text, or why it could not be had.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedAnswer {
+    /// The worker.
+    pub worker_id: String,
+    /// `annotationData.content` (or the object at its `s3Uri`), or why it is unavailable.
+    pub content: Result<String, String>,
+}
+
+/// A payload object with its answers fetched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedObject {
+    /// Ground Truth's id.
+    pub dataset_object_id: String,
+    /// The data (`content` is the text for entity recognition).
+    pub data_object: PayloadDataObject,
+    /// The workers' answers.
+    pub answers: Vec<ResolvedAnswer>,
+    /// The object's current label under the job's LAN, when known (the CLI reads it from the manifest;
+    /// adjustment jobs compare with it).
+    pub prior_label: Option<Value>,
+}
+
+/// A payload element: a resolved object, or one that could not even be parsed.
+pub type BatchObject = Result<ResolvedObject, BadPayloadObject>;
+
+/// The job a batch belongs to.
+#[derive(Debug, Clone)]
+pub struct BatchJob<'a> {
+    /// The labeling job.
+    pub job: &'a LabelingJobArn,
+    /// Its label attribute name (as given in the request: not re-validated, Ground Truth owns it).
+    pub label_attribute_name: &'a str,
+    /// Its labels, when known (class ids are positions in this list).
+    pub labels: Option<&'a [String]>,
+    /// `creation-date` of the labels.
+    pub now: DateTime<Utc>,
+}
+
+/// How to consolidate.
+#[derive(Debug, Clone, Default)]
+pub struct BatchSettings {
+    /// The task type; inferred from the answers when `None`.
+    pub task_type: Option<TaskType>,
+    /// Classification engine settings.
+    pub classification: ClassificationConfig,
+    /// Custom task types.
+    pub custom_mode: CustomMode,
+}
+
+/// A consolidated mask to store; the entry already refers to `location`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaskWrite {
+    /// The object it belongs to.
+    pub dataset_object_id: String,
+    /// Where the entry says it is (an S3 URI in the Lambda, a path in the CLI).
+    pub location: String,
+    /// The PNG bytes.
+    pub png: Vec<u8>,
+}
+
+/// Counts for logs and reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchSummary {
+    /// Response entries.
+    pub entries: usize,
+    /// Entries with a label.
+    pub labeled: usize,
+    /// Entries with a failure reason instead.
+    pub failed: usize,
+    /// Payload elements without a readable `datasetObjectId` (no entry possible).
+    pub unidentifiable: usize,
+    /// Answers left out.
+    pub skipped_answers: usize,
+    /// Mean confidence of the labeled entries.
+    pub mean_confidence: f64,
+}
+
+/// What a batch produced.
+#[derive(Debug, Clone)]
+pub struct BatchOutcome {
+    /// The task type used.
+    pub task_type: TaskType,
+    /// One entry per identifiable payload object, in payload order.
+    pub entries: Vec<ConsolidationResponseEntry>,
+    /// Masks to write before answering.
+    pub mask_writes: Vec<MaskWrite>,
+    /// What the batch taught about its workers.
+    pub stats: WorkerStats,
+    /// Counts.
+    pub summary: BatchSummary,
+}
+
+/// Per-object result before formatting.
+enum ObjectResult {
+    Labeled {
+        label: Value,
+        metadata: Map<String, Value>,
+        confidence: f64,
+    },
+    Failed(String),
+}
+
+/// A parsed, usable answer.
+struct Usable<'a> {
+    worker: &'a str,
+    content: Map<String, Value>,
+}
+
+/// A worker's class name(s), or why the answer has none.
+struct NamedAnswer<L> {
+    worker: String,
+    label: Result<L, String>,
+    comment: Option<String>,
+}
+
+/// Why an answer was left out.
+struct Skipped {
+    worker: String,
+    reason: String,
+}
+
+struct Prepared<'a> {
+    object: &'a ResolvedObject,
+    usable: Vec<Usable<'a>>,
+    skipped: Vec<Skipped>,
+}
+
+/// Consolidates one batch. `mask_location` names where the mask of an object is stored.
+pub fn consolidate_batch(
+    job: &BatchJob<'_>,
+    objects: &[BatchObject],
+    priors: &WorkerPriors,
+    settings: &BatchSettings,
+    mask_location: &dyn Fn(&str) -> String,
+) -> BatchOutcome {
+    let _ = mask_location;
+    let mut summary = BatchSummary::default();
+    let prepared: Vec<Result<Prepared<'_>, &BadPayloadObject>> =
+        objects.iter().map(|o| o.as_ref().map(prepare)).collect();
+    let task_type = settings.task_type.unwrap_or_else(|| {
+        infer_task_type(
+            prepared
+                .iter()
+                .filter_map(|p| p.as_ref().ok())
+                .flat_map(|p| p.usable.iter().map(|u| &u.content)),
+        )
+    });
+
+    let mut prepared_ok: Vec<Prepared<'_>> = Vec::new();
+    let mut order: Vec<Result<usize, &BadPayloadObject>> = Vec::new();
+    for p in prepared {
+        match p {
+            Ok(p) => {
+                order.push(Ok(prepared_ok.len()));
+                prepared_ok.push(p);
+            }
+            Err(bad) => order.push(Err(bad)),
+        }
+    }
+
+    let mut stats = WorkerStats::new();
+    let results: Vec<ObjectResult> = match task_type.answer_kind() {
+        AnswerKind::SingleLabel => single_label_results(
+            job,
+            task_type,
+            &mut prepared_ok,
+            priors,
+            settings,
+            &mut stats,
+        ),
+        AnswerKind::MultiLabel => {
+            multi_label_results(job, &mut prepared_ok, priors, settings, &mut stats)
+        }
+        AnswerKind::Custom => {
+            custom_results(&prepared_ok, priors, settings.custom_mode, &mut stats)
+        }
+        AnswerKind::BoundingBoxes
+        | AnswerKind::SegmentationMask
+        | AnswerKind::Entities
+        | AnswerKind::Unsupported => prepared_ok
+            .iter()
+            .map(|_| {
+                ObjectResult::Failed(format!(
+                    "{task_type} answers are not consolidated by this version"
+                ))
+            })
+            .collect(),
+    };
+
+    let lan = job.label_attribute_name;
+    let common = CommonMetadata::new(task_type, job.job, job.now);
+    let mut entries = Vec::with_capacity(order.len());
+    let mut confidence_sum = 0.0;
+    for slot in order {
+        match slot {
+            Err(bad) => match &bad.dataset_object_id {
+                Some(id) => {
+                    entries.push(failure_entry(id, lan, &common, &bad.reason, &[]));
+                    summary.failed += 1;
+                }
+                None => summary.unidentifiable += 1,
+            },
+            Ok(i) => {
+                let p = &prepared_ok[i];
+                summary.skipped_answers += p.skipped.len();
+                let id = &p.object.dataset_object_id;
+                match &results[i] {
+                    ObjectResult::Failed(reason) => {
+                        entries.push(failure_entry(id, lan, &common, reason, &p.skipped));
+                        summary.failed += 1;
+                    }
+                    ObjectResult::Labeled {
+                        label,
+                        metadata,
+                        confidence,
+                    } => {
+                        let mut meta = metadata.clone();
+                        common.write_into(&mut meta);
+                        write_skipped(&mut meta, &p.skipped);
+                        let mut content = Map::new();
+                        content.insert(lan.to_owned(), label.clone());
+                        content.insert(metadata_key(lan), Value::Object(meta));
+                        entries.push(ConsolidationResponseEntry::new(id.clone(), content));
+                        summary.labeled += 1;
+                        confidence_sum += confidence;
+                    }
+                }
+            }
+        }
+    }
+    summary.entries = entries.len();
+    summary.mean_confidence = if summary.labeled > 0 {
+        confidence_sum / summary.labeled as f64
+    } else {
+        0.0
+    };
+    BatchOutcome {
+        task_type,
+        entries,
+        mask_writes: Vec::new(),
+        stats,
+        summary,
+    }
+}
+
+fn prepare(object: &ResolvedObject) -> Prepared<'_> {
+    let mut usable = Vec::with_capacity(object.answers.len());
+    let mut skipped = Vec::new();
+    for answer in &object.answers {
+        let parsed = match &answer.content {
+            Ok(text) => parse_content(text),
+            Err(why) => Err(AnswerError::Unavailable(why.clone())),
+        };
+        match parsed {
+            Ok(content) => usable.push(Usable {
+                worker: &answer.worker_id,
+                content,
+            }),
+            Err(e) => skipped.push(Skipped {
+                worker: answer.worker_id.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    Prepared {
+        object,
+        usable,
+        skipped,
+    }
+}
+
+fn failure_entry(
+    id: &str,
+    lan: &str,
+    common: &CommonMetadata,
+    reason: &str,
+    skipped: &[Skipped],
+) -> ConsolidationResponseEntry {
+    let mut meta = Map::new();
+    meta.insert("failure-reason".to_owned(), Value::from(reason));
+    common.write_into(&mut meta);
+    write_skipped(&mut meta, skipped);
+    let mut content = Map::new();
+    content.insert(metadata_key(lan), Value::Object(meta));
+    ConsolidationResponseEntry::new(id, content)
+}
+
+fn write_skipped(meta: &mut Map<String, Value>, skipped: &[Skipped]) {
+    if skipped.is_empty() {
+        return;
+    }
+    let list = skipped
+        .iter()
+        .map(|s| json!({"worker-id": s.worker, "reason": s.reason}))
+        .collect();
+    meta.insert("skipped-answers".to_owned(), Value::Array(list));
+}
+
+/// The class list: the job's labels, or (without a label file) the labels the batch used, sorted.
+fn class_names(job: &BatchJob<'_>, seen: impl Iterator<Item = String>) -> (Vec<String>, bool) {
+    match job.labels {
+        Some(labels) if !labels.is_empty() => (labels.to_vec(), true),
+        _ => {
+            let mut names: Vec<String> = seen.collect();
+            names.sort();
+            names.dedup();
+            (names, false)
+        }
+    }
+}
+
+fn single_label_results(
+    job: &BatchJob<'_>,
+    task_type: TaskType,
+    prepared: &mut [Prepared<'_>],
+    priors: &WorkerPriors,
+    settings: &BatchSettings,
+    stats: &mut WorkerStats,
+) -> Vec<ObjectResult> {
+    // Each usable answer's class name (or why it has none).
+    let named: Vec<Vec<NamedAnswer<String>>> = prepared
+        .iter()
+        .map(|p| {
+            p.usable
+                .iter()
+                .map(|u| {
+                    let label = element_for(&u.content, task_type)
+                        .map_err(|e| e.to_string())
+                        .and_then(|out| {
+                            single_label(out)
+                                .map(|l| (l.to_owned(), worker_comment(out).map(str::to_owned)))
+                                .ok_or_else(|| "answer has no label".to_owned())
+                        });
+                    match label {
+                        Ok((l, comment)) => NamedAnswer {
+                            worker: u.worker.to_owned(),
+                            label: Ok(l),
+                            comment,
+                        },
+                        Err(e) => NamedAnswer {
+                            worker: u.worker.to_owned(),
+                            label: Err(e),
+                            comment: None,
+                        },
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let (classes, stable) = class_names(
+        job,
+        named
+            .iter()
+            .flatten()
+            .filter_map(|a| a.label.as_ref().ok().cloned()),
+    );
+    let mut items = Vec::with_capacity(prepared.len());
+    let mut comments: Vec<Vec<String>> = Vec::with_capacity(prepared.len());
+    for (p, answers) in prepared.iter_mut().zip(&named) {
+        let mut votes = Vec::new();
+        let mut object_comments = Vec::new();
+        for NamedAnswer {
+            worker,
+            label,
+            comment,
+        } in answers
+        {
+            match label {
+                Ok(name) => match classes.iter().position(|c| c == name) {
+                    Some(class) => {
+                        votes.push((worker.as_str(), class));
+                        object_comments.extend(comment.clone());
+                    }
+                    None => p.skipped.push(Skipped {
+                        worker: worker.clone(),
+                        reason: format!("label `{name}` is not one of the job's labels"),
+                    }),
+                },
+                Err(reason) => p.skipped.push(Skipped {
+                    worker: worker.clone(),
+                    reason: reason.clone(),
+                }),
+            }
+        }
+        items.push(SingleLabelItem { votes });
+        comments.push(object_comments);
+    }
+    // Class ids made up from this batch's labels mean nothing in another batch: no cross-batch quality.
+    let empty = WorkerPriors::empty();
+    let priors = if stable { priors } else { &empty };
+    let outcome = consolidate_single_label(classes.len(), &items, priors, &settings.classification);
+    if stable {
+        stats.absorb(&outcome.stats);
+    }
+    outcome
+        .items
+        .iter()
+        .zip(&comments)
+        .map(|(estimate, comments)| match estimate.label {
+            None => ObjectResult::Failed("no usable answer".to_owned()),
+            Some(class) => {
+                let confidence = round_confidence(estimate.confidence);
+                let mut meta = Map::new();
+                meta.insert(
+                    "class-name".to_owned(),
+                    Value::from(classes[class].as_str()),
+                );
+                meta.insert("confidence".to_owned(), json!(confidence));
+                // Verification labels are written as strings; classification labels as integers.
+                let label = if task_type.is_verification() {
+                    if !comments.is_empty() {
+                        let feedback = comments.iter().map(|c| json!({"comment": c})).collect();
+                        meta.insert("worker-feedback".to_owned(), Value::Array(feedback));
+                    }
+                    Value::from(class.to_string())
+                } else {
+                    Value::from(class)
+                };
+                ObjectResult::Labeled {
+                    label,
+                    metadata: meta,
+                    confidence,
+                }
+            }
+        })
+        .collect()
+}
+
+fn multi_label_results(
+    job: &BatchJob<'_>,
+    prepared: &mut [Prepared<'_>],
+    priors: &WorkerPriors,
+    settings: &BatchSettings,
+    stats: &mut WorkerStats,
+) -> Vec<ObjectResult> {
+    let task = TaskType::TextMultiLabelClassification;
+    let named: Vec<Vec<NamedAnswer<Vec<String>>>> = prepared
+        .iter()
+        .map(|p| {
+            p.usable
+                .iter()
+                .map(|u| {
+                    let labels = element_for(&u.content, task)
+                        .map_err(|e| e.to_string())
+                        .and_then(|out| {
+                            multi_labels(out)
+                                .map(|ls| ls.into_iter().map(str::to_owned).collect())
+                                .ok_or_else(|| "answer has no labels".to_owned())
+                        });
+                    NamedAnswer {
+                        worker: u.worker.to_owned(),
+                        label: labels,
+                        comment: None,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let (classes, stable) = class_names(
+        job,
+        named
+            .iter()
+            .flatten()
+            .filter_map(|a| a.label.as_ref().ok())
+            .flatten()
+            .cloned(),
+    );
+    let mut items = Vec::with_capacity(prepared.len());
+    for (p, answers) in prepared.iter_mut().zip(&named) {
+        let mut votes = Vec::new();
+        for NamedAnswer { worker, label, .. } in answers {
+            match label {
+                Ok(names) => {
+                    let unknown: Vec<&String> =
+                        names.iter().filter(|n| !classes.contains(n)).collect();
+                    if let Some(name) = unknown.first() {
+                        p.skipped.push(Skipped {
+                            worker: worker.clone(),
+                            reason: format!("label `{name}` is not one of the job's labels"),
+                        });
+                        continue;
+                    }
+                    let ids = names
+                        .iter()
+                        .filter_map(|n| classes.iter().position(|c| c == n))
+                        .collect();
+                    votes.push((worker.as_str(), ids));
+                }
+                Err(reason) => p.skipped.push(Skipped {
+                    worker: worker.clone(),
+                    reason: reason.clone(),
+                }),
+            }
+        }
+        items.push(MultiLabelItem { votes });
+    }
+    let empty = WorkerPriors::empty();
+    let priors = if stable { priors } else { &empty };
+    let outcome = consolidate_multi_label(classes.len(), &items, priors, &settings.classification);
+    if stable {
+        stats.absorb(&outcome.stats);
+    }
+    outcome
+        .items
+        .iter()
+        .zip(&items)
+        .map(|(estimate, item)| {
+            if item.votes.is_empty() {
+                return ObjectResult::Failed("no usable answer".to_owned());
+            }
+            let mut class_map = Map::new();
+            let mut confidence_map = Map::new();
+            for (class, confidence) in estimate.classes.iter().zip(&estimate.confidences) {
+                class_map.insert(class.to_string(), Value::from(classes[*class].as_str()));
+                confidence_map.insert(class.to_string(), json!(round_confidence(*confidence)));
+            }
+            let mean = if estimate.confidences.is_empty() {
+                0.0
+            } else {
+                estimate.confidences.iter().sum::<f64>() / estimate.confidences.len() as f64
+            };
+            let mut meta = Map::new();
+            meta.insert("class-map".to_owned(), Value::Object(class_map));
+            meta.insert("confidence-map".to_owned(), Value::Object(confidence_map));
+            ObjectResult::Labeled {
+                label: Value::from(estimate.classes.clone()),
+                metadata: meta,
+                confidence: round_confidence(mean),
+            }
+        })
+        .collect()
+}
+
+fn custom_results(
+    prepared: &[Prepared<'_>],
+    priors: &WorkerPriors,
+    mode: CustomMode,
+    stats: &mut WorkerStats,
+) -> Vec<ObjectResult> {
+    prepared
+        .iter()
+        .map(|p| {
+            if p.usable.is_empty() {
+                return ObjectResult::Failed("no usable answer".to_owned());
+            }
+            match mode {
+                CustomMode::AllAnswers => {
+                    let all = p
+                        .object
+                        .answers
+                        .iter()
+                        .filter_map(|a| {
+                            a.content.as_ref().ok().map(|c| {
+                                json!({"workerId": a.worker_id, "annotationData": {"content": c}})
+                            })
+                        })
+                        .collect();
+                    ObjectResult::Labeled {
+                        label: json!({ "annotationsFromAllWorkers": Value::Array(all) }),
+                        metadata: Map::new(),
+                        confidence: 0.0,
+                    }
+                }
+                CustomMode::MostCommon => {
+                    let answers: Vec<(String, Value)> = p
+                        .usable
+                        .iter()
+                        .map(|u| (u.worker.to_owned(), Value::Object(u.content.clone())))
+                        .collect();
+                    match most_common(&answers, |w| priors.reliability(w)) {
+                        None => ObjectResult::Failed("no usable answer".to_owned()),
+                        Some(outcome) => {
+                            if answers.len() > 1 {
+                                for (worker, agreed) in &outcome.agreement {
+                                    stats.add_agreement(worker, *agreed, 1.0);
+                                }
+                            }
+                            let confidence = round_confidence(outcome.confidence);
+                            let mut meta = Map::new();
+                            meta.insert("confidence".to_owned(), json!(confidence));
+                            ObjectResult::Labeled {
+                                label: outcome.answer,
+                                metadata: meta,
+                                confidence,
+                            }
+                        }
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// Turns parsed payload objects into batch objects whose answers are all inline (`content`); an answer
+/// given only as `s3Uri` is marked unavailable. The Lambda fetches those instead; the CLI and tests use
+/// this.
+pub fn resolve_inline(
+    objects: Vec<Result<crate::contracts::PayloadObject, BadPayloadObject>>,
+) -> Vec<BatchObject> {
+    objects
+        .into_iter()
+        .map(|o| {
+            o.map(|o| ResolvedObject {
+                dataset_object_id: o.dataset_object_id,
+                data_object: o.data_object,
+                answers: o
+                    .annotations
+                    .into_iter()
+                    .map(|a| ResolvedAnswer {
+                        content: match (a.annotation_data.content, a.annotation_data.s3_uri) {
+                            (Some(c), _) => Ok(c),
+                            (None, Some(uri)) => {
+                                Err(format!("answer is at {uri}, which was not fetched"))
+                            }
+                            (None, None) => {
+                                Err("annotationData has neither content nor s3Uri".to_owned())
+                            }
+                        },
+                        worker_id: a.worker_id,
+                    })
+                    .collect(),
+                prior_label: None,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contracts::parse_payload;
+    use chrono::TimeZone;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
+
+    fn arn() -> LabelingJobArn {
+        "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/Test-Job"
+            .parse()
+            .unwrap()
+    }
+
+    fn run(payload: &str, labels: Option<&[String]>, task: Option<TaskType>) -> BatchOutcome {
+        let arn = arn();
+        let job = BatchJob {
+            job: &arn,
+            label_attribute_name: "category",
+            labels,
+            now: Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap(),
+        };
+        let objects = resolve_inline(parse_payload(payload.as_bytes()).unwrap());
+        let settings = BatchSettings {
+            task_type: task,
+            ..BatchSettings::default()
+        };
+        consolidate_batch(&job, &objects, &WorkerPriors::empty(), &settings, &|id| {
+            format!("masks/{id}.png")
+        })
+    }
+
+    fn content(outcome: &BatchOutcome, i: usize) -> &Map<String, Value> {
+        &outcome.entries[i].consolidated_annotation.content
+    }
+
+    fn answer(worker: &str, element: &str, output: Value) -> Value {
+        json!({"workerId": worker, "annotationData": {"content": json!({element: output}).to_string()}})
+    }
+
+    #[test]
+    fn recipe_two_worker_classification() {
+        // aws-sagemaker-ground-truth-recipe tests/unit/test_annotation_consolidation_lambda.py
+        let payload = r#"[
+          {"datasetObjectId": "2", "dataObject": {"s3Uri": "s3://samurai-wis-test-2/datasetobjects/cat2.jpg"},
+           "annotations": [
+             {"workerId": "public.us-east-1.LZMJJLCU6JBGXAC4TLKLEVEJBQ", "annotationData": {"content": "{\"crowd-image-classifier\":{\"label\":\"Cat\"}}"}},
+             {"workerId": "public.us-east-1.FWJCMUKABODTR5HHPNYHB22U7Q", "annotationData": {"content": "{\"crowd-image-classifier\":{\"label\":\"Cat\"}}"}}]},
+          {"datasetObjectId": "1", "dataObject": {"s3Uri": "s3://samurai-wis-test-2/datasetobjects/cat1.jpg"},
+           "annotations": [
+             {"workerId": "public.us-east-1.LZMJJLCU6JBGXAC4TLKLEVEJBQ", "annotationData": {"content": "{\"crowd-image-classifier\":{\"label\":\"Cat\"}}"}},
+             {"workerId": "public.us-east-1.FWJCMUKABODTR5HHPNYHB22U7Q", "annotationData": {"content": "{\"crowd-image-classifier\":{\"label\":\"Cat\"}}"}}]}
+        ]"#;
+        let labels = ["Cat".to_owned(), "Dog".to_owned()];
+        let out = run(payload, Some(&labels), None);
+        assert_eq!(out.task_type, TaskType::ImageClassification);
+        assert_eq!(out.entries.len(), 2);
+        assert_eq!(out.entries[0].dataset_object_id, "2");
+        assert_eq!(out.entries[1].dataset_object_id, "1");
+        let c = content(&out, 0);
+        assert_eq!(c["category"], json!(0));
+        let meta = c["category-metadata"].as_object().unwrap();
+        assert_eq!(
+            meta.keys().collect::<Vec<_>>(),
+            [
+                "class-name",
+                "confidence",
+                "type",
+                "job-name",
+                "human-annotated",
+                "creation-date"
+            ]
+        );
+        assert_eq!(meta["class-name"], "Cat");
+        assert_eq!(meta["type"], "groundtruth/image-classification");
+        assert_eq!(meta["job-name"], "labeling-job/test-job");
+        assert_eq!(meta["human-annotated"], "yes");
+        assert_eq!(meta["creation-date"], "2024-01-02T03:04:05.000000");
+        let confidence = meta["confidence"].as_f64().unwrap();
+        assert!(confidence > 0.5 && confidence <= 1.0, "{confidence}");
+        assert_eq!(out.summary.labeled, 2);
+    }
+
+    #[test]
+    fn a_lone_worker_gets_zero_confidence() {
+        let payload = json!([{"datasetObjectId": "0", "dataObject": {"content": "hi"},
+            "annotations": [answer("w1", "crowd-classifier", json!({"label": "pos"}))]}]);
+        let labels = ["neg".to_owned(), "pos".to_owned()];
+        let out = run(&payload.to_string(), Some(&labels), None);
+        let meta = &content(&out, 0)["category-metadata"];
+        assert_eq!(content(&out, 0)["category"], json!(1));
+        assert_eq!(meta["confidence"], json!(0.0));
+        assert_eq!(meta["type"], "groundtruth/text-classification");
+    }
+
+    #[test]
+    fn nothing_is_lost() {
+        let payload = json!([
+            {"datasetObjectId": "a", "annotations": [
+                answer("w1", "crowd-classifier", json!({"label": "pos"})),
+                answer("w2", "crowd-classifier", json!({"label": "maybe"})),
+                {"workerId": "w3", "annotationData": {"content": "{broken"}},
+            ]},
+            {"datasetObjectId": "b", "annotations": [
+                {"workerId": "w1", "annotationData": {"s3Uri": "s3://bucket/answer.json"}},
+                answer("w2", "crowd-classifier", json!({"nolabel": 1})),
+            ]},
+            {"datasetObjectId": "c", "annotations": "not a list"},
+            {"annotations": []},
+            {"datasetObjectId": "d", "annotations": []},
+        ]);
+        let labels = ["neg".to_owned(), "pos".to_owned()];
+        let out = run(
+            &payload.to_string(),
+            Some(&labels),
+            Some(TaskType::TextClassification),
+        );
+        let ids: Vec<_> = out
+            .entries
+            .iter()
+            .map(|e| e.dataset_object_id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b", "c", "d"]);
+        assert_eq!(out.summary.unidentifiable, 1);
+        assert_eq!((out.summary.labeled, out.summary.failed), (1, 3));
+
+        let a = content(&out, 0);
+        assert_eq!(a["category"], json!(1));
+        let skipped = a["category-metadata"]["skipped-answers"]
+            .as_array()
+            .unwrap();
+        assert_eq!(skipped.len(), 2);
+        assert!(
+            skipped
+                .iter()
+                .any(|s| s["reason"].as_str().unwrap().contains("`maybe`"))
+        );
+
+        for i in 1..4 {
+            let c = content(&out, i);
+            assert!(!c.contains_key("category"), "no label is invented: {c:?}");
+            assert!(c["category-metadata"]["failure-reason"].is_string());
+        }
+        assert_eq!(out.summary.skipped_answers, 4);
+    }
+
+    #[test]
+    fn multi_label_writes_class_and_confidence_maps() {
+        let payload = json!([{"datasetObjectId": "0", "annotations": [
+            answer("w1", "crowd-image-classifier-multi-select", json!({"labels": ["person", "bicycle"]})),
+            answer("w2", "crowd-image-classifier-multi-select", json!({"labels": ["person"]})),
+            answer("w3", "crowd-image-classifier-multi-select", json!({"labels": ["person", "bicycle"]})),
+        ]}]);
+        let labels = [
+            "person".to_owned(),
+            "bicycle".to_owned(),
+            "clothing".to_owned(),
+        ];
+        let out = run(&payload.to_string(), Some(&labels), None);
+        assert_eq!(out.task_type, TaskType::ImageMultiLabelClassification);
+        let c = content(&out, 0);
+        let chosen = c["category"].as_array().unwrap();
+        assert!(chosen.contains(&json!(0)));
+        let meta = &c["category-metadata"];
+        assert_eq!(meta["class-map"]["0"], "person");
+        assert!(meta["confidence-map"]["0"].as_f64().unwrap() > 0.5);
+        assert_eq!(meta["type"], "groundtruth/image-classification-multilabel");
+    }
+
+    #[test]
+    fn verification_labels_are_strings_with_feedback() {
+        let payload = json!([{"datasetObjectId": "0", "annotations": [
+            answer("w1", "crowd-classifier", json!({"label": "bad", "workerComment": "box too loose"})),
+            answer("w2", "crowd-classifier", json!({"label": "bad"})),
+        ]}]);
+        let labels = ["good".to_owned(), "bad".to_owned()];
+        let out = run(
+            &payload.to_string(),
+            Some(&labels),
+            Some(TaskType::VerificationBoundingBox),
+        );
+        let c = content(&out, 0);
+        assert_eq!(c["category"], json!("1"));
+        assert_eq!(
+            c["category-metadata"]["type"],
+            "groundtruth/label-verification"
+        );
+        assert_eq!(
+            c["category-metadata"]["worker-feedback"],
+            json!([{"comment": "box too loose"}])
+        );
+    }
+
+    #[test]
+    fn aws_ner_custom_template_goes_through_the_custom_path() {
+        let payload = std::fs::read_to_string(format!(
+            "{FIXTURES}/aws_examples_ner_custom_template/consolidation_payload.json"
+        ))
+        .unwrap();
+        let out = run(&payload, None, None);
+        assert_eq!(out.task_type, TaskType::Custom);
+        assert_eq!(out.entries.len(), 2);
+        let c = content(&out, 0);
+        assert_eq!(
+            c["category"]["entities"]["0"],
+            json!({"startindex": "10", "tokentext": "tyrosine"})
+        );
+        assert_eq!(c["category-metadata"]["type"], "groundtruth/custom");
+        assert_eq!(
+            c["category-metadata"]["confidence"],
+            json!(0.0),
+            "one worker"
+        );
+        let c = content(&out, 1);
+        assert_eq!(c["category"]["entities"]["1"]["tokentext"], "receptor");
+    }
+
+    #[test]
+    fn all_answers_mode_returns_every_worker() {
+        let payload = std::fs::read_to_string(format!(
+            "{FIXTURES}/aws_sagemaker_ground_truth_recipe/sample_annotation_consolidation_payload.json"
+        ))
+        .unwrap();
+        let arn = arn();
+        let job = BatchJob {
+            job: &arn,
+            label_attribute_name: "gt-label",
+            labels: None,
+            now: Utc::now(),
+        };
+        let settings = BatchSettings {
+            task_type: Some(TaskType::Custom),
+            custom_mode: CustomMode::AllAnswers,
+            ..BatchSettings::default()
+        };
+        let objects = resolve_inline(parse_payload(payload.as_bytes()).unwrap());
+        let out = consolidate_batch(&job, &objects, &WorkerPriors::empty(), &settings, &|id| {
+            id.to_owned()
+        });
+        let all = &out.entries[0].consolidated_annotation.content["gt-label"]["annotationsFromAllWorkers"];
+        // The recipe's expected response carries the same worker and content.
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{FIXTURES}/aws_sagemaker_ground_truth_recipe/sample_annotation_consolidation_payload.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            all[0]["workerId"],
+            expected[0]["annotations"][0]["workerId"]
+        );
+        assert_eq!(
+            all[0]["annotationData"]["content"],
+            expected[0]["annotations"][0]["annotationData"]["content"]
+        );
+    }
+
+    #[test]
+    fn the_same_batch_twice_gives_the_same_response() {
+        let payload = json!([
+            {"datasetObjectId": "0", "annotations": [
+                answer("w1", "crowd-classifier", json!({"label": "pos"})),
+                answer("w2", "crowd-classifier", json!({"label": "neg"})),
+                answer("w3", "crowd-classifier", json!({"label": "pos"}))]},
+            {"datasetObjectId": "1", "annotations": [
+                answer("w2", "crowd-classifier", json!({"label": "neg"})),
+                answer("w3", "crowd-classifier", json!({"label": "neg"}))]},
+        ])
+        .to_string();
+        let labels = ["neg".to_owned(), "pos".to_owned()];
+        let a = run(&payload, Some(&labels), None);
+        let b = run(&payload, Some(&labels), None);
+        assert_eq!(a.entries, b.entries);
+    }
+}
