@@ -4,6 +4,7 @@
 //! | module | what lives there |
 //! |---|---|
 //! | [`batch`] | one batch end to end: answers in, Ground Truth's response entries out (the one code path of the Lambda and the CLI) |
+//! | [`service`] | a request over the ports: payload and answers from S3, worker quality kept with conditional writes, masks stored |
 //! | [`answers`] | reading a worker's answer; inferring the task type from the answers |
 //! | [`custom`] | custom task types: canonical-JSON majority, or every answer |
 //! | [`classification`] | truth inference for single- and multi-label classes (Dawid-Skene EM, majority vote) |
@@ -18,5 +19,6 @@ pub mod boxes;
 pub mod classification;
 pub mod custom;
 pub mod segmentation;
+pub mod service;
 pub mod spans;
 pub mod worker_quality;

@@ -1,0 +1,649 @@
+//! A consolidation request, end to end over the ports: read the payload and any answers stored in S3,
+//! load the job's worker quality, consolidate, write masks, save the worker quality, answer.
+//!
+//! Only request-level problems fail the invocation (no payload, payload unreadable or not a JSON array);
+//! everything per object becomes a per-object entry (see [`super::batch`]). Worker quality is best effort:
+//! a missing or corrupt state document starts from nothing, a failed save is logged by the caller and
+//! the batch is still answered — losing some learning is better than losing labels.
+//!
+//! Concurrent batches of one job update the same state document with S3 conditional writes
+//! (`If-Match` on the ETag read, `If-None-Match: *` for the first write); on a conflict the latest
+//! document is read again and this batch's contribution re-applied, so no batch's update is lost.
+
+use sha2::{Digest, Sha256};
+
+use super::batch::{
+    BatchJob, BatchObject, BatchOutcome, BatchSettings, ResolvedAnswer, ResolvedObject,
+    consolidate_batch,
+};
+use super::worker_quality::JobWorkerQuality;
+use crate::contracts::{
+    ConsolidationRequest, ConsolidationResponseEntry, PayloadError, parse_payload,
+};
+use crate::lan::metadata_key;
+use crate::metadata::{ArnError, Clock, LabelingJobArn};
+use crate::ports::{ConditionalPut, ObjectReader, ObjectWriter, StoreError, VersionedStore};
+use crate::s3_uri::{S3Uri, S3UriError};
+
+/// How many times a conflicting worker-quality write is retried before giving up (for this batch).
+const QUALITY_WRITE_ATTEMPTS: usize = 5;
+/// Batches kept individually in the worker-quality document before the oldest are merged.
+pub const MAX_QUALITY_BATCHES: usize = 200;
+
+/// Why a whole request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The job ARN is malformed.
+    #[error(transparent)]
+    InvalidArn(#[from] ArnError),
+    /// `payload` has neither `s3Uri` nor `content`.
+    #[error("the request's payload has neither s3Uri nor content")]
+    NoPayload,
+    /// `payload.s3Uri` is not an S3 URI.
+    #[error("payload.s3Uri: {0}")]
+    InvalidPayloadUri(#[from] S3UriError),
+    /// The payload could not be read.
+    #[error("cannot read the payload: {0}")]
+    PayloadUnreadable(#[source] StoreError),
+    /// The payload is not a JSON array.
+    #[error("payload {uri}: {source}")]
+    InvalidPayload {
+        /// Where it was read from.
+        uri: String,
+        /// Why it is unusable.
+        #[source]
+        source: PayloadError,
+    },
+}
+
+impl RequestError {
+    /// A stable name for Lambda error responses and alarms.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            RequestError::InvalidArn(_)
+            | RequestError::NoPayload
+            | RequestError::InvalidPayloadUri(_) => "InvalidRequest",
+            RequestError::PayloadUnreadable(StoreError::NotFound { .. }) => "PayloadNotFound",
+            RequestError::PayloadUnreadable(StoreError::AccessDenied { .. }) => {
+                "PayloadAccessDenied"
+            }
+            RequestError::PayloadUnreadable(e) if e.is_retryable() => {
+                "Retryable.PayloadUnavailable"
+            }
+            RequestError::PayloadUnreadable(_) => "PayloadUnreadable",
+            RequestError::InvalidPayload { .. } => "InvalidPayload",
+        }
+    }
+}
+
+/// The ports a request needs. `quality` is `None` when worker quality is switched off.
+#[derive(Clone, Copy)]
+pub struct Ports<'a> {
+    /// Reads the payload and answers stored in S3 (possibly as the job's role).
+    pub reader: &'a dyn ObjectReader,
+    /// Writes consolidated masks.
+    pub writer: &'a dyn ObjectWriter,
+    /// Keeps the job's worker quality.
+    pub quality: Option<&'a dyn VersionedStore>,
+}
+
+impl std::fmt::Debug for Ports<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports")
+            .field("quality", &self.quality.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What happened to the worker-quality state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QualityReport {
+    /// Switched off, or no `outputConfig` to keep it under.
+    Off,
+    /// Saved at this URI.
+    Saved {
+        /// Where.
+        uri: String,
+        /// Batches in the document.
+        batches: usize,
+    },
+    /// Could not be loaded or saved; the batch was answered anyway.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A request's result.
+#[derive(Debug, Clone)]
+pub struct RequestOutcome {
+    /// The response entries.
+    pub entries: Vec<ConsolidationResponseEntry>,
+    /// The batch, with its summary.
+    pub batch: BatchOutcome,
+    /// The worker-quality state.
+    pub quality: QualityReport,
+    /// Masks that could not be written (their entries were turned into failures).
+    pub mask_failures: Vec<String>,
+}
+
+/// Where a job's worker quality is kept: `<outputConfig>/groundwork/worker-quality/<LAN>.json`.
+pub fn worker_quality_uri(output_config: &S3Uri, label_attribute_name: &str) -> S3Uri {
+    output_config.join(&format!(
+        "groundwork/worker-quality/{label_attribute_name}.json"
+    ))
+}
+
+/// Where a consolidated mask goes: beside Ground Truth's own consolidated output,
+/// `<outputConfig>/consolidated-annotation/output/<datasetObjectId>/<LAN>.png`.
+pub fn mask_uri(
+    output_config: &S3Uri,
+    dataset_object_id: &str,
+    label_attribute_name: &str,
+) -> S3Uri {
+    output_config.join(&format!(
+        "consolidated-annotation/output/{dataset_object_id}/{label_attribute_name}.png"
+    ))
+}
+
+/// The key of a batch in the worker-quality document: the payload URI (re-deliveries reuse it), or a
+/// hash of an inline payload.
+pub fn batch_key(request: &ConsolidationRequest) -> String {
+    match (&request.payload.s3_uri, &request.payload.content) {
+        (Some(uri), _) => uri.clone(),
+        (None, Some(content)) => {
+            format!("sha256:{}", hex::encode(Sha256::digest(content.as_bytes())))
+        }
+        (None, None) => String::new(),
+    }
+}
+
+/// Handles one consolidation request.
+pub async fn handle_request(
+    request: &ConsolidationRequest,
+    ports: Ports<'_>,
+    settings: &BatchSettings,
+    clock: &dyn Clock,
+) -> Result<RequestOutcome, RequestError> {
+    let job: LabelingJobArn = request.labeling_job_arn.parse()?;
+    let (payload_name, payload) = match (&request.payload.s3_uri, &request.payload.content) {
+        (Some(uri), _) => {
+            let uri: S3Uri = uri.parse()?;
+            let bytes = ports
+                .reader
+                .get_object(&uri)
+                .await
+                .map_err(RequestError::PayloadUnreadable)?;
+            (uri.to_string(), bytes)
+        }
+        (None, Some(content)) => ("payload.content".to_owned(), content.clone().into_bytes()),
+        (None, None) => return Err(RequestError::NoPayload),
+    };
+    let parsed = parse_payload(&payload).map_err(|source| RequestError::InvalidPayload {
+        uri: payload_name,
+        source,
+    })?;
+    let objects = resolve_answers(parsed, ports.reader).await;
+
+    let output_config: Option<S3Uri> = request
+        .output_config
+        .as_deref()
+        .and_then(|o| o.parse().ok());
+    let lan = request.label_attribute_name.as_str();
+    let key = batch_key(request);
+    let state_uri = match (ports.quality, &output_config) {
+        (Some(_), Some(out)) => Some(worker_quality_uri(out, lan)),
+        _ => None,
+    };
+    let mut quality_report = QualityReport::Off;
+    let state = match (ports.quality, &state_uri) {
+        (Some(store), Some(uri)) => match store.get_versioned(uri).await {
+            Ok(Some(doc)) => JobWorkerQuality::from_json_or_empty(&doc.body),
+            Ok(None) => JobWorkerQuality::new(),
+            Err(e) => {
+                quality_report = QualityReport::Failed {
+                    reason: format!("load: {e}"),
+                };
+                JobWorkerQuality::new()
+            }
+        },
+        _ => JobWorkerQuality::new(),
+    };
+    let priors = state.prior_excluding(&key);
+
+    let batch_job = BatchJob {
+        job: &job,
+        label_attribute_name: lan,
+        labels: request.label_categories.as_deref(),
+        now: clock.now(),
+    };
+    let mask_location = |id: &str| match &output_config {
+        Some(out) => mask_uri(out, id, lan).to_string(),
+        None => String::new(),
+    };
+    let batch = consolidate_batch(&batch_job, &objects, &priors, settings, &mask_location);
+
+    let mut entries = batch.entries.clone();
+    let mut mask_failures = Vec::new();
+    for mask in &batch.mask_writes {
+        let written = match mask.location.parse::<S3Uri>() {
+            Ok(uri) => ports
+                .writer
+                .put_object(&uri, mask.png.clone(), "image/png")
+                .await
+                .map_err(|e| e.to_string()),
+            Err(_) => Err("the request has no outputConfig to store the mask under".to_owned()),
+        };
+        if let Err(reason) = written {
+            mask_failures.push(format!("{}: {reason}", mask.dataset_object_id));
+            if let Some(entry) = entries
+                .iter_mut()
+                .find(|e| e.dataset_object_id == mask.dataset_object_id)
+            {
+                mark_failed(
+                    entry,
+                    lan,
+                    &format!("consolidated mask not stored: {reason}"),
+                );
+            }
+        }
+    }
+
+    if let (Some(store), Some(uri)) = (ports.quality, &state_uri)
+        && !batch.stats.is_empty()
+        && quality_report == QualityReport::Off
+    {
+        quality_report = save_quality(store, uri, &key, &batch).await;
+    }
+
+    Ok(RequestOutcome {
+        entries,
+        batch,
+        quality: quality_report,
+        mask_failures,
+    })
+}
+
+/// Turns an entry into a failure entry (label removed, reason added), keeping its metadata.
+fn mark_failed(entry: &mut ConsolidationResponseEntry, lan: &str, reason: &str) {
+    let content = &mut entry.consolidated_annotation.content;
+    content.shift_remove(lan);
+    if let Some(serde_json::Value::Object(meta)) = content.get_mut(&metadata_key(lan)) {
+        meta.insert("failure-reason".to_owned(), serde_json::Value::from(reason));
+    }
+}
+
+async fn save_quality(
+    store: &dyn VersionedStore,
+    uri: &S3Uri,
+    key: &str,
+    batch: &BatchOutcome,
+) -> QualityReport {
+    for _ in 0..QUALITY_WRITE_ATTEMPTS {
+        let (mut state, etag) = match store.get_versioned(uri).await {
+            Ok(Some(doc)) => (
+                JobWorkerQuality::from_json_or_empty(&doc.body),
+                Some(doc.etag),
+            ),
+            Ok(None) => (JobWorkerQuality::new(), None),
+            Err(e) => {
+                return QualityReport::Failed {
+                    reason: format!("reload: {e}"),
+                };
+            }
+        };
+        state.record(key, batch.stats.clone());
+        state.compact_to(MAX_QUALITY_BATCHES);
+        let body = match state.to_json_vec() {
+            Ok(b) => b,
+            Err(e) => {
+                return QualityReport::Failed {
+                    reason: e.to_string(),
+                };
+            }
+        };
+        match store.put_if_match(uri, body, etag.as_deref()).await {
+            Ok(ConditionalPut::Written { .. }) => {
+                return QualityReport::Saved {
+                    uri: uri.to_string(),
+                    batches: state.batch_count(),
+                };
+            }
+            Ok(ConditionalPut::Conflict) => continue,
+            Err(e) => {
+                return QualityReport::Failed {
+                    reason: format!("save: {e}"),
+                };
+            }
+        }
+    }
+    QualityReport::Failed {
+        reason: format!("save: still conflicting after {QUALITY_WRITE_ATTEMPTS} attempts"),
+    }
+}
+
+/// Fetches answers given as `s3Uri` (large answers); an unreadable one becomes an unavailable answer of
+/// its object, not a failed batch.
+async fn resolve_answers(
+    parsed: Vec<Result<crate::contracts::PayloadObject, crate::contracts::BadPayloadObject>>,
+    reader: &dyn ObjectReader,
+) -> Vec<BatchObject> {
+    let mut objects = Vec::with_capacity(parsed.len());
+    for item in parsed {
+        let object = match item {
+            Err(bad) => Err(bad),
+            Ok(o) => {
+                let mut answers = Vec::with_capacity(o.annotations.len());
+                for a in o.annotations {
+                    let content = match (a.annotation_data.content, a.annotation_data.s3_uri) {
+                        (Some(c), _) => Ok(c),
+                        (None, Some(uri)) => fetch_answer(&uri, reader).await,
+                        (None, None) => {
+                            Err("annotationData has neither content nor s3Uri".to_owned())
+                        }
+                    };
+                    answers.push(ResolvedAnswer {
+                        worker_id: a.worker_id,
+                        content,
+                    });
+                }
+                Ok(ResolvedObject {
+                    dataset_object_id: o.dataset_object_id,
+                    data_object: o.data_object,
+                    answers,
+                    prior_label: None,
+                })
+            }
+        };
+        objects.push(object);
+    }
+    objects
+}
+
+async fn fetch_answer(uri: &str, reader: &dyn ObjectReader) -> Result<String, String> {
+    let uri: S3Uri = uri.parse().map_err(|e: S3UriError| e.to_string())?;
+    let bytes = reader.get_object(&uri).await.map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|_| format!("{uri} is not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::FixedClock;
+    use crate::ports::fakes::MemoryObjectStore;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        // Every port here is an in-memory fake whose futures are immediately ready.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    fn clock() -> FixedClock {
+        FixedClock(chrono::Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, 9).unwrap())
+    }
+
+    fn request(payload_uri: &str) -> ConsolidationRequest {
+        serde_json::from_value(json!({
+            "version": "2018-10-06",
+            "labelingJobArn": "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/animals",
+            "labelCategories": ["cat", "dog"],
+            "labelAttributeName": "animal",
+            "roleArn": "arn:aws:iam::111111111111:role/gt",
+            "payload": {"s3Uri": payload_uri},
+            "outputConfig": "s3://bucket/out/animals/annotations"
+        }))
+        .unwrap()
+    }
+
+    fn answer(worker: &str, label: &str) -> serde_json::Value {
+        json!({"workerId": worker, "annotationData": {"content": json!({"crowd-image-classifier": {"label": label}}).to_string()}})
+    }
+
+    fn payload(objects: &[(&str, &[(&str, &str)])]) -> String {
+        let items: Vec<_> = objects
+            .iter()
+            .map(|(id, answers)| {
+                json!({"datasetObjectId": id, "dataObject": {"s3Uri": format!("s3://bucket/{id}.jpg")},
+                       "annotations": answers.iter().map(|(w, l)| answer(w, l)).collect::<Vec<_>>()})
+            })
+            .collect();
+        serde_json::to_string(&items).unwrap()
+    }
+
+    #[test]
+    fn reads_answers_from_s3_and_keeps_worker_quality() {
+        let store = MemoryObjectStore::new();
+        let uri = "s3://bucket/out/animals/annotations/consolidated-annotation/consolidation-request/iteration-1/a.json";
+        let mut body: serde_json::Value = serde_json::from_str(&payload(&[
+            ("0", &[("w1", "cat"), ("w2", "cat")]),
+            ("1", &[("w1", "dog"), ("w2", "dog")]),
+        ]))
+        .unwrap();
+        body[1]["annotations"][1]["annotationData"] =
+            json!({"s3Uri": "s3://bucket/answers/1-w2.json"});
+        store.insert(uri, body.to_string());
+        store.insert(
+            "s3://bucket/answers/1-w2.json",
+            r#"{"crowd-image-classifier":{"label":"dog"}}"#,
+        );
+        let ports = Ports {
+            reader: &store,
+            writer: &store,
+            quality: Some(&store),
+        };
+        let out = block_on(handle_request(
+            &request(uri),
+            ports,
+            &BatchSettings::default(),
+            &clock(),
+        ))
+        .unwrap();
+        assert_eq!(out.entries.len(), 2);
+        assert_eq!(
+            out.entries[1].consolidated_annotation.content["animal"],
+            json!(1)
+        );
+        let state_uri = "s3://bucket/out/animals/annotations/groundwork/worker-quality/animal.json";
+        assert_eq!(
+            out.quality,
+            QualityReport::Saved {
+                uri: state_uri.to_owned(),
+                batches: 1
+            }
+        );
+        let state = JobWorkerQuality::from_json_slice(&store.get(state_uri).unwrap()).unwrap();
+        assert!(state.contains_batch(uri));
+    }
+
+    #[test]
+    fn a_redelivered_batch_gives_the_same_answer_and_replaces_its_contribution() {
+        let store = MemoryObjectStore::new();
+        let uri = "s3://bucket/p/1.json";
+        store.insert(
+            uri,
+            payload(&[("0", &[("w1", "cat"), ("w2", "dog"), ("w3", "cat")])]),
+        );
+        let ports = Ports {
+            reader: &store,
+            writer: &store,
+            quality: Some(&store),
+        };
+        let first = block_on(handle_request(
+            &request(uri),
+            ports,
+            &BatchSettings::default(),
+            &clock(),
+        ))
+        .unwrap();
+        let second = block_on(handle_request(
+            &request(uri),
+            ports,
+            &BatchSettings::default(),
+            &clock(),
+        ))
+        .unwrap();
+        assert_eq!(first.entries, second.entries);
+        assert_eq!(
+            second.quality,
+            QualityReport::Saved {
+                uri: "s3://bucket/out/animals/annotations/groundwork/worker-quality/animal.json"
+                    .to_owned(),
+                batches: 1
+            }
+        );
+    }
+
+    #[test]
+    fn earlier_batches_make_a_lone_worker_confident() {
+        let store = MemoryObjectStore::new();
+        let ports = Ports {
+            reader: &store,
+            writer: &store,
+            quality: Some(&store),
+        };
+        // Batch 1: w1 always agrees with two others.
+        let many: Vec<(String, Vec<(&str, &str)>)> = (0..20)
+            .map(|i| {
+                let l = if i % 2 == 0 { "cat" } else { "dog" };
+                (i.to_string(), vec![("w1", l), ("w2", l), ("w3", l)])
+            })
+            .collect();
+        let objects: Vec<(&str, &[(&str, &str)])> = many
+            .iter()
+            .map(|(id, a)| (id.as_str(), a.as_slice()))
+            .collect();
+        store.insert("s3://bucket/p/1.json", payload(&objects));
+        block_on(handle_request(
+            &request("s3://bucket/p/1.json"),
+            ports,
+            &BatchSettings::default(),
+            &clock(),
+        ))
+        .unwrap();
+        // Batch 2: w1 alone.
+        store.insert("s3://bucket/p/2.json", payload(&[("x", &[("w1", "dog")])]));
+        let out = block_on(handle_request(
+            &request("s3://bucket/p/2.json"),
+            ports,
+            &BatchSettings::default(),
+            &clock(),
+        ))
+        .unwrap();
+        let confidence =
+            out.entries[0].consolidated_annotation.content["animal-metadata"]["confidence"]
+                .as_f64()
+                .unwrap();
+        assert!(
+            confidence > 0.5,
+            "a known good worker alone is trusted: {confidence}"
+        );
+        // Without the earlier batch the same answer is 0.00, as Ground Truth writes.
+        let fresh = MemoryObjectStore::new();
+        fresh.insert("s3://bucket/p/2.json", payload(&[("x", &[("w1", "dog")])]));
+        let ports = Ports {
+            reader: &fresh,
+            writer: &fresh,
+            quality: Some(&fresh),
+        };
+        let out = block_on(handle_request(
+            &request("s3://bucket/p/2.json"),
+            ports,
+            &BatchSettings::default(),
+            &clock(),
+        ))
+        .unwrap();
+        assert_eq!(
+            out.entries[0].consolidated_annotation.content["animal-metadata"]["confidence"],
+            json!(0.0)
+        );
+    }
+
+    #[test]
+    fn corrupt_worker_quality_never_fails_a_batch() {
+        let store = MemoryObjectStore::new();
+        store.insert(
+            "s3://bucket/out/animals/annotations/groundwork/worker-quality/animal.json",
+            "{not json",
+        );
+        store.insert(
+            "s3://bucket/p/1.json",
+            payload(&[("0", &[("w1", "cat"), ("w2", "cat")])]),
+        );
+        let ports = Ports {
+            reader: &store,
+            writer: &store,
+            quality: Some(&store),
+        };
+        let out = block_on(handle_request(
+            &request("s3://bucket/p/1.json"),
+            ports,
+            &BatchSettings::default(),
+            &clock(),
+        ))
+        .unwrap();
+        assert_eq!(out.entries.len(), 1);
+        assert!(matches!(out.quality, QualityReport::Saved { .. }));
+    }
+
+    #[test]
+    fn request_level_errors_have_stable_names() {
+        let store = MemoryObjectStore::new();
+        let ports = Ports {
+            reader: &store,
+            writer: &store,
+            quality: None,
+        };
+        let run = |r: ConsolidationRequest| {
+            block_on(handle_request(
+                &r,
+                ports,
+                &BatchSettings::default(),
+                &clock(),
+            ))
+        };
+        assert_eq!(
+            run(request("s3://bucket/missing.json"))
+                .unwrap_err()
+                .error_type(),
+            "PayloadNotFound"
+        );
+        store.insert("s3://bucket/denied.json", "[]");
+        store.deny("s3://bucket/denied.json");
+        assert_eq!(
+            run(request("s3://bucket/denied.json"))
+                .unwrap_err()
+                .error_type(),
+            "PayloadAccessDenied"
+        );
+        store.insert("s3://bucket/obj.json", "{}");
+        assert_eq!(
+            run(request("s3://bucket/obj.json"))
+                .unwrap_err()
+                .error_type(),
+            "InvalidPayload"
+        );
+        assert_eq!(
+            run(request("not-s3")).unwrap_err().error_type(),
+            "InvalidRequest"
+        );
+        let mut r = request("s3://bucket/x.json");
+        r.payload.s3_uri = None;
+        assert_eq!(run(r).unwrap_err().error_type(), "InvalidRequest");
+    }
+
+    #[test]
+    fn batch_keys_identify_deliveries() {
+        let mut r = request("s3://b/p.json");
+        assert_eq!(batch_key(&r), "s3://b/p.json");
+        r.payload.s3_uri = None;
+        r.payload.content = Some("[]".to_owned());
+        assert!(batch_key(&r).starts_with("sha256:"));
+    }
+}
