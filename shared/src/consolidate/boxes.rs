@@ -1,1 +1,1320 @@
-//! (in progress)
+//! Bounding-box consolidation (`crowd-bounding-box`, and bounding-box adjustment): several workers' boxes for
+//! one image in, one list of boxes with a confidence each out, in Ground Truth's `groundtruth/object-detection`
+//! format (`contracts.md` §4.2).
+//!
+//! ## Algorithm
+//! 1. **Parse** every worker's answer ([`parse_box_answer`]). A malformed answer skips that worker; a malformed
+//!    box (missing or non-numeric field, non-positive size, unknown label, outside the image) drops that box.
+//!    Every skip is returned with its reason ([`Dropped`]). Boxes are clipped to the image. Work is bounded:
+//!    at most [`BoxConfig::max_workers`] workers and [`BoxConfig::max_boxes_per_worker`] boxes per worker.
+//! 2. **Image size**: the size most workers report; a worker reporting another size is skipped (its pixel
+//!    coordinates belong to another picture). Without any, the prior label's size, else the boxes' extent.
+//! 3. **Match** boxes across workers into clusters holding at most one box per worker. Workers are taken in
+//!    order of reliability; each worker's boxes are matched to the current cluster centres by an *optimal*
+//!    assignment ([`kuhn_munkres`]) maximising IoU (plus a small bonus when the labels agree, so that two
+//!    overlapping objects of different classes stay apart), among pairs with IoU ≥ [`BoxConfig::match_iou`].
+//!    The assignment is solved per connected component of the "could match" graph, which keeps it cheap: in
+//!    a typical image every component is a single pair. Then [`BoxConfig::refinement_passes`] passes
+//!    re-match every worker against the fixed robust centres of the previous pass, removing the dependence on
+//!    the order in which workers were seen.
+//! 4. **Keep** a cluster when the weights of the workers who drew it reach [`BoxConfig::quorum`] of the total
+//!    weight of all usable workers (a worker who drew nothing votes against every box). With the default
+//!    quorum of one half and unknown workers this is "at least half of the workers drew it"; one worker's
+//!    boxes are all kept.
+//! 5. **Box**: the weighted median of each edge (left, top, right, bottom), robust to one sloppy worker.
+//!    **Class**: weighted vote, ties to the smaller class id.
+//! 6. **Confidence** per box, the product of three probabilities: that the object exists (one-coin
+//!    log-odds of the workers who drew it against those who did not), that the class is right (weighted
+//!    share of the winning class) and that the box is well placed (from the members' mean IoU with the
+//!    consolidated box). Rounded to two decimals; `0.00` for a lone worker of unknown reliability, like
+//!    Ground Truth, or the worker's reliability when it is known.
+//!
+//! Class ids are positions in the job's label list; when the job has none, ids follow the sorted labels seen.
+//! Adjustment jobs also get `adjustment-status`: `adjusted` when a worker reports `initialValueModified` or
+//! the consolidated boxes differ from the prior label (by class, count, or more than one pixel).
+
+pub mod crowd;
+
+use std::collections::{BTreeSet, HashMap};
+
+use pathfinding::prelude::{Matrix, kuhn_munkres};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
+use crowd::{ReasonLog, existence_probability, round_confidence, vote_posterior, weighted_median};
+
+/// Ground Truth's `type` for bounding-box labels.
+pub const OBJECT_DETECTION_TYPE: &str = "groundtruth/object-detection";
+
+/// Why a worker's whole bounding-box answer is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BoxAnswerError {
+    /// The answer is not an object.
+    #[error("the answer is not a JSON object")]
+    NotAnObject,
+    /// `boundingBoxes` is there but neither a list nor `null`.
+    #[error("`boundingBoxes` is neither a list nor null")]
+    BoxesNotAList,
+    /// `inputImageProperties` is there but has no usable size.
+    #[error("`inputImageProperties` has no positive `width` and `height`")]
+    BadImageSize,
+}
+
+/// Why a worker's answer was skipped during consolidation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BoxWorkerProblem {
+    /// The answer could not be parsed.
+    #[error(transparent)]
+    Unparseable(#[from] BoxAnswerError),
+    /// The worker saw an image of another size than most workers did.
+    #[error("image size {got} differs from the {expected} most workers reported")]
+    ImageSizeMismatch {
+        /// What the worker reported.
+        got: ImageSize,
+        /// What most workers reported.
+        expected: ImageSize,
+    },
+    /// More workers than [`BoxConfig::max_workers`].
+    #[error("more than {0} workers answered; the rest are ignored")]
+    TooManyWorkers(usize),
+}
+
+/// Why one drawn box was left out.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BoxProblem {
+    /// The list item is not an object.
+    #[error("the box is not a JSON object")]
+    NotAnObject,
+    /// A coordinate is missing, not a number or not finite.
+    #[error("`{0}` is missing or not a finite number")]
+    BadNumber(&'static str),
+    /// `label` is missing or not a string.
+    #[error("`label` is missing or not a string")]
+    BadLabel,
+    /// The label is not one of the job's labels.
+    #[error("label `{0}` is not one of the job's labels")]
+    UnknownLabel(String),
+    /// Width or height is zero or negative.
+    #[error("non-positive size {width}x{height}")]
+    NonPositiveSize {
+        /// Drawn width.
+        width: f64,
+        /// Drawn height.
+        height: f64,
+    },
+    /// Less than a pixel of the box is inside the image.
+    #[error("the box lies outside the {0} image")]
+    OutsideImage(ImageSize),
+    /// The worker drew more than [`BoxConfig::max_boxes_per_worker`] boxes.
+    #[error("over the cap of {0} boxes per worker")]
+    OverCap(usize),
+}
+
+/// Image size in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct ImageSize {
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+impl std::fmt::Display for ImageSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+/// One box as a worker drew it (pixels, origin top-left), borrowing its label from the answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrawnBox<'a> {
+    /// Position in the worker's `boundingBoxes` list.
+    pub index: usize,
+    /// The label the worker chose.
+    pub label: &'a str,
+    /// Left edge.
+    pub left: f64,
+    /// Top edge.
+    pub top: f64,
+    /// Width.
+    pub width: f64,
+    /// Height.
+    pub height: f64,
+}
+
+/// One worker's parsed `crowd-bounding-box` answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoxAnswer<'a> {
+    /// The well-formed boxes (not yet checked against the image or the labels).
+    pub boxes: Vec<DrawnBox<'a>>,
+    /// Malformed boxes: position in the list and problem.
+    pub rejected: Vec<(usize, BoxProblem)>,
+    /// `inputImageProperties`, when present.
+    pub image_size: Option<ImageSize>,
+    /// `initialValueModified` (adjustment tasks only).
+    pub initial_value_modified: Option<bool>,
+}
+
+/// Parses a worker's answer object
+/// (`{"boundingBoxes":[{"height","label","left","top","width"}…],"inputImageProperties":{"height","width"}}`).
+/// Numbers may be integers or floats; `boundingBoxes` may be absent or `null` (nothing drawn).
+pub fn parse_box_answer(answer: &Value) -> Result<BoxAnswer<'_>, BoxAnswerError> {
+    let object = answer.as_object().ok_or(BoxAnswerError::NotAnObject)?;
+    let image_size = match object.get("inputImageProperties") {
+        None | Some(Value::Null) => None,
+        Some(properties) => Some(parse_image_size(properties).ok_or(BoxAnswerError::BadImageSize)?),
+    };
+    let initial_value_modified = object.get("initialValueModified").and_then(parse_flag);
+    let mut boxes = Vec::new();
+    let mut rejected = Vec::new();
+    match object.get("boundingBoxes") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            boxes.reserve(items.len());
+            for (index, item) in items.iter().enumerate() {
+                match parse_drawn_box(index, item) {
+                    Ok(drawn) => boxes.push(drawn),
+                    Err(problem) => rejected.push((index, problem)),
+                }
+            }
+        }
+        Some(_) => return Err(BoxAnswerError::BoxesNotAList),
+    }
+    Ok(BoxAnswer {
+        boxes,
+        rejected,
+        image_size,
+        initial_value_modified,
+    })
+}
+
+/// `true`/`false`, also as the strings Liquid templates sometimes produce.
+pub(crate) fn parse_flag(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(flag) => Some(*flag),
+        Value::String(text) if text.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(text) if text.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+/// `{"width": w, "height": h}` with positive sizes that fit a `u32` (floats are rounded).
+pub(crate) fn parse_image_size(properties: &Value) -> Option<ImageSize> {
+    let side = |key: &str| {
+        let value = properties.get(key)?.as_f64()?.round();
+        (value >= 1.0 && value <= f64::from(u32::MAX)).then_some(value as u32)
+    };
+    Some(ImageSize {
+        width: side("width")?,
+        height: side("height")?,
+    })
+}
+
+fn parse_drawn_box(index: usize, item: &Value) -> Result<DrawnBox<'_>, BoxProblem> {
+    let object = item.as_object().ok_or(BoxProblem::NotAnObject)?;
+    let number = |key: &'static str| {
+        object
+            .get(key)
+            .and_then(Value::as_f64)
+            .filter(|value| value.is_finite())
+            .ok_or(BoxProblem::BadNumber(key))
+    };
+    let drawn = DrawnBox {
+        index,
+        label: object
+            .get("label")
+            .and_then(Value::as_str)
+            .ok_or(BoxProblem::BadLabel)?,
+        left: number("left")?,
+        top: number("top")?,
+        width: number("width")?,
+        height: number("height")?,
+    };
+    if drawn.width <= 0.0 || drawn.height <= 0.0 {
+        return Err(BoxProblem::NonPositiveSize {
+            width: drawn.width,
+            height: drawn.height,
+        });
+    }
+    Ok(drawn)
+}
+
+/// Tuning of [`consolidate_boxes`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoxConfig {
+    /// Least IoU for two workers' boxes to count as the same object. Lower than the 0.5 used to score
+    /// detections, because two sloppy boxes of the same object overlap each other less than either
+    /// overlaps the object.
+    pub match_iou: f64,
+    /// Added to a candidate pair's IoU when the labels agree, so that the assignment prefers same-class
+    /// pairs among overlapping objects. Does not let a pair below [`Self::match_iou`] match.
+    pub same_label_bonus: f64,
+    /// Share of the total worker weight that must have drawn a box for it to be kept.
+    pub quorum: f64,
+    /// Reliability assumed for workers of unknown quality.
+    pub neutral_reliability: f64,
+    /// Chance that a worker of neutral reliability draws an object that is there (for the confidence's
+    /// existence probability).
+    pub worker_recall: f64,
+    /// Chance that a worker draws a box where another worker's spurious box is (for the same). Spurious
+    /// boxes rarely coincide, so two workers agreeing on a box is strong evidence, while one worker
+    /// missing it is weak evidence against.
+    pub false_alarm_rate: f64,
+    /// Chance that a neutral worker picks the right class (for the confidence's class probability).
+    pub label_accuracy: f64,
+    /// Passes re-matching all workers against fixed robust centres after the first, greedy-order pass.
+    pub refinement_passes: usize,
+    /// Boxes kept per worker; the rest are dropped (bounds the matching work: a worker's boxes are matched
+    /// by a cubic assignment in the worst case).
+    pub max_boxes_per_worker: usize,
+    /// Workers considered per object; later answers are skipped.
+    pub max_workers: usize,
+    /// Least width and height, in pixels, of a box after clipping to the image.
+    pub min_box_side: f64,
+}
+
+impl Default for BoxConfig {
+    fn default() -> Self {
+        Self {
+            match_iou: 0.4,
+            same_label_bonus: 0.1,
+            quorum: 0.4,
+            neutral_reliability: crowd::NEUTRAL_RELIABILITY,
+            worker_recall: 0.85,
+            false_alarm_rate: 0.02,
+            label_accuracy: 0.85,
+            refinement_passes: 2,
+            max_boxes_per_worker: 200,
+            max_workers: 32,
+            min_box_side: 1.0,
+        }
+    }
+}
+
+/// What the job contributes to consolidating one object.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BoxJob<'a> {
+    /// The job's labels in label-category order (class id = position). Empty when the job has no label
+    /// file: class ids then follow the sorted labels the workers used.
+    pub labels: &'a [String],
+    /// Whether this is a bounding-box adjustment job (then `adjustment-status` is written).
+    pub adjustment: bool,
+    /// The prior `<LAN>` value from the manifest line (adjustment jobs), in the same output format. Class ids
+    /// are compared as they are, so the prior job must have used the same label list.
+    pub prior_label: Option<&'a Value>,
+}
+
+/// `adjustment-status` of an adjustment job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdjustmentStatus {
+    /// A worker changed the prior label, or the result differs from it.
+    Adjusted,
+    /// The prior label stands.
+    Unadjusted,
+}
+
+impl AdjustmentStatus {
+    /// The metadata value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Adjusted => "adjusted",
+            Self::Unadjusted => "unadjusted",
+        }
+    }
+}
+
+/// One consolidated box.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsolidatedBox {
+    /// Class id (position in the label list).
+    pub class_id: usize,
+    /// The class name.
+    pub class_name: String,
+    /// Left edge, pixels.
+    pub left: i64,
+    /// Top edge.
+    pub top: i64,
+    /// Width.
+    pub width: i64,
+    /// Height.
+    pub height: i64,
+    /// Calibrated confidence, two decimals.
+    pub confidence: f64,
+    /// How many workers drew this box.
+    pub workers: usize,
+}
+
+/// The consolidated label of one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoxConsolidation {
+    /// The `<LAN>` value: `{"image_size":[…],"annotations":[…]}`.
+    pub label: Value,
+    /// The task-specific `<LAN>-metadata` keys: `objects`, `class-map` and, for adjustment jobs,
+    /// `adjustment-status`. The caller adds `type`, `job-name`, `human-annotated` and `creation-date`.
+    pub metadata: Map<String, Value>,
+    /// The boxes, in output order (top, then left).
+    pub boxes: Vec<ConsolidatedBox>,
+    /// The image size written in `image_size`.
+    pub image_size: ImageSize,
+    /// For adjustment jobs.
+    pub adjustment_status: Option<AdjustmentStatus>,
+    /// Answers and boxes left out, with reasons.
+    pub dropped: Vec<Dropped>,
+    /// Per-worker agreement with the result (empty with fewer than two usable workers). Boxes count as
+    /// units: `agreed` = consolidated boxes the worker drew with the winning class, `total` = the worker's
+    /// usable boxes plus the consolidated boxes it missed.
+    pub agreements: Vec<WorkerAgreement>,
+}
+
+/// Axis-aligned rectangle by its edges.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Rect {
+    pub(crate) left: f64,
+    pub(crate) top: f64,
+    pub(crate) right: f64,
+    pub(crate) bottom: f64,
+}
+
+impl Rect {
+    pub(crate) fn from_xywh(left: f64, top: f64, width: f64, height: f64) -> Self {
+        Self {
+            left,
+            top,
+            right: left + width,
+            bottom: top + height,
+        }
+    }
+
+    fn area(&self) -> f64 {
+        (self.right - self.left).max(0.0) * (self.bottom - self.top).max(0.0)
+    }
+
+    /// Intersection over union; 0 for disjoint or empty boxes.
+    pub(crate) fn iou(&self, other: &Rect) -> f64 {
+        let width = self.right.min(other.right) - self.left.max(other.left);
+        let height = self.bottom.min(other.bottom) - self.top.max(other.top);
+        if width <= 0.0 || height <= 0.0 {
+            return 0.0;
+        }
+        let intersection = width * height;
+        let union = self.area() + other.area() - intersection;
+        if union > 0.0 {
+            intersection / union
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A usable box of a usable worker, ready for matching. Spans reuse it as one-pixel-high boxes, whose IoU
+/// is the Jaccard index of the character ranges.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Candidate {
+    /// Index into the usable workers.
+    pub(crate) worker: usize,
+    pub(crate) rect: Rect,
+    /// Index into the class table.
+    pub(crate) class: usize,
+}
+
+/// How [`cluster_candidates`] matches (shared with span clustering).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MatchParams {
+    /// Least IoU (Jaccard) of a matching pair.
+    pub(crate) min_overlap: f64,
+    /// Added to a pair's score when the classes agree.
+    pub(crate) same_label_bonus: f64,
+    /// Re-matching passes against fixed robust centres.
+    pub(crate) refinement_passes: usize,
+}
+
+impl From<&BoxConfig> for MatchParams {
+    fn from(config: &BoxConfig) -> Self {
+        Self {
+            min_overlap: config.match_iou,
+            same_label_bonus: config.same_label_bonus,
+            refinement_passes: config.refinement_passes,
+        }
+    }
+}
+
+/// A cluster's centre as the matcher sees it.
+#[derive(Debug, Clone, Copy)]
+struct Centre {
+    rect: Rect,
+    class: usize,
+}
+
+/// Consolidates the workers' boxes for one image. Fails only when no worker answer is usable.
+pub fn consolidate_boxes(
+    workers: &[WorkerAnswer<'_>],
+    job: &BoxJob<'_>,
+    config: &BoxConfig,
+) -> Result<BoxConsolidation, NoUsableAnswer> {
+    let mut dropped = Vec::new();
+
+    // 1. Parse, within the worker cap.
+    let mut parsed: Vec<(&WorkerAnswer<'_>, BoxAnswer<'_>)> = Vec::with_capacity(workers.len());
+    for (position, worker) in workers.iter().enumerate() {
+        if position >= config.max_workers {
+            dropped.push(Dropped::worker(
+                worker.worker_id,
+                BoxWorkerProblem::TooManyWorkers(config.max_workers),
+            ));
+            continue;
+        }
+        match parse_box_answer(worker.answer) {
+            Ok(answer) => parsed.push((worker, answer)),
+            Err(error) => dropped.push(Dropped::worker(
+                worker.worker_id,
+                BoxWorkerProblem::from(error),
+            )),
+        }
+    }
+
+    // 2. Image size, and workers who saw another image.
+    let prior_size = job.prior_label.and_then(prior_image_size);
+    let reported_size = most_common(parsed.iter().filter_map(|(_, answer)| answer.image_size));
+    if let Some(expected) = reported_size {
+        parsed.retain(|(worker, answer)| match answer.image_size {
+            Some(got) if got != expected => {
+                dropped.push(Dropped::worker(
+                    worker.worker_id,
+                    BoxWorkerProblem::ImageSizeMismatch { got, expected },
+                ));
+                false
+            }
+            _ => true,
+        });
+    }
+    if parsed.is_empty() {
+        return Err(NoUsableAnswer { dropped });
+    }
+    let known_size = reported_size.or(prior_size);
+
+    // 3. Class table.
+    let seen_labels: Vec<&str>;
+    let class_names: Vec<&str> = if job.labels.is_empty() {
+        seen_labels = parsed
+            .iter()
+            .flat_map(|(_, answer)| answer.boxes.iter().map(|drawn| drawn.label))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        seen_labels.clone()
+    } else {
+        job.labels.iter().map(String::as_str).collect()
+    };
+    let class_lookup = ClassLookup::new(&class_names);
+
+    // 4. Usable boxes: known label, clipped to the image, within the cap.
+    let mut candidates: Vec<Vec<Candidate>> = Vec::with_capacity(parsed.len());
+    let mut weights = Vec::with_capacity(parsed.len());
+    for (usable_index, (worker, answer)) in parsed.iter().enumerate() {
+        let mut reasons = ReasonLog::new(worker.worker_id);
+        for (index, problem) in &answer.rejected {
+            reasons.push(&mut dropped, *index, problem);
+        }
+        let mut boxes = Vec::with_capacity(answer.boxes.len().min(config.max_boxes_per_worker));
+        let mut over_cap = 0usize;
+        for drawn in &answer.boxes {
+            let Some(class) = class_lookup.find(drawn.label) else {
+                reasons.push(
+                    &mut dropped,
+                    drawn.index,
+                    BoxProblem::UnknownLabel(drawn.label.to_owned()),
+                );
+                continue;
+            };
+            let rect = Rect::from_xywh(drawn.left, drawn.top, drawn.width, drawn.height);
+            let Some(rect) = clip(rect, known_size, config.min_box_side) else {
+                let problem = known_size.map_or(
+                    BoxProblem::NonPositiveSize {
+                        width: drawn.width,
+                        height: drawn.height,
+                    },
+                    BoxProblem::OutsideImage,
+                );
+                reasons.push(&mut dropped, drawn.index, problem);
+                continue;
+            };
+            if boxes.len() >= config.max_boxes_per_worker {
+                over_cap += 1;
+                continue;
+            }
+            boxes.push(Candidate {
+                worker: usable_index,
+                rect,
+                class,
+            });
+        }
+        reasons.finish(&mut dropped);
+        if over_cap > 0 {
+            dropped.push(Dropped::worker(
+                worker.worker_id,
+                format!(
+                    "{over_cap} boxes dropped: {}",
+                    BoxProblem::OverCap(config.max_boxes_per_worker)
+                ),
+            ));
+        }
+        candidates.push(boxes);
+        weights.push(crowd::vote_weight(
+            worker.reliability,
+            config.neutral_reliability,
+        ));
+    }
+
+    // 5. Match, keep, and centre.
+    let clusters = cluster_candidates(&candidates, &weights, MatchParams::from(config));
+    let total_weight: f64 = weights.iter().sum();
+    let lone_worker = parsed.len() == 1;
+    let image_size = known_size.unwrap_or_else(|| extent_of(&candidates));
+    let mut kept: Vec<(Vec<Candidate>, Rect)> = Vec::new();
+    for members in clusters {
+        let support: f64 = members.iter().map(|member| weights[member.worker]).sum();
+        if !lone_worker && support + 1e-9 < config.quorum * total_weight {
+            continue;
+        }
+        if let Some(centre) = robust_centre(&members, &weights) {
+            kept.push((members, centre));
+        }
+    }
+    let centres = precision_weighted_centres(&kept, &weights, parsed.len());
+
+    let mut consolidated = Vec::with_capacity(kept.len());
+    let mut kept_members: Vec<(Vec<Candidate>, usize)> = Vec::with_capacity(kept.len());
+    for ((members, _), centre) in kept.into_iter().zip(centres) {
+        let Some(rect) = clip(centre, Some(image_size), 0.0) else {
+            continue;
+        };
+        let (class, _) = vote_class(&members, &weights);
+        let confidence = if lone_worker {
+            parsed
+                .first()
+                .and_then(|(worker, _)| worker.reliability)
+                .filter(|p| p.is_finite())
+                .unwrap_or(0.0)
+        } else {
+            box_confidence(&members, &weights, rect, class, class_names.len(), config)
+        };
+        let (left, top, width, height) = to_pixels(rect, image_size);
+        consolidated.push(ConsolidatedBox {
+            class_id: class,
+            class_name: class_names
+                .get(class)
+                .copied()
+                .unwrap_or_default()
+                .to_owned(),
+            left,
+            top,
+            width,
+            height,
+            confidence: round_confidence(confidence),
+            workers: members.len(),
+        });
+        kept_members.push((members, class));
+    }
+
+    // Output order: top, then left, then class; agreements follow the same boxes.
+    let mut order: Vec<usize> = (0..consolidated.len()).collect();
+    order.sort_by_key(|&i| {
+        let b = &consolidated[i];
+        (b.top, b.left, b.class_id, b.width, b.height)
+    });
+    let boxes: Vec<ConsolidatedBox> = order.iter().map(|&i| consolidated[i].clone()).collect();
+
+    let agreements = if parsed.len() >= 2 {
+        worker_agreements(&parsed, &candidates, &kept_members)
+    } else {
+        Vec::new()
+    };
+
+    let adjustment_status = job.adjustment.then(|| {
+        let modified = parsed
+            .iter()
+            .any(|(_, answer)| answer.initial_value_modified == Some(true));
+        let differs = job
+            .prior_label
+            .is_some_and(|prior| differs_from_prior(&boxes, prior));
+        if modified || differs {
+            AdjustmentStatus::Adjusted
+        } else {
+            AdjustmentStatus::Unadjusted
+        }
+    });
+
+    Ok(BoxConsolidation {
+        label: label_value(&boxes, image_size),
+        metadata: metadata_value(&boxes, adjustment_status),
+        boxes,
+        image_size,
+        adjustment_status,
+        dropped,
+        agreements,
+    })
+}
+
+/// Label → class id, by linear search for short lists and a hash map for long ones.
+struct ClassLookup<'a> {
+    names: &'a [&'a str],
+    index: Option<HashMap<&'a str, usize>>,
+}
+
+impl<'a> ClassLookup<'a> {
+    fn new(names: &'a [&'a str]) -> Self {
+        let index = (names.len() > 16).then(|| {
+            let mut index = HashMap::with_capacity(names.len());
+            for (id, name) in names.iter().enumerate() {
+                index.entry(*name).or_insert(id);
+            }
+            index
+        });
+        Self { names, index }
+    }
+
+    fn find(&self, label: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(label).copied(),
+            None => self.names.iter().position(|name| *name == label),
+        }
+    }
+}
+
+/// The most frequent value, ties to the first seen.
+fn most_common(values: impl Iterator<Item = ImageSize>) -> Option<ImageSize> {
+    let mut counts: Vec<(ImageSize, usize)> = Vec::new();
+    for value in values {
+        match counts.iter_mut().find(|(seen, _)| *seen == value) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((value, 1)),
+        }
+    }
+    let best = counts.iter().map(|(_, count)| *count).max()?;
+    counts
+        .into_iter()
+        .find(|(_, count)| *count == best)
+        .map(|(value, _)| value)
+}
+
+fn prior_image_size(prior: &Value) -> Option<ImageSize> {
+    parse_image_size(prior.get("image_size")?.get(0)?)
+}
+
+/// Clips to the image (or to the non-negative quadrant when its size is unknown); `None` when less than
+/// `min_side` pixels remain in either direction.
+fn clip(rect: Rect, image: Option<ImageSize>, min_side: f64) -> Option<Rect> {
+    let (max_x, max_y) = image.map_or((f64::INFINITY, f64::INFINITY), |size| {
+        (f64::from(size.width), f64::from(size.height))
+    });
+    let clipped = Rect {
+        left: rect.left.clamp(0.0, max_x),
+        top: rect.top.clamp(0.0, max_y),
+        right: rect.right.clamp(0.0, max_x),
+        bottom: rect.bottom.clamp(0.0, max_y),
+    };
+    let wide_enough = clipped.right - clipped.left >= min_side.max(f64::MIN_POSITIVE);
+    let tall_enough = clipped.bottom - clipped.top >= min_side.max(f64::MIN_POSITIVE);
+    (wide_enough && tall_enough && clipped.right.is_finite() && clipped.bottom.is_finite())
+        .then_some(clipped)
+}
+
+/// When nobody reported the image size: the smallest image holding every box.
+fn extent_of(candidates: &[Vec<Candidate>]) -> ImageSize {
+    let (mut width, mut height) = (1.0f64, 1.0f64);
+    for candidate in candidates.iter().flatten() {
+        width = width.max(candidate.rect.right.ceil());
+        height = height.max(candidate.rect.bottom.ceil());
+    }
+    ImageSize {
+        width: width.min(f64::from(u32::MAX)) as u32,
+        height: height.min(f64::from(u32::MAX)) as u32,
+    }
+}
+
+/// Integer left, top, width, height: edges are rounded (so adjacent boxes stay adjacent), sides are at least
+/// one pixel and stay inside the image.
+fn to_pixels(rect: Rect, image: ImageSize) -> (i64, i64, i64, i64) {
+    let (max_x, max_y) = (i64::from(image.width), i64::from(image.height));
+    let left = (rect.left.round() as i64).clamp(0, (max_x - 1).max(0));
+    let top = (rect.top.round() as i64).clamp(0, (max_y - 1).max(0));
+    let right = (rect.right.round() as i64).clamp(left + 1, max_x.max(left + 1));
+    let bottom = (rect.bottom.round() as i64).clamp(top + 1, max_y.max(top + 1));
+    (left, top, right - left, bottom - top)
+}
+
+/// Groups the candidates (one list per worker) into clusters of at most one box per worker (see the module
+/// docs, step 3).
+pub(crate) fn cluster_candidates(
+    candidates: &[Vec<Candidate>],
+    weights: &[f64],
+    config: MatchParams,
+) -> Vec<Vec<Candidate>> {
+    // Most reliable first, then as given; the refinement passes undo most of the order's influence.
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
+
+    let mut clusters = match_workers(candidates, &order, weights, &[], config);
+    for _ in 0..config.refinement_passes {
+        let anchors: Vec<Centre> = clusters
+            .iter()
+            .filter_map(|members| {
+                Some(Centre {
+                    rect: robust_centre(members, weights)?,
+                    class: vote_class(members, weights).0,
+                })
+            })
+            .collect();
+        let refined = match_workers(candidates, &order, weights, &anchors, config);
+        let unchanged = same_clusters(&clusters, &refined);
+        clusters = refined;
+        if unchanged {
+            break;
+        }
+    }
+    clusters
+}
+
+/// One matching pass: every worker in `order` is matched against the clusters so far. Clusters start from
+/// `anchors` (fixed centres), if any; clusters opened during the pass are centred on their members' mean.
+fn match_workers(
+    candidates: &[Vec<Candidate>],
+    order: &[usize],
+    weights: &[f64],
+    anchors: &[Centre],
+    config: MatchParams,
+) -> Vec<Vec<Candidate>> {
+    let mut clusters: Vec<Vec<Candidate>> = vec![Vec::new(); anchors.len()];
+    let mut centres: Vec<Centre> = anchors.to_vec();
+    for &worker in order {
+        let boxes = &candidates[worker];
+        if boxes.is_empty() {
+            continue;
+        }
+        let assignment = assign(&centres, boxes, config);
+        for (candidate, target) in boxes.iter().zip(assignment) {
+            match target {
+                Some(cluster) => clusters[cluster].push(*candidate),
+                None => {
+                    clusters.push(vec![*candidate]);
+                    centres.push(Centre {
+                        rect: candidate.rect,
+                        class: candidate.class,
+                    });
+                }
+            }
+        }
+        // Clusters without a fixed anchor follow their members' weighted mean.
+        for (index, members) in clusters.iter().enumerate().skip(anchors.len()) {
+            if members.len() > 1 {
+                centres[index] = Centre {
+                    rect: mean_centre(members, weights),
+                    class: vote_class(members, weights).0,
+                };
+            }
+        }
+    }
+    clusters.retain(|members| !members.is_empty());
+    clusters
+}
+
+fn same_clusters(a: &[Vec<Candidate>], b: &[Vec<Candidate>]) -> bool {
+    let key = |clusters: &[Vec<Candidate>]| {
+        let mut keys: Vec<Vec<(usize, u64, u64)>> = clusters
+            .iter()
+            .map(|members| {
+                let mut key: Vec<(usize, u64, u64)> = members
+                    .iter()
+                    .map(|m| (m.worker, m.rect.left.to_bits(), m.rect.top.to_bits()))
+                    .collect();
+                key.sort_unstable();
+                key
+            })
+            .collect();
+        keys.sort_unstable();
+        keys
+    };
+    a.len() == b.len() && key(a) == key(b)
+}
+
+/// Optimal one-to-one assignment of a worker's boxes to cluster centres: for each box, its cluster or
+/// `None`. Only pairs with IoU ≥ `match_iou` can match; the assignment maximises the summed IoU (plus the
+/// same-label bonus), solved separately on each connected component of the candidate-pair graph.
+fn assign(centres: &[Centre], boxes: &[Candidate], config: MatchParams) -> Vec<Option<usize>> {
+    let mut result = vec![None; boxes.len()];
+    // Candidate pairs (centre, box, score).
+    let mut edges: Vec<(usize, usize, f64)> = Vec::new();
+    for (b, candidate) in boxes.iter().enumerate() {
+        for (c, centre) in centres.iter().enumerate() {
+            let iou = centre.rect.iou(&candidate.rect);
+            if iou >= config.min_overlap && iou > 0.0 {
+                let bonus = if centre.class == candidate.class {
+                    config.same_label_bonus.max(0.0)
+                } else {
+                    0.0
+                };
+                edges.push((c, b, iou + bonus));
+            }
+        }
+    }
+    if edges.is_empty() {
+        return result;
+    }
+
+    // Union-find over centres (0..C) and boxes (C..C+B).
+    let offset = centres.len();
+    let mut parent: Vec<usize> = (0..offset + boxes.len()).collect();
+    fn find(parent: &mut [usize], mut node: usize) -> usize {
+        while parent[node] != node {
+            parent[node] = parent[parent[node]];
+            node = parent[node];
+        }
+        node
+    }
+    for &(c, b, _) in &edges {
+        let (root_c, root_b) = (find(&mut parent, c), find(&mut parent, offset + b));
+        if root_c != root_b {
+            parent[root_c] = root_b;
+        }
+    }
+    let mut components: HashMap<usize, Vec<(usize, usize, f64)>> = HashMap::new();
+    for &edge in &edges {
+        let root = find(&mut parent, edge.0);
+        components.entry(root).or_default().push(edge);
+    }
+
+    for component in components.into_values() {
+        if let [(c, b, _)] = component[..] {
+            result[b] = Some(c);
+            continue;
+        }
+        let mut rows: Vec<usize> = component.iter().map(|e| e.0).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let mut columns: Vec<usize> = component.iter().map(|e| e.1).collect();
+        columns.sort_unstable();
+        columns.dedup();
+        // kuhn_munkres needs rows ≤ columns: put the smaller side in the rows.
+        let transposed = rows.len() > columns.len();
+        let (row_ids, column_ids) = if transposed {
+            (&columns, &rows)
+        } else {
+            (&rows, &columns)
+        };
+        let mut scores = Matrix::new(row_ids.len(), column_ids.len(), 0i64);
+        for &(c, b, score) in &component {
+            let (row_id, column_id) = if transposed { (b, c) } else { (c, b) };
+            let (Ok(row), Ok(column)) = (
+                row_ids.binary_search(&row_id),
+                column_ids.binary_search(&column_id),
+            ) else {
+                continue;
+            };
+            // Integer weights (kuhn_munkres needs an ordered type); scores are at most ~1.x.
+            scores[(row, column)] = (score * 1_000_000.0).round() as i64;
+        }
+        let (_, chosen) = kuhn_munkres(&scores);
+        for (row, &column) in chosen.iter().enumerate() {
+            if scores[(row, column)] <= 0 {
+                continue; // not a real candidate pair, only filler of the square problem
+            }
+            let (c, b) = if transposed {
+                (column_ids[column], row_ids[row])
+            } else {
+                (row_ids[row], column_ids[column])
+            };
+            result[b] = Some(c);
+        }
+    }
+    result
+}
+
+pub(crate) fn mean_centre(members: &[Candidate], weights: &[f64]) -> Rect {
+    let mut sums = [0.0f64; 4];
+    let mut total = 0.0;
+    for member in members {
+        let weight = weights[member.worker];
+        sums[0] += weight * member.rect.left;
+        sums[1] += weight * member.rect.top;
+        sums[2] += weight * member.rect.right;
+        sums[3] += weight * member.rect.bottom;
+        total += weight;
+    }
+    if total <= 0.0 {
+        return members.first().map_or(
+            Rect {
+                left: 0.0,
+                top: 0.0,
+                right: 0.0,
+                bottom: 0.0,
+            },
+            |member| member.rect,
+        );
+    }
+    Rect {
+        left: sums[0] / total,
+        top: sums[1] / total,
+        right: sums[2] / total,
+        bottom: sums[3] / total,
+    }
+}
+
+/// Weighted median of each edge; `None` for an empty cluster or a degenerate result.
+pub(crate) fn robust_centre(members: &[Candidate], weights: &[f64]) -> Option<Rect> {
+    if members.len() <= 2 {
+        let rect = mean_centre(members, weights);
+        return (!members.is_empty() && rect.right > rect.left && rect.bottom > rect.top)
+            .then_some(rect);
+    }
+    let mut values: Vec<(f64, f64)> = Vec::with_capacity(members.len());
+    let mut edge = |pick: fn(&Rect) -> f64| {
+        values.clear();
+        values.extend(
+            members
+                .iter()
+                .map(|member| (pick(&member.rect), weights[member.worker])),
+        );
+        weighted_median(&mut values)
+    };
+    let rect = Rect {
+        left: edge(|r| r.left)?,
+        top: edge(|r| r.top)?,
+        right: edge(|r| r.right)?,
+        bottom: edge(|r| r.bottom)?,
+    };
+    (rect.right > rect.left && rect.bottom > rect.top).then_some(rect)
+}
+
+/// Normalised edge residuals of one member against its cluster's centre (edge offset / box side).
+fn residuals(member: &Rect, centre: &Rect) -> [f64; 4] {
+    let width = (centre.right - centre.left).max(1.0);
+    let height = (centre.bottom - centre.top).max(1.0);
+    [
+        (member.left - centre.left) / width,
+        (member.top - centre.top) / height,
+        (member.right - centre.right) / width,
+        (member.bottom - centre.bottom) / height,
+    ]
+}
+
+/// Median absolute value, scaled to a Gaussian standard deviation (×1.4826).
+fn robust_scale(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    for value in values.iter_mut() {
+        *value = value.abs();
+    }
+    let middle = values.len() / 2;
+    let (_, median, _) = values.select_nth_unstable_by(middle, f64::total_cmp);
+    Some(*median * 1.4826)
+}
+
+/// Final box edges: every edge is the mean of the members' edges weighted by reliability × precision, where
+/// a worker's precision (1 / its edge noise²) is estimated from how far *all* its boxes in this image sit
+/// from the robust centres (a robust scale, shrunk toward the crowd's), and a member whose edge sits more
+/// than 1.5 of its own noise scales away (a slip) is down-weighted Huber-style. Two rounds: the second
+/// re-estimates the noise against the first round's centres. This is what lets the
+/// consensus beat even the most precise single worker: a careful worker's edges count several times more
+/// than a sloppy one's, without anyone saying who is careful.
+fn precision_weighted_centres(
+    kept: &[(Vec<Candidate>, Rect)],
+    weights: &[f64],
+    worker_count: usize,
+) -> Vec<Rect> {
+    /// Re-estimations of the workers' noise against the improved centres.
+    const ROUNDS: usize = 2;
+    let mut centres: Vec<Rect> = kept.iter().map(|(_, centre)| *centre).collect();
+    for _ in 0..ROUNDS {
+        centres = precision_step(kept, &centres, weights, worker_count);
+    }
+    centres
+}
+
+fn precision_step(
+    kept: &[(Vec<Candidate>, Rect)],
+    centres: &[Rect],
+    weights: &[f64],
+    worker_count: usize,
+) -> Vec<Rect> {
+    /// Pseudo-residuals at the crowd's scale added to every worker's own (shrinkage).
+    const PRIOR_RESIDUALS: f64 = 4.0;
+    /// Residuals beyond this many of the worker's own noise scales are down-weighted (Huber).
+    const HUBER: f64 = 1.5;
+    /// No worker is assumed more precise than this (share of the box side).
+    const MIN_SCALE: f64 = 0.005;
+
+    let mut per_worker: Vec<Vec<f64>> = vec![Vec::new(); worker_count];
+    let mut pooled: Vec<f64> = Vec::new();
+    for ((members, _), centre) in kept.iter().zip(centres) {
+        if members.len() < 3 {
+            continue; // with two boxes, both residuals mirror each other and say nothing about who is right
+        }
+        for member in members {
+            let residuals = residuals(&member.rect, centre);
+            per_worker[member.worker].extend_from_slice(&residuals);
+            pooled.extend_from_slice(&residuals);
+        }
+    }
+    let Some(pooled_scale) = robust_scale(&mut pooled) else {
+        return centres.to_vec();
+    };
+    let pooled_scale = pooled_scale.max(MIN_SCALE);
+    let scales: Vec<f64> = per_worker
+        .iter_mut()
+        .map(|values| {
+            let count = values.len() as f64;
+            let own = robust_scale(values).unwrap_or(pooled_scale);
+            let variance = (count * own * own + PRIOR_RESIDUALS * pooled_scale * pooled_scale)
+                / (count + PRIOR_RESIDUALS);
+            variance.sqrt().max(MIN_SCALE)
+        })
+        .collect();
+
+    kept.iter()
+        .zip(centres)
+        .map(|((members, _), centre)| {
+            let mut sums = [0.0f64; 4];
+            let mut totals = [0.0f64; 4];
+            for member in members {
+                let scale = scales[member.worker];
+                let base = weights[member.worker] / (scale * scale);
+                let residuals = residuals(&member.rect, centre);
+                let edges = [
+                    member.rect.left,
+                    member.rect.top,
+                    member.rect.right,
+                    member.rect.bottom,
+                ];
+                for edge in 0..4 {
+                    let distance = residuals[edge].abs() / scale;
+                    let huber = if distance > HUBER {
+                        HUBER / distance
+                    } else {
+                        1.0
+                    };
+                    sums[edge] += base * huber * edges[edge];
+                    totals[edge] += base * huber;
+                }
+            }
+            if totals
+                .iter()
+                .any(|total| total.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater))
+            {
+                return *centre;
+            }
+            let rect = Rect {
+                left: sums[0] / totals[0],
+                top: sums[1] / totals[1],
+                right: sums[2] / totals[2],
+                bottom: sums[3] / totals[3],
+            };
+            if rect.right > rect.left && rect.bottom > rect.top {
+                rect
+            } else {
+                *centre
+            }
+        })
+        .collect()
+}
+
+/// The winning class (weighted, ties to the smaller id) and its share of the members' weight.
+pub(crate) fn vote_class(members: &[Candidate], weights: &[f64]) -> (usize, f64) {
+    let mut tally: Vec<(usize, f64)> = Vec::with_capacity(members.len());
+    let mut total = 0.0;
+    for member in members {
+        let weight = weights[member.worker];
+        total += weight;
+        match tally.iter_mut().find(|(class, _)| *class == member.class) {
+            Some((_, sum)) => *sum += weight,
+            None => tally.push((member.class, weight)),
+        }
+    }
+    let best = tally.iter().copied().max_by(|a, b| {
+        a.1.partial_cmp(&b.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(b.0.cmp(&a.0))
+    });
+    match best {
+        Some((class, weight)) if total > 0.0 => (class, weight / total),
+        Some((class, _)) => (class, 0.0),
+        None => (0, 0.0),
+    }
+}
+
+/// Probability that a consolidated box is a correct detection (see the module docs, step 6).
+fn box_confidence(
+    members: &[Candidate],
+    weights: &[f64],
+    rect: Rect,
+    class: usize,
+    class_count: usize,
+    config: &BoxConfig,
+) -> f64 {
+    let votes: Vec<(usize, f64)> = members
+        .iter()
+        .map(|member| (member.class, weights[member.worker]))
+        .collect();
+    let class_right = vote_posterior(&votes, class, config.label_accuracy, class_count);
+    let total_weight: f64 = weights.iter().sum();
+    let mut member_weight = 0.0;
+    let mut iou_sum = 0.0;
+    for member in members {
+        member_weight += weights[member.worker];
+        iou_sum += member.rect.iou(&rect);
+    }
+    let exists = existence_probability(
+        total_weight,
+        member_weight,
+        config.worker_recall,
+        config.false_alarm_rate,
+    );
+    let mean_iou = iou_sum / members.len().max(1) as f64;
+    exists * class_right * placement_probability(mean_iou)
+}
+
+/// Probability that a box is placed well enough (IoU ≥ 0.5 with the object) given how well the workers'
+/// boxes agree with it: near certain when they overlap it by 0.8 or more, falling off below.
+fn placement_probability(mean_iou: f64) -> f64 {
+    ((mean_iou - 0.3) / 0.5).clamp(0.0, 1.0).sqrt()
+}
+
+fn worker_agreements(
+    parsed: &[(&WorkerAnswer<'_>, BoxAnswer<'_>)],
+    candidates: &[Vec<Candidate>],
+    kept: &[(Vec<Candidate>, usize)],
+) -> Vec<WorkerAgreement> {
+    parsed
+        .iter()
+        .enumerate()
+        .map(|(worker, (answer, _))| {
+            let mut agreed = 0.0;
+            let mut missed = 0.0;
+            for (members, class) in kept {
+                match members.iter().find(|member| member.worker == worker) {
+                    Some(member) if member.class == *class => agreed += 1.0,
+                    Some(_) => {}
+                    None => missed += 1.0,
+                }
+            }
+            WorkerAgreement {
+                worker_id: answer.worker_id.to_owned(),
+                agreed,
+                total: candidates[worker].len() as f64 + missed,
+            }
+        })
+        .collect()
+}
+
+/// Whether the consolidated boxes differ from the prior label (class, count, or an edge by more than one
+/// pixel). An unreadable prior counts as different.
+fn differs_from_prior(boxes: &[ConsolidatedBox], prior: &Value) -> bool {
+    let Some(annotations) = prior.get("annotations").and_then(Value::as_array) else {
+        return !boxes.is_empty();
+    };
+    if annotations.len() != boxes.len() {
+        return true;
+    }
+    let mut prior_boxes = Vec::with_capacity(annotations.len());
+    for annotation in annotations {
+        let number = |key: &str| annotation.get(key).and_then(Value::as_f64);
+        let class = annotation.get("class_id").and_then(|id| {
+            id.as_u64()
+                .or_else(|| id.as_str().and_then(|text| text.parse().ok()))
+        });
+        match (
+            class,
+            number("left"),
+            number("top"),
+            number("width"),
+            number("height"),
+        ) {
+            (Some(class), Some(left), Some(top), Some(width), Some(height)) => {
+                prior_boxes.push((class, left, top, width, height));
+            }
+            _ => return true,
+        }
+    }
+    let mut used = vec![false; prior_boxes.len()];
+    for consolidated in boxes {
+        let close = |(class, left, top, width, height): (u64, f64, f64, f64, f64)| {
+            let near = |a: i64, b: f64| (a as f64 - b).abs() <= 1.0;
+            class == consolidated.class_id as u64
+                && near(consolidated.left, left)
+                && near(consolidated.top, top)
+                && near(consolidated.width, width)
+                && near(consolidated.height, height)
+        };
+        let found = prior_boxes
+            .iter()
+            .enumerate()
+            .position(|(i, prior_box)| !used[i] && close(*prior_box));
+        match found {
+            Some(i) => used[i] = true,
+            None => return true,
+        }
+    }
+    false
+}
+
+fn label_value(boxes: &[ConsolidatedBox], image: ImageSize) -> Value {
+    let mut size = Map::with_capacity(3);
+    size.insert("width".to_owned(), Value::from(image.width));
+    size.insert("height".to_owned(), Value::from(image.height));
+    size.insert("depth".to_owned(), Value::from(3));
+    let annotations = boxes
+        .iter()
+        .map(|b| {
+            let mut annotation = Map::with_capacity(5);
+            annotation.insert("class_id".to_owned(), Value::from(b.class_id));
+            annotation.insert("left".to_owned(), Value::from(b.left));
+            annotation.insert("top".to_owned(), Value::from(b.top));
+            annotation.insert("width".to_owned(), Value::from(b.width));
+            annotation.insert("height".to_owned(), Value::from(b.height));
+            Value::Object(annotation)
+        })
+        .collect();
+    let mut label = Map::with_capacity(2);
+    label.insert(
+        "image_size".to_owned(),
+        Value::Array(vec![Value::Object(size)]),
+    );
+    label.insert("annotations".to_owned(), Value::Array(annotations));
+    Value::Object(label)
+}
+
+fn metadata_value(
+    boxes: &[ConsolidatedBox],
+    adjustment_status: Option<AdjustmentStatus>,
+) -> Map<String, Value> {
+    let objects = boxes
+        .iter()
+        .map(|b| {
+            let mut object = Map::with_capacity(1);
+            object.insert("confidence".to_owned(), Value::from(b.confidence));
+            Value::Object(object)
+        })
+        .collect();
+    let mut classes: Vec<(usize, &str)> = boxes
+        .iter()
+        .map(|b| (b.class_id, b.class_name.as_str()))
+        .collect();
+    classes.sort_unstable();
+    classes.dedup();
+    let mut class_map = Map::with_capacity(classes.len());
+    for (id, name) in classes {
+        class_map.insert(id.to_string(), Value::from(name));
+    }
+    let mut metadata = Map::with_capacity(3);
+    metadata.insert("objects".to_owned(), Value::Array(objects));
+    metadata.insert("class-map".to_owned(), Value::Object(class_map));
+    if let Some(status) = adjustment_status {
+        metadata.insert("adjustment-status".to_owned(), Value::from(status.as_str()));
+    }
+    metadata
+}
+
+#[cfg(test)]
+mod tests;
