@@ -52,6 +52,25 @@ impl S3Store {
         Self::new(Client::from_conf(s3_conf))
     }
 
+    /// An adapter that acts as `role_arn` (STS AssumeRole, credentials refreshed as they expire), for
+    /// reading what a labeling job's role may read.
+    pub async fn assuming_role(
+        conf: &aws_config::SdkConfig,
+        role_arn: &str,
+        session_name: &str,
+    ) -> Self {
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name(session_name)
+            .configure(conf)
+            .build()
+            .await;
+        let conf = conf
+            .to_builder()
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(provider))
+            .build();
+        Self::from_conf(&conf)
+    }
+
     /// Refuses objects larger than `bytes`.
     pub fn with_max_object_bytes(mut self, bytes: u64) -> Self {
         self.max_object_bytes = bytes;

@@ -1,1 +1,58 @@
-fn main() {}
+//! `gt-annotation-consolidation`: Ground Truth's annotation-consolidation Lambda.
+//!
+//! Wiring only: logging, configuration (read once; a bad value stops the cold start), the S3 client built
+//! once (and one per assumed role, when configured), then the runtime loop. The handler is in
+//! [`handler`]; the consolidation itself is `groundwork::consolidate`.
+
+mod config;
+mod handler;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use groundwork::metadata::SystemClock;
+use groundwork::ports::ObjectReader;
+use groundwork_s3::S3Store;
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+use crate::handler::{Consolidation, RoleReaders, Storage};
+
+/// S3 readers acting as a labeling job's role, through STS.
+struct StsRoleReaders {
+    aws: SdkConfig,
+}
+
+#[async_trait]
+impl RoleReaders for StsRoleReaders {
+    async fn reader_for(&self, role_arn: &str) -> Result<Arc<dyn ObjectReader>, String> {
+        Ok(Arc::new(
+            S3Store::assuming_role(&self.aws, role_arn, "groundwork-annotation-consolidation")
+                .await,
+        ))
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = config::from_vars(|name| std::env::var(name).ok())?;
+    let aws = aws_config::load_from_env().await;
+    let store = Arc::new(S3Store::from_conf(&aws));
+    let roles: Option<Arc<dyn RoleReaders>> = config
+        .assume_role
+        .then(|| Arc::new(StsRoleReaders { aws: aws.clone() }) as Arc<dyn RoleReaders>);
+    let storage = Storage {
+        reader: store.clone(),
+        writer: store.clone(),
+        quality: store,
+        roles,
+    };
+    let handler = Consolidation::new(config, storage, Arc::new(SystemClock));
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handler.handle(event.payload).await
+    }))
+    .await
+}

@@ -1,0 +1,278 @@
+//! The consolidation handler: request in, one response entry per payload object out.
+//!
+//! All the work is `groundwork::consolidate::service::handle_request`; this module picks the S3 reader
+//! (the function's own role, or the request's `roleArn` when configured), turns request-level failures
+//! into stable Lambda error types, and logs one structured line per batch.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use groundwork::consolidate::service::{Ports, QualityReport, RequestError, handle_request};
+use groundwork::contracts::{ConsolidationRequest, ConsolidationResponseEntry};
+use groundwork::metadata::Clock;
+use groundwork::ports::{ObjectReader, ObjectWriter, VersionedStore};
+use lambda_runtime::Diagnostic;
+use serde_json::Value;
+
+use crate::config::Config;
+
+/// Why a whole request failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConsolidationError {
+    #[error("the event is not a consolidation request: {0}")]
+    InvalidEvent(String),
+    #[error("cannot assume {role}: {message}")]
+    AssumeRole { role: String, message: String },
+    #[error(transparent)]
+    Request(#[from] RequestError),
+}
+
+impl ConsolidationError {
+    pub(crate) fn error_type(&self) -> &'static str {
+        match self {
+            ConsolidationError::InvalidEvent(_) => "InvalidEvent",
+            ConsolidationError::AssumeRole { .. } => "AssumeRoleFailed",
+            ConsolidationError::Request(e) => e.error_type(),
+        }
+    }
+}
+
+impl From<ConsolidationError> for Diagnostic {
+    fn from(error: ConsolidationError) -> Diagnostic {
+        Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// Gives an S3 reader acting as a role (the request's `roleArn`).
+#[async_trait]
+pub(crate) trait RoleReaders: Send + Sync {
+    async fn reader_for(&self, role_arn: &str) -> Result<Arc<dyn ObjectReader>, String>;
+}
+
+/// The storage the handler works with.
+pub(crate) struct Storage {
+    pub(crate) reader: Arc<dyn ObjectReader>,
+    pub(crate) writer: Arc<dyn ObjectWriter>,
+    pub(crate) quality: Arc<dyn VersionedStore>,
+    pub(crate) roles: Option<Arc<dyn RoleReaders>>,
+}
+
+/// The handler, built once per cold start.
+pub(crate) struct Consolidation {
+    config: Config,
+    storage: Storage,
+    clock: Arc<dyn Clock>,
+    role_readers: Mutex<HashMap<String, Arc<dyn ObjectReader>>>,
+}
+
+impl Consolidation {
+    pub(crate) fn new(config: Config, storage: Storage, clock: Arc<dyn Clock>) -> Self {
+        Consolidation {
+            config,
+            storage,
+            clock,
+            role_readers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn reader(
+        &self,
+        request: &ConsolidationRequest,
+    ) -> Result<Arc<dyn ObjectReader>, ConsolidationError> {
+        let (true, Some(roles), Some(role)) = (
+            self.config.assume_role,
+            &self.storage.roles,
+            &request.role_arn,
+        ) else {
+            return Ok(Arc::clone(&self.storage.reader));
+        };
+        if let Some(reader) = self
+            .role_readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(role)
+        {
+            return Ok(Arc::clone(reader));
+        }
+        let reader =
+            roles
+                .reader_for(role)
+                .await
+                .map_err(|message| ConsolidationError::AssumeRole {
+                    role: role.clone(),
+                    message,
+                })?;
+        self.role_readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(role.clone(), Arc::clone(&reader));
+        Ok(reader)
+    }
+
+    /// Answers one request.
+    pub(crate) async fn handle(
+        &self,
+        event: Value,
+    ) -> Result<Vec<ConsolidationResponseEntry>, ConsolidationError> {
+        let request: ConsolidationRequest = serde_path_to_error::deserialize(event)
+            .map_err(|e| ConsolidationError::InvalidEvent(e.to_string()))?;
+        let reader = self.reader(&request).await?;
+        let ports = Ports {
+            reader: reader.as_ref(),
+            writer: self.storage.writer.as_ref(),
+            quality: self
+                .config
+                .worker_quality
+                .then_some(self.storage.quality.as_ref()),
+        };
+        let outcome = handle_request(&request, ports, &self.config.settings, self.clock.as_ref())
+            .await
+            .inspect_err(|e| {
+                tracing::error!(labeling_job_arn = %request.labeling_job_arn, error = %e, error_type = e.error_type(), "batch failed");
+            })?;
+        let summary = &outcome.batch.summary;
+        if let QualityReport::Failed { reason } = &outcome.quality {
+            tracing::warn!(labeling_job_arn = %request.labeling_job_arn, %reason, "worker quality not kept for this batch");
+        }
+        for failure in &outcome.mask_failures {
+            tracing::warn!(labeling_job_arn = %request.labeling_job_arn, %failure, "mask not stored");
+        }
+        tracing::info!(
+            labeling_job_arn = %request.labeling_job_arn,
+            label_attribute_name = %request.label_attribute_name,
+            task_type = %outcome.batch.task_type,
+            entries = summary.entries,
+            labeled = summary.labeled,
+            failed = summary.failed,
+            unidentifiable = summary.unidentifiable,
+            skipped_answers = summary.skipped_answers,
+            mean_confidence = summary.mean_confidence,
+            "batch consolidated"
+        );
+        Ok(outcome.entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use groundwork::metadata::FixedClock;
+    use groundwork::ports::fakes::MemoryObjectStore;
+    use serde_json::json;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+
+    fn handler(
+        store: Arc<MemoryObjectStore>,
+        config: Config,
+        roles: Option<Arc<dyn RoleReaders>>,
+    ) -> Consolidation {
+        let storage = Storage {
+            reader: store.clone(),
+            writer: store.clone(),
+            quality: store,
+            roles,
+        };
+        Consolidation::new(
+            config,
+            storage,
+            Arc::new(FixedClock(chrono::DateTime::UNIX_EPOCH)),
+        )
+    }
+
+    fn config() -> Config {
+        crate::config::from_vars(|_| None).unwrap()
+    }
+
+    #[tokio::test]
+    async fn consolidates_the_ner_fixture_from_s3() {
+        let store = Arc::new(MemoryObjectStore::new());
+        let request: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!(
+                "{FIXTURES}/aws_examples_ner_custom_template/consolidation_request.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let payload = std::fs::read_to_string(format!(
+            "{FIXTURES}/aws_examples_ner_custom_template/consolidation_payload.json"
+        ))
+        .unwrap();
+        store.insert(request["payload"]["s3Uri"].as_str().unwrap(), payload);
+        let entries = handler(store, config(), None)
+            .handle(request)
+            .await
+            .unwrap();
+        let ids: Vec<_> = entries
+            .iter()
+            .map(|e| e.dataset_object_id.as_str())
+            .collect();
+        assert_eq!(ids, ["1", "2"]);
+        let content = &entries[0].consolidated_annotation.content;
+        assert_eq!(
+            content["EntityRecognition-ProtienName"]["entities"]["0"]["tokentext"],
+            "tyrosine"
+        );
+        assert_eq!(
+            content["EntityRecognition-ProtienName-metadata"]["job-name"],
+            "labeling-job/entityrecognition-protienname"
+        );
+        let json = serde_json::to_value(&entries).unwrap();
+        assert!(json[0]["consolidatedAnnotation"]["content"].is_object());
+    }
+
+    #[tokio::test]
+    async fn request_failures_get_stable_error_types() {
+        let store = Arc::new(MemoryObjectStore::new());
+        let h = handler(store.clone(), config(), None);
+        let err = h.handle(json!({"nope": 1})).await.unwrap_err();
+        assert_eq!(Diagnostic::from(err).error_type, "InvalidEvent");
+        let request: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{FIXTURES}/aws_sagemaker_ground_truth_recipe/annotation_consolidation_test_event.json")).unwrap(),
+        )
+        .unwrap();
+        let err = h.handle(request).await.unwrap_err();
+        assert_eq!(Diagnostic::from(err).error_type, "PayloadNotFound");
+    }
+
+    struct FixedRole(Arc<MemoryObjectStore>, Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl RoleReaders for FixedRole {
+        async fn reader_for(&self, role_arn: &str) -> Result<Arc<dyn ObjectReader>, String> {
+            self.1.lock().unwrap().push(role_arn.to_owned());
+            Ok(self.0.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn assumes_the_request_role_once_when_configured() {
+        let own = Arc::new(MemoryObjectStore::new());
+        let role_store = Arc::new(MemoryObjectStore::new());
+        let request: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{FIXTURES}/aws_sagemaker_ground_truth_recipe/annotation_consolidation_test_event.json")).unwrap(),
+        )
+        .unwrap();
+        let payload = std::fs::read_to_string(format!(
+            "{FIXTURES}/aws_sagemaker_ground_truth_recipe/sample_annotation_consolidation_payload.json"
+        ))
+        .unwrap();
+        role_store.insert(request["payload"]["s3Uri"].as_str().unwrap(), payload);
+        let roles = Arc::new(FixedRole(role_store, Mutex::new(Vec::new())));
+        let mut cfg = config();
+        cfg.assume_role = true;
+        let h = handler(own, cfg, Some(roles.clone()));
+        let first = h.handle(request.clone()).await.unwrap();
+        let second = h.handle(request).await.unwrap();
+        assert_eq!(first.len(), 2);
+        assert_eq!(first, second, "idempotent");
+        assert_eq!(
+            roles.1.lock().unwrap().as_slice(),
+            ["arn:aws:iam::111111111111:role/service-role/test-gt-role"]
+        );
+    }
+}
