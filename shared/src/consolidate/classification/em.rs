@@ -1,0 +1,494 @@
+//! The numeric core: Dawid-Skene EM and majority vote over dense indices and flat arrays.
+//!
+//! Everything here works on `u32` worker / class indices and contiguous `f64` buffers (CSR-style vote
+//! lists, `W × K × K` confusion tables) so that the inner loops touch memory in order and never hash a
+//! string: the public API in the parent module maps worker ids to indices once, up front.
+
+use super::ClassificationConfig;
+
+/// Votes grouped by item (CSR): item `i`'s votes are `worker[offsets[i]..offsets[i + 1]]` with the
+/// matching `answer`s.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Votes {
+    pub(crate) n_classes: usize,
+    pub(crate) n_workers: usize,
+    pub(crate) offsets: Vec<usize>,
+    pub(crate) worker: Vec<u32>,
+    pub(crate) answer: Vec<u32>,
+}
+
+impl Votes {
+    pub(crate) fn n_items(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    fn range(&self, item: usize) -> std::ops::Range<usize> {
+        self.offsets[item]..self.offsets[item + 1]
+    }
+}
+
+/// What EM hands back: the posterior per item (`N × K`, rows of items without votes are uniform), and this
+/// batch's own soft confusion counts per worker (`W × K × K`, `[worker][true][answered]`, prior excluded).
+#[derive(Debug, Clone)]
+pub(crate) struct EmOutput {
+    pub(crate) posterior: Vec<f64>,
+    pub(crate) batch_counts: Vec<f64>,
+}
+
+/// Probabilities below this are clamped before taking logs: a worker is never "certainly" not going to
+/// give some answer, which keeps one surprising answer from vetoing an otherwise clear item.
+const MIN_PROBABILITY: f64 = 1e-6;
+
+fn logit(p: f64) -> f64 {
+    let p = p.clamp(1e-9, 1.0 - 1e-9);
+    (p / (1.0 - p)).ln()
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Normalises `log_weights` into probabilities in place (log-sum-exp) and returns the log normaliser.
+fn softmax_in_place(values: &mut [f64]) -> f64 {
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        let uniform = 1.0 / values.len().max(1) as f64;
+        values.iter_mut().for_each(|v| *v = uniform);
+        return 0.0;
+    }
+    let mut sum = 0.0;
+    for v in values.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in values.iter_mut() {
+        *v /= sum;
+    }
+    max + sum.ln()
+}
+
+/// The worker model of one EM iteration: `pi[w][true][answered]` (probabilities) and its log, stored
+/// answer-major (`[w][answered][true]`) because the E-step reads one answer's row for all true classes.
+pub(crate) struct WorkerModel {
+    pi: Vec<f64>,
+    log_pi_by_answer: Vec<f64>,
+}
+
+impl WorkerModel {
+    fn new(n_workers: usize, k: usize) -> Self {
+        Self {
+            pi: vec![0.0; n_workers * k * k],
+            log_pi_by_answer: vec![0.0; n_workers * k * k],
+        }
+    }
+
+    fn refresh_logs(&mut self, n_workers: usize, k: usize) {
+        for w in 0..n_workers {
+            let base = w * k * k;
+            for t in 0..k {
+                for a in 0..k {
+                    self.log_pi_by_answer[base + a * k + t] =
+                        self.pi[base + t * k + a].max(MIN_PROBABILITY).ln();
+                }
+            }
+        }
+    }
+}
+
+/// The hierarchical M-step: every worker's confusion matrix is shrunk towards a prior row built from the
+/// pooled (all-worker) confusion matrix, shifted by the worker's own overall skill. The skill itself is
+/// shrunk towards the pooled accuracy. Workers with little evidence thus inherit the crowd's error
+/// structure and an accuracy near the crowd's, while workers with hundreds of answers get their own
+/// full matrix (which is what gives Dawid-Skene its edge on dense sets such as Bluebirds).
+fn fit_worker_model(
+    votes: &Votes,
+    total_counts: &[f64],
+    config: &ClassificationConfig,
+    model: &mut WorkerModel,
+) {
+    let k = votes.n_classes;
+    let n_workers = votes.n_workers;
+    // Pooled matrix, with a weak one-coin base so that an empty batch still yields a sane matrix.
+    let mut pooled = vec![0.0; k * k];
+    let off_base = (1.0 - config.initial_accuracy) / (k as f64 - 1.0);
+    for t in 0..k {
+        for a in 0..k {
+            pooled[t * k + a] = if t == a {
+                config.initial_accuracy
+            } else {
+                off_base
+            };
+        }
+    }
+    for w in 0..n_workers {
+        let base = w * k * k;
+        for (p, c) in pooled.iter_mut().zip(&total_counts[base..base + k * k]) {
+            *p += c;
+        }
+    }
+    let pooled_total: f64 = pooled.iter().sum();
+    let pooled_correct: f64 = (0..k).map(|t| pooled[t * k + t]).sum();
+    let pooled_accuracy = pooled_correct / pooled_total;
+    for t in 0..k {
+        let row = &mut pooled[t * k..(t + 1) * k];
+        let sum: f64 = row.iter().sum();
+        row.iter_mut().for_each(|p| *p /= sum);
+    }
+    let pooled_logit = logit(pooled_accuracy);
+
+    let mut prior_row = vec![0.0; k];
+    for w in 0..n_workers {
+        let base = w * k * k;
+        let counts = &total_counts[base..base + k * k];
+        let n_answers: f64 = counts.iter().sum();
+        let correct: f64 = (0..k).map(|t| counts[t * k + t]).sum();
+        let skill = (correct + config.skill_prior_strength * pooled_accuracy)
+            / (n_answers + config.skill_prior_strength);
+        let skill_shift = logit(skill) - pooled_logit;
+        let own_matrix = n_answers >= config.min_answers_for_own_matrix as f64;
+        for t in 0..k {
+            let pooled_row = &pooled[t * k..(t + 1) * k];
+            let diagonal = sigmoid(logit(pooled_row[t]) + skill_shift);
+            let pooled_off = 1.0 - pooled_row[t];
+            for a in 0..k {
+                prior_row[a] = if a == t {
+                    diagonal
+                } else if pooled_off > 1e-12 {
+                    (1.0 - diagonal) * pooled_row[a] / pooled_off
+                } else {
+                    (1.0 - diagonal) / (k as f64 - 1.0)
+                };
+            }
+            let row_counts = &counts[t * k..(t + 1) * k];
+            let row_total: f64 = row_counts.iter().sum();
+            let strength = config.confusion_prior_strength;
+            for a in 0..k {
+                model.pi[base + t * k + a] = if own_matrix {
+                    (row_counts[a] + strength * prior_row[a]) / (row_total + strength)
+                } else {
+                    prior_row[a]
+                };
+            }
+        }
+    }
+    model.refresh_logs(n_workers, k);
+}
+
+/// E-step: posteriors for every item; returns the total log-likelihood of the votes.
+fn expectation(
+    votes: &Votes,
+    model: &WorkerModel,
+    log_class_prior: &[f64],
+    posterior: &mut [f64],
+) -> f64 {
+    let k = votes.n_classes;
+    let mut log_likelihood = 0.0;
+    for item in 0..votes.n_items() {
+        let row = &mut posterior[item * k..(item + 1) * k];
+        row.copy_from_slice(log_class_prior);
+        for v in votes.range(item) {
+            let base = (votes.worker[v] as usize * k + votes.answer[v] as usize) * k;
+            for (r, lp) in row.iter_mut().zip(&model.log_pi_by_answer[base..base + k]) {
+                *r += lp;
+            }
+        }
+        let log_norm = softmax_in_place(row);
+        if !votes.range(item).is_empty() {
+            log_likelihood += log_norm;
+        }
+    }
+    log_likelihood
+}
+
+/// Accumulates this batch's soft confusion counts. An item with a single vote says nothing about its
+/// worker (the worker only agrees with themself) and is skipped. With `leave_one_out`, a vote is weighted
+/// by the posterior computed *without* it, so that a worker's own answer does not vouch for them: with 3
+/// workers per item the plain posterior inflates every worker's accuracy and, with it, the confidence.
+fn accumulate_counts(
+    votes: &Votes,
+    model: &WorkerModel,
+    posterior: &[f64],
+    leave_one_out: bool,
+    counts: &mut [f64],
+) {
+    let k = votes.n_classes;
+    counts.iter_mut().for_each(|c| *c = 0.0);
+    let mut weights = vec![0.0; k];
+    for item in 0..votes.n_items() {
+        let range = votes.range(item);
+        if range.len() < 2 {
+            continue;
+        }
+        let post = &posterior[item * k..(item + 1) * k];
+        for v in range {
+            let w = votes.worker[v] as usize;
+            let a = votes.answer[v] as usize;
+            if leave_one_out {
+                let mut sum = 0.0;
+                for t in 0..k {
+                    let pi = model.pi[(w * k + t) * k + a].max(MIN_PROBABILITY);
+                    weights[t] = post[t] / pi;
+                    sum += weights[t];
+                }
+                if sum > 0.0 && sum.is_finite() {
+                    weights.iter_mut().for_each(|x| *x /= sum);
+                } else {
+                    weights.copy_from_slice(post);
+                }
+            } else {
+                weights.copy_from_slice(post);
+            }
+            for t in 0..k {
+                counts[(w * k + t) * k + a] += weights[t];
+            }
+        }
+    }
+}
+
+/// Dawid-Skene EM with hierarchical smoothing. `prior_counts` (`W × K × K`) are the workers' soft counts
+/// from earlier batches; they are added to this batch's counts in every M-step and seed the first one.
+pub(crate) fn dawid_skene(
+    votes: &Votes,
+    prior_counts: &[f64],
+    config: &ClassificationConfig,
+) -> EmOutput {
+    let k = votes.n_classes;
+    let n = votes.n_items();
+    let n_workers = votes.n_workers;
+    let mut model = WorkerModel::new(n_workers, k);
+    let mut posterior = vec![1.0 / k as f64; n * k];
+    let mut batch_counts = vec![0.0; n_workers * k * k];
+    let mut total_counts = prior_counts.to_vec();
+
+    // Initial model: every worker at the prior accuracy (0.7 on the diagonal) unless earlier batches say
+    // otherwise; the first E-step is then a (prior-weighted) vote.
+    fit_worker_model(votes, &total_counts, config, &mut model);
+    let mut log_class_prior = vec![-(k as f64).ln(); k];
+    let mut previous_ll: Option<f64> = None;
+    let epochs = config.max_epochs.max(1);
+    for epoch in 0..epochs {
+        let ll = expectation(votes, &model, &log_class_prior, &mut posterior);
+        let converged = previous_ll
+            .is_some_and(|prev| ((ll - prev) / prev.abs().max(1e-300)).abs() < config.tolerance);
+        if converged || epoch + 1 == epochs {
+            break;
+        }
+        previous_ll = Some(ll);
+        // M-step.
+        accumulate_counts(
+            votes,
+            &model,
+            &posterior,
+            config.leave_one_out,
+            &mut batch_counts,
+        );
+        for ((total, prior), batch) in total_counts.iter_mut().zip(prior_counts).zip(&batch_counts)
+        {
+            *total = prior + batch;
+        }
+        fit_worker_model(votes, &total_counts, config, &mut model);
+        update_class_prior(
+            votes,
+            &posterior,
+            config.class_prior_strength,
+            &mut log_class_prior,
+        );
+    }
+    // The recorded counts come from the untempered posterior, the one EM converged to; tempering is about
+    // what to report, not about how good the workers are.
+    accumulate_counts(
+        votes,
+        &model,
+        &posterior,
+        config.leave_one_out,
+        &mut batch_counts,
+    );
+    if config.calibrate {
+        let temperature = held_out_temperature(votes, &model, &log_class_prior);
+        temper(votes, temperature, &mut posterior);
+    }
+    EmOutput {
+        posterior,
+        batch_counts,
+    }
+}
+
+/// The temperatures tried by [`held_out_temperature`]; 1 is the plain posterior.
+const TEMPERATURES: [f64; 12] = [
+    1.0, 0.85, 0.7, 0.6, 0.5, 0.42, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1,
+];
+
+/// At most this many items are used to choose the temperature (evenly spread over the batch): the choice
+/// is one number, and scoring every vote of a 100 000-item set would cost more than EM itself.
+const MAX_ITEMS_FOR_TEMPERATURE: usize = 4000;
+
+/// Chooses the temperature that makes the posterior best at predicting held-out votes.
+///
+/// Dawid-Skene assumes that workers err independently given the true class, so ten agreeing votes count
+/// as ten independent pieces of evidence and the posterior says 0.999. Real crowds share blind spots (a
+/// hard item fools many workers at once): the evidence is worth less, and the posterior is over-confident
+/// (on the shared RTE set a 7-to-3 split is right 91 % of the time, not 99 %). Without gold, the check
+/// available is the crowd itself: for every vote, the posterior computed from the *other* votes of its
+/// item, raised to the power `tau` and renormalised, predicts that vote through the worker's confusion
+/// row. The `tau` with the best held-out log-likelihood is kept. On data that fits the model (the
+/// synthetic crowds) that is 1 and nothing changes; on over-dispersed real crowds it is below 1 and the
+/// confidence drops towards what the disagreement supports. Temperature scaling never changes the argmax.
+pub(crate) fn held_out_temperature(
+    votes: &Votes,
+    model: &WorkerModel,
+    log_class_prior: &[f64],
+) -> f64 {
+    let k = votes.n_classes;
+    let scored: Vec<usize> = (0..votes.n_items())
+        .filter(|&i| votes.range(i).len() >= 2)
+        .collect();
+    if scored.is_empty() {
+        return 1.0;
+    }
+    let stride = scored.len().div_ceil(MAX_ITEMS_FOR_TEMPERATURE).max(1);
+    let mut item_ll = vec![0.0; k];
+    let mut held = vec![0.0; k];
+    let mut own_probability = vec![0.0; k];
+    let mut score = [0.0; TEMPERATURES.len()];
+    for &item in scored.iter().step_by(stride) {
+        let range = votes.range(item);
+        item_ll.copy_from_slice(log_class_prior);
+        for v in range.clone() {
+            let base = (votes.worker[v] as usize * k + votes.answer[v] as usize) * k;
+            for (r, lp) in item_ll
+                .iter_mut()
+                .zip(&model.log_pi_by_answer[base..base + k])
+            {
+                *r += lp;
+            }
+        }
+        for v in range {
+            let base = (votes.worker[v] as usize * k + votes.answer[v] as usize) * k;
+            let own = &model.log_pi_by_answer[base..base + k];
+            for (p, lp) in own_probability.iter_mut().zip(own) {
+                *p = lp.exp();
+            }
+            for (tau, total) in TEMPERATURES.iter().zip(score.iter_mut()) {
+                for c in 0..k {
+                    held[c] = tau * (item_ll[c] - own[c]);
+                }
+                softmax_in_place(&mut held);
+                let predictive: f64 = held.iter().zip(&own_probability).map(|(p, q)| p * q).sum();
+                *total += predictive.max(1e-300).ln();
+            }
+        }
+    }
+    let mut best = 0;
+    for (t, s) in score.iter().enumerate() {
+        // A lower temperature must win clearly: rounding noise must not decide it.
+        if *s > score[best] + 1e-6 * score[best].abs().max(1.0) {
+            best = t;
+        }
+    }
+    TEMPERATURES[best]
+}
+
+/// Raises every multi-vote item's posterior to the power `tau` and renormalises (single-vote items keep
+/// theirs: their confidence is decided by the caller).
+fn temper(votes: &Votes, tau: f64, posterior: &mut [f64]) {
+    let k = votes.n_classes;
+    if (tau - 1.0).abs() < 1e-12 {
+        return;
+    }
+    for item in 0..votes.n_items() {
+        if votes.range(item).len() < 2 {
+            continue;
+        }
+        let row = &mut posterior[item * k..(item + 1) * k];
+        for p in row.iter_mut() {
+            *p = if *p > 0.0 {
+                tau * p.ln()
+            } else {
+                f64::NEG_INFINITY
+            };
+        }
+        softmax_in_place(row);
+    }
+}
+
+fn update_class_prior(
+    votes: &Votes,
+    posterior: &[f64],
+    strength: f64,
+    log_class_prior: &mut [f64],
+) {
+    let k = votes.n_classes;
+    let mut mass = vec![strength; k];
+    for item in 0..votes.n_items() {
+        if votes.range(item).is_empty() {
+            continue;
+        }
+        for (m, p) in mass.iter_mut().zip(&posterior[item * k..(item + 1) * k]) {
+            *m += p;
+        }
+    }
+    let total: f64 = mass.iter().sum();
+    for (lp, m) in log_class_prior.iter_mut().zip(&mass) {
+        *lp = (m / total).max(MIN_PROBABILITY).ln();
+    }
+}
+
+/// Majority vote, with a calibrated confidence: every worker is modelled by one pooled symmetric accuracy,
+/// estimated by how often a vote agrees with the plurality of the *other* votes on its item. With a
+/// uniform class prior the posterior's argmax is exactly the plurality.
+pub(crate) fn majority_vote(votes: &Votes, config: &ClassificationConfig) -> EmOutput {
+    let k = votes.n_classes;
+    let n = votes.n_items();
+    let mut tally = vec![0usize; k];
+    let mut agreed = 0.0;
+    let mut judged = 0.0;
+    for item in 0..n {
+        let range = votes.range(item);
+        if range.len() < 2 {
+            continue;
+        }
+        tally.iter_mut().for_each(|t| *t = 0);
+        for v in range.clone() {
+            tally[votes.answer[v] as usize] += 1;
+        }
+        for v in range {
+            let own = votes.answer[v] as usize;
+            tally[own] -= 1;
+            let best = tally.iter().copied().max().unwrap_or(0);
+            let winners = tally.iter().filter(|&&t| t == best).count();
+            if best > 0 {
+                // A tie among the others counts as a fractional agreement.
+                if tally[own] == best {
+                    agreed += 1.0 / winners as f64;
+                }
+                judged += 1.0;
+            }
+            tally[own] += 1;
+        }
+    }
+    let accuracy = ((agreed + config.skill_prior_strength * config.initial_accuracy)
+        / (judged + config.skill_prior_strength))
+        .clamp(1.0 / k as f64 + 1e-6, 1.0 - 1e-6);
+    let log_agree = accuracy.ln();
+    let log_disagree = ((1.0 - accuracy) / (k as f64 - 1.0))
+        .max(MIN_PROBABILITY)
+        .ln();
+    let mut posterior = vec![0.0; n * k];
+    for item in 0..n {
+        let row = &mut posterior[item * k..(item + 1) * k];
+        for v in votes.range(item) {
+            let a = votes.answer[v] as usize;
+            for (t, r) in row.iter_mut().enumerate() {
+                *r += if t == a { log_agree } else { log_disagree };
+            }
+        }
+        softmax_in_place(row);
+    }
+    let mut batch_counts = vec![0.0; votes.n_workers * k * k];
+    let model = WorkerModel::new(votes.n_workers, k);
+    accumulate_counts(votes, &model, &posterior, false, &mut batch_counts);
+    EmOutput {
+        posterior,
+        batch_counts,
+    }
+}
