@@ -17,11 +17,13 @@ use super::answers::{
     AnswerError, element_for, infer_task_type, multi_labels, parse_content, single_label,
     worker_comment,
 };
+use super::boxes::{BoxConfig, BoxJob, WorkerAnswer, consolidate_boxes};
 use super::classification::{
     ClassificationConfig, MultiLabelItem, SingleLabelItem, consolidate_multi_label,
     consolidate_single_label,
 };
 use super::custom::{CustomMode, most_common};
+use super::spans::{JobLabel, SpanConfig, SpanJob, consolidate_spans};
 use super::worker_quality::{WorkerPriors, WorkerStats};
 use crate::contracts::{BadPayloadObject, ConsolidationResponseEntry, PayloadDataObject};
 use crate::lan::metadata_key;
@@ -76,6 +78,10 @@ pub struct BatchSettings {
     pub classification: ClassificationConfig,
     /// Custom task types.
     pub custom_mode: CustomMode,
+    /// Bounding boxes (and their adjustment).
+    pub boxes: BoxConfig,
+    /// Named entities.
+    pub spans: SpanConfig,
 }
 
 /// A consolidated mask to store; the entry already refers to `location`.
@@ -205,10 +211,23 @@ pub fn consolidate_batch(
         AnswerKind::Custom => {
             custom_results(&prepared_ok, priors, settings.custom_mode, &mut stats)
         }
-        AnswerKind::BoundingBoxes
-        | AnswerKind::SegmentationMask
-        | AnswerKind::Entities
-        | AnswerKind::Unsupported => prepared_ok
+        AnswerKind::BoundingBoxes => box_results(
+            job,
+            task_type,
+            &mut prepared_ok,
+            priors,
+            settings,
+            &mut stats,
+        ),
+        AnswerKind::Entities => span_results(
+            job,
+            task_type,
+            &mut prepared_ok,
+            priors,
+            settings,
+            &mut stats,
+        ),
+        AnswerKind::SegmentationMask | AnswerKind::Unsupported => prepared_ok
             .iter()
             .map(|_| {
                 ObjectResult::Failed(format!(
@@ -560,6 +579,150 @@ fn multi_label_results(
             }
         })
         .collect()
+}
+
+/// The usable answers' element outputs for `task`, with the workers' reliabilities; answers without
+/// such an element are moved to `skipped`.
+fn element_answers<'p>(
+    p: &'p mut Prepared<'_>,
+    task: TaskType,
+    priors: &WorkerPriors,
+) -> Vec<(String, Value, Option<f64>)> {
+    let mut out = Vec::with_capacity(p.usable.len());
+    for u in &p.usable {
+        match element_for(&u.content, task) {
+            Ok(output) => out.push((
+                u.worker.to_owned(),
+                output.clone(),
+                priors.reliability(u.worker),
+            )),
+            Err(e) => p.skipped.push(Skipped {
+                worker: u.worker.to_owned(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    out
+}
+
+fn dropped_list(dropped: &[super::boxes::Dropped]) -> Value {
+    serde_json::to_value(dropped).unwrap_or(Value::Null)
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
+fn box_results(
+    job: &BatchJob<'_>,
+    task_type: TaskType,
+    prepared: &mut [Prepared<'_>],
+    priors: &WorkerPriors,
+    settings: &BatchSettings,
+    stats: &mut WorkerStats,
+) -> Vec<ObjectResult> {
+    let labels = job.labels.unwrap_or(&[]);
+    prepared
+        .iter_mut()
+        .map(|p| {
+            let answers = element_answers(p, task_type, priors);
+            let workers: Vec<WorkerAnswer<'_>> = answers
+                .iter()
+                .map(|(w, a, r)| WorkerAnswer {
+                    worker_id: w,
+                    answer: a,
+                    reliability: *r,
+                })
+                .collect();
+            let box_job = BoxJob {
+                labels,
+                adjustment: task_type.is_adjustment(),
+                prior_label: p.object.prior_label.as_ref(),
+            };
+            match consolidate_boxes(&workers, &box_job, &settings.boxes) {
+                Ok(c) => {
+                    for a in &c.agreements {
+                        stats.add_agreement(&a.worker_id, a.agreed, a.total);
+                    }
+                    let mut metadata = c.metadata;
+                    if !c.dropped.is_empty() {
+                        metadata.insert("dropped".to_owned(), dropped_list(&c.dropped));
+                    }
+                    ObjectResult::Labeled {
+                        label: c.label,
+                        metadata,
+                        confidence: mean(c.boxes.iter().map(|b| b.confidence)),
+                    }
+                }
+                Err(none) => ObjectResult::Failed(no_usable_reason(&none.dropped)),
+            }
+        })
+        .collect()
+}
+
+fn span_results(
+    job: &BatchJob<'_>,
+    task_type: TaskType,
+    prepared: &mut [Prepared<'_>],
+    priors: &WorkerPriors,
+    settings: &BatchSettings,
+    stats: &mut WorkerStats,
+) -> Vec<ObjectResult> {
+    let labels: Vec<JobLabel> = job
+        .labels
+        .unwrap_or(&[])
+        .iter()
+        .map(|l| (l.clone(), None))
+        .collect();
+    prepared
+        .iter_mut()
+        .map(|p| {
+            let answers = element_answers(p, task_type, priors);
+            let workers: Vec<WorkerAnswer<'_>> = answers
+                .iter()
+                .map(|(w, a, r)| WorkerAnswer {
+                    worker_id: w,
+                    answer: a,
+                    reliability: *r,
+                })
+                .collect();
+            let span_job = SpanJob {
+                text: p.object.data_object.content.as_deref(),
+                labels: &labels,
+            };
+            match consolidate_spans(&workers, &span_job, &settings.spans) {
+                Ok(c) => {
+                    for a in &c.agreements {
+                        stats.add_agreement(&a.worker_id, a.agreed, a.total);
+                    }
+                    let mut metadata = c.metadata;
+                    if !c.dropped.is_empty() {
+                        metadata.insert("dropped".to_owned(), dropped_list(&c.dropped));
+                    }
+                    ObjectResult::Labeled {
+                        label: c.label,
+                        metadata,
+                        confidence: mean(c.entities.iter().map(|e| e.confidence)),
+                    }
+                }
+                Err(none) => ObjectResult::Failed(no_usable_reason(&none.dropped)),
+            }
+        })
+        .collect()
+}
+
+fn no_usable_reason(dropped: &[super::boxes::Dropped]) -> String {
+    let reasons: Vec<String> = dropped
+        .iter()
+        .filter(|d| d.item.is_none())
+        .map(|d| format!("{}: {}", d.worker_id, d.reason))
+        .collect();
+    if reasons.is_empty() {
+        "no usable answer".to_owned()
+    } else {
+        format!("no usable answer ({})", reasons.join("; "))
+    }
 }
 
 fn custom_results(
@@ -927,5 +1090,59 @@ mod tests {
         let a = run(&payload, Some(&labels), None);
         let b = run(&payload, Some(&labels), None);
         assert_eq!(a.entries, b.entries);
+    }
+
+    #[test]
+    fn recipe_bounding_boxes_in_object_detection_format() {
+        let payload = std::fs::read_to_string(format!(
+            "{FIXTURES}/aws_sagemaker_ground_truth_recipe/sample_annotation_consolidation_payload.json"
+        ))
+        .unwrap();
+        let out = run(&payload, None, None);
+        assert_eq!(out.task_type, TaskType::BoundingBox);
+        let c = content(&out, 0);
+        let label = &c["category"];
+        assert_eq!(
+            label["image_size"],
+            json!([{"width": 640, "height": 432, "depth": 3}])
+        );
+        let boxes = label["annotations"].as_array().unwrap();
+        assert_eq!(boxes.len(), 2);
+        let meta = &c["category-metadata"];
+        assert_eq!(meta["class-map"], json!({"0": "Green", "1": "Red"}));
+        assert_eq!(
+            meta["objects"],
+            json!([{"confidence": 0.0}, {"confidence": 0.0}]),
+            "one worker"
+        );
+        assert_eq!(meta["type"], "groundtruth/object-detection");
+        for b in boxes {
+            for key in ["class_id", "left", "top", "width", "height"] {
+                assert!(b[key].is_i64(), "{key} is an integer: {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn docs_named_entities_in_text_span_format() {
+        // The developer guide's NER payload (contracts.md section 2.2).
+        let payload = r#"[{"datasetObjectId": "1", "dataObject": {"content": "Sift 3 cups of flour into the bowl."},
+          "annotations": [{"workerId": "private.us-west-2.ef7294f850a3d9d1", "annotationData": {"content":
+          "{\"crowd-entity-annotation\":{\"entities\":[{\"endOffset\":4,\"label\":\"verb\",\"startOffset\":0},{\"endOffset\":6,\"label\":\"number\",\"startOffset\":5},{\"endOffset\":20,\"label\":\"object\",\"startOffset\":15},{\"endOffset\":34,\"label\":\"object\",\"startOffset\":30}]}}"}}]}]"#;
+        let labels = ["verb".to_owned(), "number".to_owned(), "object".to_owned()];
+        let out = run(payload, Some(&labels), None);
+        assert_eq!(out.task_type, TaskType::NamedEntityRecognition);
+        let c = content(&out, 0);
+        let entities = c["category"]["annotations"]["entities"].as_array().unwrap();
+        assert_eq!(entities.len(), 4);
+        assert_eq!(
+            entities[0],
+            json!({"label": "verb", "startOffset": 0, "endOffset": 4})
+        );
+        assert_eq!(c["category-metadata"]["type"], "groundtruth/text-span");
+        assert_eq!(
+            c["category-metadata"]["entities"].as_array().unwrap().len(),
+            4
+        );
     }
 }
