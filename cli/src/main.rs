@@ -4,6 +4,7 @@
 //! Lambda would return for the same input.
 
 mod commands;
+mod local_store;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -27,6 +28,10 @@ enum Command {
     Manifest(commands::manifest::ManifestArgs),
     /// Run the pre-human-task logic on local events.
     Pre(commands::pre::PreArgs),
+    /// Consolidate workers' answers: a Lambda request on local files, or a task,worker,label CSV.
+    Consolidate(commands::consolidate::ConsolidateArgs),
+    /// Re-run consolidation over a finished job's worker responses; write a complete output manifest.
+    Reconsolidate(commands::reconsolidate::ReconsolidateArgs),
 }
 
 #[tokio::main]
@@ -37,6 +42,8 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Manifest(args) => commands::manifest::run(args, &mut out),
         Command::Pre(args) => commands::pre::run(args, &mut out),
+        Command::Consolidate(args) => commands::consolidate::run(args, &mut out).await,
+        Command::Reconsolidate(args) => commands::reconsolidate::run(args, &mut out),
     };
     let _ = out.flush();
     match result {

@@ -1,4 +1,6 @@
 //! One module per subcommand; `main.rs` only parses arguments and dispatches.
 
+pub(crate) mod consolidate;
 pub(crate) mod manifest;
 pub(crate) mod pre;
+pub(crate) mod reconsolidate;

@@ -583,8 +583,8 @@ fn multi_label_results(
 
 /// The usable answers' element outputs for `task`, with the workers' reliabilities; answers without
 /// such an element are moved to `skipped`.
-fn element_answers<'p>(
-    p: &'p mut Prepared<'_>,
+fn element_answers(
+    p: &mut Prepared<'_>,
     task: TaskType,
     priors: &WorkerPriors,
 ) -> Vec<(String, Value, Option<f64>)> {

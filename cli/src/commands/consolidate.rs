@@ -1,0 +1,173 @@
+//! `groundwork consolidate`: the consolidation Lambda on local files, or truth inference on a CSV.
+//!
+//! With `--request` and `--payload` it runs the Lambda's own code path (`consolidate::service`) over a
+//! local folder standing in for S3, and prints exactly the response the Lambda would return. With
+//! `--labels` it reads `task,worker,label` rows and writes `task,label,confidence`, so the same file can be
+//! fed to crowd-kit side by side.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use groundwork::TaskType;
+use groundwork::consolidate::batch::BatchSettings;
+use groundwork::consolidate::classification::{
+    ClassificationConfig, Method, consolidate_single_label, read_labels_csv,
+};
+use groundwork::consolidate::custom::CustomMode;
+use groundwork::consolidate::service::{Ports, QualityReport, handle_request};
+use groundwork::consolidate::worker_quality::WorkerPriors;
+use groundwork::contracts::ConsolidationRequest;
+use groundwork::metadata::{Clock, FixedClock, SystemClock};
+
+use crate::local_store::LocalStore;
+
+/// Consolidate workers' answers.
+#[derive(Debug, Args)]
+pub(crate) struct ConsolidateArgs {
+    /// A consolidation request (the Lambda's event).
+    #[arg(long, requires = "payload", conflicts_with = "labels")]
+    request: Option<PathBuf>,
+    /// The payload file the request's `payload.s3Uri` points at.
+    #[arg(long)]
+    payload: Option<PathBuf>,
+    /// A folder standing in for S3: `s3://bucket/key` is `<store>/bucket/key`. Answers stored as
+    /// `s3Uri` are read from it and consolidated masks written to it.
+    #[arg(long, default_value = "groundwork-store")]
+    store: PathBuf,
+    /// Keep worker quality across runs in the store, as the Lambda does in S3.
+    #[arg(long)]
+    worker_quality: bool,
+    /// Task type (inferred from the answers when absent).
+    #[arg(long)]
+    task_type: Option<TaskType>,
+    /// `dawid-skene` or `majority-vote`.
+    #[arg(long, default_value = "dawid-skene")]
+    method: Method,
+    /// Custom task types: `most-common` or `all-answers`.
+    #[arg(long, default_value = "most-common")]
+    custom_mode: CustomMode,
+    /// `creation-date` of the labels (RFC 3339), for reproducible output.
+    #[arg(long)]
+    now: Option<DateTime<Utc>>,
+    /// A `task,worker,label` CSV file to consolidate instead of a request.
+    #[arg(long, conflicts_with_all = ["request", "payload"])]
+    labels: Option<PathBuf>,
+    /// Where to write the `task,label,confidence` CSV (standard output when absent).
+    #[arg(long, requires = "labels")]
+    out: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: ConsolidateArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    if let Some(labels) = &args.labels {
+        return run_csv(&args, labels, out);
+    }
+    let (Some(request_path), Some(payload_path)) = (&args.request, &args.payload) else {
+        bail!("give --request and --payload, or --labels");
+    };
+    let request: ConsolidationRequest = serde_json::from_slice(
+        &std::fs::read(request_path)
+            .with_context(|| format!("cannot read {}", request_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a consolidation request", request_path.display()))?;
+    let mut store = LocalStore::new(&args.store);
+    if let Some(uri) = &request.payload.s3_uri {
+        store = store.with_file(uri, payload_path);
+    }
+    let settings = BatchSettings {
+        task_type: args.task_type,
+        classification: ClassificationConfig {
+            method: args.method,
+            ..ClassificationConfig::default()
+        },
+        custom_mode: args.custom_mode,
+        ..BatchSettings::default()
+    };
+    let clock: Box<dyn Clock> = match args.now {
+        Some(t) => Box::new(FixedClock(t)),
+        None => Box::new(SystemClock),
+    };
+    let ports = Ports {
+        reader: &store,
+        writer: &store,
+        quality: args.worker_quality.then_some(&store as _),
+    };
+    match handle_request(&request, ports, &settings, clock.as_ref()).await {
+        Ok(outcome) => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&outcome.entries)?)?;
+            let s = &outcome.batch.summary;
+            eprintln!(
+                "{} objects ({} labeled, {} failed), task type {}, mean confidence {:.2}",
+                s.entries, s.labeled, s.failed, outcome.batch.task_type, s.mean_confidence
+            );
+            for mask in &outcome.batch.mask_writes {
+                if let Ok(uri) = mask.location.parse() {
+                    eprintln!(
+                        "mask {} written to {}",
+                        mask.location,
+                        store.path_of(&uri).display()
+                    );
+                }
+            }
+            if let QualityReport::Failed { reason } = &outcome.quality {
+                eprintln!("worker quality not kept: {reason}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "errorType": error.error_type(),
+                    "errorMessage": error.to_string(),
+                }))?
+            )?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn run_csv(
+    args: &ConsolidateArgs,
+    labels: &PathBuf,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let file = File::open(labels).with_context(|| format!("cannot open {}", labels.display()))?;
+    let table =
+        read_labels_csv(BufReader::new(file)).with_context(|| labels.display().to_string())?;
+    let config = ClassificationConfig {
+        method: args.method,
+        ..ClassificationConfig::default()
+    };
+    let items = table.single_label_items();
+    let outcome =
+        consolidate_single_label(table.classes.len(), &items, &WorkerPriors::empty(), &config);
+    let write = |w: &mut dyn Write| -> std::io::Result<()> {
+        writeln!(w, "task,label,confidence")?;
+        for (task, estimate) in table.tasks.iter().zip(&outcome.items) {
+            if let Some(class) = estimate.label {
+                writeln!(
+                    w,
+                    "{task},{},{:.6}",
+                    table.classes[class], estimate.confidence
+                )?;
+            }
+        }
+        w.flush()
+    };
+    match &args.out {
+        Some(path) => {
+            let mut file = BufWriter::new(
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            );
+            write(&mut file)?;
+        }
+        None => write(out)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,401 @@
+//! `groundwork reconsolidate`: re-run consolidation over a finished job's raw worker answers and write a
+//! complete output manifest.
+//!
+//! Ground Truth keeps every answer under `annotations/worker-response/iteration-<n>/<datasetObjectId>/
+//! <timestamp>.json` (`{"answers": [{"workerId", "answerContent", …}]}`), where the id is the 0-based line
+//! of the input manifest. Reading them all into one batch lets the truth inference judge every worker by
+//! all of their work, which Ground Truth's own per-batch consolidation cannot.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use groundwork::consolidate::batch::{
+    BatchJob, BatchSettings, ResolvedAnswer, ResolvedObject, consolidate_batch,
+};
+use groundwork::consolidate::classification::{ClassificationConfig, Method};
+use groundwork::consolidate::worker_quality::WorkerPriors;
+use groundwork::contracts::PayloadDataObject;
+use groundwork::label_categories::LabelCategoryConfig;
+use groundwork::manifest::{DataSource, ManifestLine, ManifestReader, ManifestWriter};
+use groundwork::metadata::LabelingJobArn;
+use groundwork::{LabelAttributeName, TaskType};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+/// Re-run consolidation over a finished job's worker responses.
+#[derive(Debug, Args)]
+pub(crate) struct ReconsolidateArgs {
+    /// The job's `annotations/worker-response` folder (or any folder holding `iteration-*` folders).
+    #[arg(long)]
+    worker_responses: PathBuf,
+    /// The job's input manifest (line i is datasetObjectId i).
+    #[arg(long)]
+    manifest: PathBuf,
+    /// The label attribute name to write.
+    #[arg(long)]
+    label_attribute_name: String,
+    /// The task type.
+    #[arg(long)]
+    task_type: TaskType,
+    /// Where to write the output manifest.
+    #[arg(long)]
+    out: PathBuf,
+    /// The job's labels, comma-separated (class ids are positions).
+    #[arg(long, value_delimiter = ',', conflicts_with = "label_categories")]
+    labels: Option<Vec<String>>,
+    /// The job's label category file.
+    #[arg(long)]
+    label_categories: Option<PathBuf>,
+    /// The job name written in `job-name` (defaults to the label attribute name).
+    #[arg(long)]
+    job_name: Option<String>,
+    /// `dawid-skene` or `majority-vote`.
+    #[arg(long, default_value = "dawid-skene")]
+    method: Method,
+    /// Folder for consolidated segmentation masks (default: `<out>.masks`).
+    #[arg(long)]
+    masks_dir: Option<PathBuf>,
+    /// `creation-date` of the labels (RFC 3339).
+    #[arg(long)]
+    now: Option<DateTime<Utc>>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Every answer file under `dir`, grouped by dataset object id; a worker who answered in several
+/// iterations counts once, with their latest answer.
+fn read_worker_responses(
+    dir: &Path,
+    progress: &ProgressBar,
+) -> anyhow::Result<BTreeMap<String, BTreeMap<String, Result<String, String>>>> {
+    let mut files = Vec::new();
+    collect_answer_files(dir, &mut files)?;
+    files.sort();
+    progress.set_length(files.len() as u64);
+    progress.set_message("reading worker responses");
+    let mut by_object: BTreeMap<String, BTreeMap<String, Result<String, String>>> = BTreeMap::new();
+    for (iteration, object_id, path) in files {
+        progress.inc(1);
+        let _ = iteration;
+        let parsed: Result<Value, String> = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+        let answers = match parsed {
+            Ok(v) => v
+                .get("answers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            Err(e) => {
+                eprintln!("{}: unreadable ({e}); skipped", path.display());
+                continue;
+            }
+        };
+        let object = by_object.entry(object_id).or_default();
+        for answer in answers {
+            let Some(worker) = answer.get("workerId").and_then(Value::as_str) else {
+                continue;
+            };
+            let content = match answer.get("answerContent") {
+                Some(c) => Ok(c.to_string()),
+                None => Err(format!("{}: answer has no answerContent", path.display())),
+            };
+            object.insert(worker.to_owned(), content);
+        }
+    }
+    Ok(by_object)
+}
+
+/// `(iteration, dataset object id, file)` for every `iteration-<n>/<id>/<file>.json` under `dir`.
+fn collect_answer_files(dir: &Path, out: &mut Vec<(u64, String, PathBuf)>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        match name
+            .strip_prefix("iteration-")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            Some(iteration) => {
+                for object in std::fs::read_dir(&path)? {
+                    let object = object?.path();
+                    let Some(id) = object
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .map(str::to_owned)
+                    else {
+                        continue;
+                    };
+                    if !object.is_dir() {
+                        continue;
+                    }
+                    for file in std::fs::read_dir(&object)? {
+                        let file = file?.path();
+                        if file.extension().is_some_and(|e| e == "json") {
+                            out.push((iteration, id.clone(), file));
+                        }
+                    }
+                }
+            }
+            None => collect_answer_files(&path, out)?,
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template("{msg:28} [{bar:40}] {pos}/{len}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+pub(crate) fn run(args: ReconsolidateArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let lan = LabelAttributeName::for_task(args.label_attribute_name.as_str(), args.task_type)?;
+    let labels: Option<Vec<String>> = match (&args.labels, &args.label_categories) {
+        (Some(l), _) => Some(l.clone()),
+        (None, Some(path)) => Some(
+            LabelCategoryConfig::parse(
+                &std::fs::read(path).with_context(|| path.display().to_string())?,
+            )
+            .with_context(|| path.display().to_string())?
+            .label_names(),
+        ),
+        _ => None,
+    };
+    let job_name = args.job_name.clone().unwrap_or_else(|| lan.to_string());
+    let arn: LabelingJobArn =
+        format!("arn:aws:sagemaker:us-east-1:000000000000:labeling-job/{job_name}")
+            .parse()
+            .context("--job-name")?;
+
+    let progress = progress_bar(args.quiet);
+    let answers = read_worker_responses(&args.worker_responses, &progress)?;
+
+    let file = File::open(&args.manifest)
+        .with_context(|| format!("cannot open {}", args.manifest.display()))?;
+    let mut lines = Vec::new();
+    let mut bad = Vec::new();
+    for item in ManifestReader::new(BufReader::new(file)) {
+        match item {
+            Ok((_, line)) => lines.push(line),
+            Err(e) => bad.push(e.to_string()),
+        }
+    }
+    if !bad.is_empty() {
+        for e in &bad {
+            eprintln!("{}:{e}", args.manifest.display());
+        }
+        bail!("{} invalid manifest lines: nothing written", bad.len());
+    }
+
+    let objects: Vec<_> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let id = i.to_string();
+            let worker_answers = answers.get(&id)?;
+            let data_object = match line.source() {
+                DataSource::SourceRef(uri) => PayloadDataObject {
+                    s3_uri: Some(uri.to_owned()),
+                    content: None,
+                },
+                DataSource::Source(text) => PayloadDataObject {
+                    s3_uri: None,
+                    content: Some(text.to_owned()),
+                },
+            };
+            Some(Ok(ResolvedObject {
+                dataset_object_id: id,
+                data_object,
+                answers: worker_answers
+                    .iter()
+                    .map(|(w, c)| ResolvedAnswer {
+                        worker_id: w.clone(),
+                        content: c.clone(),
+                    })
+                    .collect(),
+                prior_label: line.get(lan.as_str()).cloned(),
+            }))
+        })
+        .collect();
+    let orphans = answers
+        .keys()
+        .filter(|id| id.parse::<usize>().map_or(true, |i| i >= lines.len()))
+        .count();
+
+    progress.set_message("consolidating");
+    let masks_dir = args
+        .masks_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.masks", args.out.display())));
+    let batch_job = BatchJob {
+        job: &arn,
+        label_attribute_name: lan.as_str(),
+        labels: labels.as_deref(),
+        now: args.now.unwrap_or_else(Utc::now),
+    };
+    let settings = BatchSettings {
+        task_type: Some(args.task_type),
+        classification: ClassificationConfig {
+            method: args.method,
+            ..ClassificationConfig::default()
+        },
+        ..BatchSettings::default()
+    };
+    let mask_location = |id: &str| masks_dir.join(format!("{id}.png")).display().to_string();
+    let outcome = consolidate_batch(
+        &batch_job,
+        &objects,
+        &WorkerPriors::empty(),
+        &settings,
+        &mask_location,
+    );
+    for mask in &outcome.mask_writes {
+        if let Some(parent) = Path::new(&mask.location).parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&mask.location, &mask.png).with_context(|| mask.location.clone())?;
+    }
+
+    progress.set_message("writing the output manifest");
+    progress.set_length(lines.len() as u64);
+    progress.set_position(0);
+    let by_id: BTreeMap<&str, &serde_json::Map<String, Value>> = outcome
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.dataset_object_id.as_str(),
+                &e.consolidated_annotation.content,
+            )
+        })
+        .collect();
+    let file =
+        File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut writer = ManifestWriter::new(BufWriter::new(file));
+    let mut failed = Vec::new();
+    for (i, line) in lines.into_iter().enumerate() {
+        progress.inc(1);
+        let line = match by_id.get(i.to_string().as_str()) {
+            // A failed object keeps its line as it was, rather than losing an earlier label.
+            Some(content) if content.contains_key(lan.as_str()) => with_label(line, content),
+            Some(_) => {
+                failed.push(i);
+                line
+            }
+            None => line,
+        };
+        writer.write_line(&line)?;
+    }
+    writer.into_inner()?;
+    progress.finish_and_clear();
+
+    report(out, &outcome, &lan, orphans, &failed)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn with_label(mut line: ManifestLine, content: &serde_json::Map<String, Value>) -> ManifestLine {
+    for (key, value) in content {
+        line.insert(key.clone(), value.clone());
+    }
+    line
+}
+
+fn report(
+    out: &mut dyn Write,
+    outcome: &groundwork::consolidate::batch::BatchOutcome,
+    lan: &LabelAttributeName,
+    orphans: usize,
+    failed: &[usize],
+) -> anyhow::Result<()> {
+    let s = &outcome.summary;
+    writeln!(out, "objects with answers: {}", s.entries)?;
+    writeln!(
+        out,
+        "labeled: {}  failed (line kept as it was): {}",
+        s.labeled, s.failed
+    )?;
+    if !failed.is_empty() {
+        let shown: Vec<String> = failed
+            .iter()
+            .take(10)
+            .map(|i| (i + 1).to_string())
+            .collect();
+        writeln!(
+            out,
+            "  failed lines: {}{}",
+            shown.join(", "),
+            if failed.len() > 10 { ", …" } else { "" }
+        )?;
+    }
+    if orphans > 0 {
+        writeln!(out, "answers for objects not in the manifest: {orphans}")?;
+    }
+    writeln!(out, "mean confidence: {:.3}", s.mean_confidence)?;
+    let mut per_class: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in &outcome.entries {
+        let meta = entry
+            .consolidated_annotation
+            .content
+            .get(&lan.metadata_key());
+        if let Some(name) = meta
+            .and_then(|m| m.get("class-name"))
+            .and_then(Value::as_str)
+        {
+            *per_class.entry(name.to_owned()).or_default() += 1;
+        } else if let Some(map) = meta
+            .and_then(|m| m.get("class-map"))
+            .and_then(Value::as_object)
+        {
+            for name in map.values().filter_map(Value::as_str) {
+                *per_class.entry(name.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    if !per_class.is_empty() {
+        writeln!(out, "labels per class:")?;
+        for (class, n) in &per_class {
+            writeln!(out, "  {class}: {n}")?;
+        }
+    }
+    let priors = WorkerPriors::from_stats(&outcome.stats);
+    let stats = &outcome.stats;
+    let ids: std::collections::BTreeSet<&String> = stats
+        .single_label
+        .keys()
+        .chain(stats.multi_label.keys())
+        .chain(stats.agreement.keys())
+        .collect();
+    let mut workers: Vec<(String, f64)> = ids
+        .into_iter()
+        .filter_map(|w| priors.reliability(w).map(|r| (w.clone(), r)))
+        .collect();
+    workers.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    if !workers.is_empty() {
+        writeln!(
+            out,
+            "least reliable workers (estimated probability of a right answer):"
+        )?;
+        for (worker, r) in workers.iter().take(5) {
+            writeln!(out, "  {worker}: {r:.2}")?;
+        }
+    }
+    Ok(())
+}
