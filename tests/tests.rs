@@ -1,1 +1,20 @@
+//! End-to-end tests: the real binaries (the three Lambdas run under a local Lambda Runtime API, the CLI as
+//! a process) against real local servers on 127.0.0.1 (moto for S3), started by the tests themselves.
+//!
+//! `make test` installs moto (PyPI) into a virtualenv and passes its path in `MOTO_SERVER`; a test that
+//! needs it and cannot find it fails with that instruction rather than being skipped.
 
+// Shared helpers: servers, the runtime emulator, fixture paths.
+mod util;
+
+// The S3 adapter against a real S3-compatible server (conditional writes included).
+mod s3_adapter;
+
+// The consolidation Lambda binary end to end: payload and answers in S3, response, worker quality.
+mod consolidation_e2e;
+
+// The pre-human-task Lambda binary end to end.
+mod pre_human_task_e2e;
+
+// The CLI on the shared fixtures and on hand-broken copies.
+mod cli;

@@ -37,7 +37,9 @@ impl RoleReaders for StsRoleReaders {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = config::from_vars(|name| std::env::var(name).ok())?;
+    // A bad value stops the cold start with a readable message (Lambda reports Runtime.ExitError).
+    let config = config::from_vars(|name| std::env::var(name).ok())
+        .map_err(|e| lambda_runtime::Error::from(format!("configuration: {e}")))?;
     let aws = aws_config::load_from_env().await;
     let store = Arc::new(S3Store::from_conf(&aws));
     let roles: Option<Arc<dyn RoleReaders>> = config

@@ -1,0 +1,243 @@
+//! The `groundwork` CLI as a process, on the shared fixtures and on hand-broken copies.
+
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+use crate::util::{bin, fixture, shared_dir};
+
+fn groundwork(args: &[&str]) -> Output {
+    Command::new(bin("groundwork"))
+        .args(args)
+        .output()
+        .expect("run groundwork")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn validates_the_real_output_manifest() {
+    let path = fixture("aws_examples_gt_outputs/object_detection_output.manifest");
+    let out = groundwork(&["manifest", "validate", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("100 lines, 100 valid, 0 invalid"));
+}
+
+#[test]
+fn lists_every_bad_line_of_a_broken_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(fixture(
+        "aws_examples_gt_outputs/classification_output.manifest",
+    ))
+    .unwrap();
+    let mut lines: Vec<&str> = good.lines().collect();
+    lines.insert(1, "{\"source\": \"x\", \"source-ref\": \"s3://b/k\"}");
+    lines.push("{truncated");
+    lines.push("{\"no-source\": 1}");
+    let path = dir.path().join("broken.manifest");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = groundwork(&["manifest", "validate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains(":line 2: both `source` and `source-ref`"),
+        "{text}"
+    );
+    assert!(text.contains(":line 4: invalid JSON"), "{text}");
+    assert!(
+        text.contains(":line 5: neither `source` nor `source-ref`"),
+        "{text}"
+    );
+    assert!(text.contains("5 lines, 2 valid, 3 invalid"), "{text}");
+}
+
+#[test]
+fn pre_annotates_fixture_events_and_reports_broken_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, r#"{"version":"2018-10-06","labelingJobArn":"arn:aws:sagemaker:us-east-1:1:labeling-job/x","dataObject":{"page":"1"}}"#).unwrap();
+    let recipe = fixture("aws_sagemaker_ground_truth_recipe/pre_human_task_test_event.json");
+    let ner = fixture("aws_examples_ner_custom_template/pre_annotation_request.json");
+    let out = groundwork(&[
+        "pre",
+        "--event",
+        recipe.to_str().unwrap(),
+        "--event",
+        ner.to_str().unwrap(),
+        "--event",
+        broken.to_str().unwrap(),
+        "--label-attribute-name",
+        "category",
+        "--labels",
+        "Cat,Dog",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "the broken event fails the run");
+    let values: Vec<Value> = serde_json::Deserializer::from_str(&stdout(&out))
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(values.len(), 3);
+    assert_eq!(
+        values[0]["taskInput"]["taskObject"],
+        "s3://test-bucket/test-image.jpg"
+    );
+    assert_eq!(values[0]["taskInput"]["labels"], json!(["Cat", "Dog"]));
+    assert_eq!(
+        values[1]["taskInput"]["taskObject"],
+        "Protein tyrosine regulates insulin receptor protein."
+    );
+    assert_eq!(values[2]["errorType"], "InvalidDataObject");
+}
+
+#[test]
+fn consolidate_prints_what_the_lambda_returns() {
+    let request = fixture("aws_examples_ner_custom_template/consolidation_request.json");
+    let payload = fixture("aws_examples_ner_custom_template/consolidation_payload.json");
+    let store = tempfile::tempdir().unwrap();
+    let out = groundwork(&[
+        "consolidate",
+        "--request",
+        request.to_str().unwrap(),
+        "--payload",
+        payload.to_str().unwrap(),
+        "--store",
+        store.path().to_str().unwrap(),
+        "--now",
+        "2024-01-01T00:00:00Z",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = response.as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    let meta =
+        &entries[0]["consolidatedAnnotation"]["content"]["EntityRecognition-ProtienName-metadata"];
+    assert_eq!(meta["creation-date"], "2024-01-01T00:00:00.000000");
+}
+
+#[test]
+fn consolidates_a_crowd_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = shared_dir().join("data/crowd/welinder2010_bluebirds/labels.csv");
+    let out_path = dir.path().join("out.csv");
+    let out = groundwork(&[
+        "consolidate",
+        "--labels",
+        labels.to_str().unwrap(),
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let written = std::fs::read_to_string(&out_path).unwrap();
+    let mut rows = written.lines();
+    assert_eq!(rows.next(), Some("task,label,confidence"));
+    let gold =
+        std::fs::read_to_string(shared_dir().join("data/crowd/welinder2010_bluebirds/gold.csv"))
+            .unwrap();
+    let gold: std::collections::HashMap<&str, &str> = gold
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(','))
+        .collect();
+    let rows: Vec<Vec<&str>> = rows.map(|r| r.split(',').collect()).collect();
+    assert_eq!(rows.len(), 108);
+    let right = rows
+        .iter()
+        .filter(|r| gold.get(r[0]) == Some(&r[1]))
+        .count();
+    let accuracy = right as f64 / rows.len() as f64;
+    assert!(
+        accuracy >= 0.884,
+        "bluebirds accuracy {accuracy} (crowd-kit DS 0.889, MV 0.759)"
+    );
+}
+
+#[test]
+fn reconsolidates_worker_responses_into_a_full_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("input.manifest");
+    std::fs::write(
+        &manifest,
+        concat!(
+            "{\"source-ref\":\"s3://b/0.jpg\",\"keep\":1}\n",
+            "{\"source-ref\":\"s3://b/1.jpg\"}\n",
+            "{\"source-ref\":\"s3://b/2.jpg\",\"animal\":0,\"animal-metadata\":{\"class-name\":\"cat\"}}\n",
+        ),
+    )
+    .unwrap();
+    let responses = dir.path().join("annotations/worker-response");
+    let answers = [
+        ("0", &["cat", "cat", "dog"][..], 1),
+        ("1", &["dog", "dog", "dog"][..], 1),
+        ("1", &["cat"][..], 2),
+    ];
+    for (id, labels, iteration) in answers {
+        let folder = responses.join(format!("iteration-{iteration}/{id}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let body = json!({"answers": labels.iter().enumerate().map(|(w, l)| json!({
+            "answerContent": {"crowd-image-classifier": {"label": l}},
+            "workerId": format!("private.us-east-1.w{w}"),
+            "submissionTime": "2024-01-01T00:00:00.000Z"
+        })).collect::<Vec<_>>()});
+        std::fs::write(folder.join("2024-01-01_00:00:00.json"), body.to_string()).unwrap();
+    }
+    let out_path = dir.path().join("output.manifest");
+    let out = groundwork(&[
+        "reconsolidate",
+        "--worker-responses",
+        responses.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--label-attribute-name",
+        "animal",
+        "--task-type",
+        "ImageMultiClass",
+        "--labels",
+        "cat,dog",
+        "--out",
+        out_path.to_str().unwrap(),
+        "--quiet",
+        "--now",
+        "2024-02-03T04:05:06Z",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = stdout(&out);
+    assert!(report.contains("objects with answers: 2"), "{report}");
+    assert!(report.contains("least reliable workers"), "{report}");
+    let written = std::fs::read_to_string(&out_path).unwrap();
+    let lines: Vec<Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["keep"], 1, "other keys are kept");
+    assert_eq!(lines[0]["animal"], 0);
+    assert_eq!(
+        lines[1]["animal"], 1,
+        "worker w0's later iteration replaces the earlier answer"
+    );
+    assert_eq!(
+        lines[1]["animal-metadata"]["creation-date"],
+        "2024-02-03T04:05:06.000000"
+    );
+    let original_third = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .lines()
+        .nth(2)
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        written.lines().nth(2).unwrap(),
+        original_third,
+        "lines without answers are byte-for-byte unchanged"
+    );
+}
