@@ -38,7 +38,7 @@ $(VENV)/.cargo-lambda:
 
 demo: ## Run the main job on the sample data: validate a manifest, pre-annotate events, consolidate a batch
 	$(CARGO) build $(PKGS) --quiet
-	./demo/run.sh $(GROUNDWORK)
+	tests/scripts/demo.sh $(GROUNDWORK)
 
 test: $(VENV)/.moto ## Run every test (unit, property, fixture, integration against a local S3 server)
 	MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test $(PKGS)
@@ -67,7 +67,7 @@ bench: ## Criterion benchmarks of the consolidation engine
 	$(CARGO) bench -p groundwork
 
 bench-crowdkit: ## Ours vs crowd-kit on the same CSV files, side by side (needs ../shared/bench)
-	./bench/compare.sh
+	tests/scripts/bench-crowdkit.sh
 
 deploy: ## sam build && sam deploy --guided (needs AWS credentials, aws-sam-cli)
 	sam build && sam deploy --guided
