@@ -166,13 +166,13 @@ impl JobContextResolver {
             return Ok(hit);
         }
         let job = arn.name().to_owned();
-        let description = jobs
-            .describe_labeling_job(&job)
-            .await
-            .map_err(|source| JobContextError::Describe {
-                job: job.clone(),
-                source,
-            })?;
+        let description =
+            jobs.describe_labeling_job(&job)
+                .await
+                .map_err(|source| JobContextError::Describe {
+                    job: job.clone(),
+                    source,
+                })?;
         let label_attribute_name = description
             .label_attribute_name
             .as_deref()
@@ -201,7 +201,10 @@ impl JobContextResolver {
     }
 }
 
-async fn read_labels(uri: &S3Uri, objects: &dyn ObjectReader) -> Result<Vec<String>, JobContextError> {
+async fn read_labels(
+    uri: &S3Uri,
+    objects: &dyn ObjectReader,
+) -> Result<Vec<String>, JobContextError> {
     let bytes = objects
         .get_object(uri)
         .await
@@ -266,9 +269,15 @@ mod tests {
         let arn = "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/animals";
         for _ in 0..3 {
             let ctx = block_on(resolver.resolve(arn, &jobs, &store)).unwrap();
-            assert_eq!(ctx.label_attribute_name.as_ref().unwrap().as_str(), "animal");
+            assert_eq!(
+                ctx.label_attribute_name.as_ref().unwrap().as_str(),
+                "animal"
+            );
             assert_eq!(ctx.task_type, Some(TaskType::BoundingBox));
-            assert_eq!(ctx.labels.as_deref(), Some(&["cat".to_owned(), "dog".to_owned()][..]));
+            assert_eq!(
+                ctx.labels.as_deref(),
+                Some(&["cat".to_owned(), "dog".to_owned()][..])
+            );
         }
         assert_eq!(jobs.describe_calls(), 1);
     }
@@ -293,9 +302,19 @@ mod tests {
         let jobs = MemoryLabelingJobs::new();
         let store = MemoryObjectStore::new();
         let resolver = JobContextResolver::from_describe();
-        let err = block_on(resolver.resolve("arn:aws:sagemaker:us-east-1:1:labeling-job/missing", &jobs, &store))
-            .unwrap_err();
-        assert!(matches!(err, JobContextError::Describe { source: JobsError::NotFound { .. }, .. }));
+        let err = block_on(resolver.resolve(
+            "arn:aws:sagemaker:us-east-1:1:labeling-job/missing",
+            &jobs,
+            &store,
+        ))
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            JobContextError::Describe {
+                source: JobsError::NotFound { .. },
+                ..
+            }
+        ));
         assert!(!err.is_retryable());
         let err = block_on(resolver.resolve("garbage", &jobs, &store)).unwrap_err();
         assert!(matches!(err, JobContextError::InvalidArn(_)));
@@ -307,13 +326,22 @@ mod tests {
             &store,
         ))
         .unwrap_err();
-        assert!(matches!(err, JobContextError::ReadLabels { source: StoreError::NotFound { .. } }));
+        assert!(matches!(
+            err,
+            JobContextError::ReadLabels {
+                source: StoreError::NotFound { .. }
+            }
+        ));
         *jobs.fail_with.lock().unwrap() = Some(JobsError::Throttled {
             code: "ThrottlingException".to_owned(),
             message: "slow down".to_owned(),
         });
-        let err = block_on(resolver.resolve("arn:aws:sagemaker:us-east-1:1:labeling-job/other", &jobs, &store))
-            .unwrap_err();
+        let err = block_on(resolver.resolve(
+            "arn:aws:sagemaker:us-east-1:1:labeling-job/other",
+            &jobs,
+            &store,
+        ))
+        .unwrap_err();
         assert!(err.is_retryable());
     }
 }

@@ -58,7 +58,9 @@ pub fn pre_annotate(
 
 /// Checks the event's data object (exactly one string `source` / `source-ref`). Done before anything
 /// else, so a broken object is reported as such whatever the state of the job lookup.
-pub fn parse_data_object(request: &PreHumanTaskRequest) -> Result<ManifestLine, PreAnnotationError> {
+pub fn parse_data_object(
+    request: &PreHumanTaskRequest,
+) -> Result<ManifestLine, PreAnnotationError> {
     ManifestLine::from_object(request.data_object.clone()).map_err(|problem| {
         PreAnnotationError::InvalidDataObject {
             labeling_job_arn: request.labeling_job_arn.clone(),
