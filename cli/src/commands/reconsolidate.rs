@@ -69,18 +69,18 @@ pub(crate) struct ReconsolidateArgs {
     quiet: bool,
 }
 
+/// Per dataset object id, per worker: the answer's JSON text, or why it is unreadable.
+type AnswersByObject = BTreeMap<String, BTreeMap<String, Result<String, String>>>;
+
 /// Every answer file under `dir`, grouped by dataset object id; a worker who answered in several
 /// iterations counts once, with their latest answer.
-fn read_worker_responses(
-    dir: &Path,
-    progress: &ProgressBar,
-) -> anyhow::Result<BTreeMap<String, BTreeMap<String, Result<String, String>>>> {
+fn read_worker_responses(dir: &Path, progress: &ProgressBar) -> anyhow::Result<AnswersByObject> {
     let mut files = Vec::new();
     collect_answer_files(dir, &mut files)?;
     files.sort();
     progress.set_length(files.len() as u64);
     progress.set_message("reading worker responses");
-    let mut by_object: BTreeMap<String, BTreeMap<String, Result<String, String>>> = BTreeMap::new();
+    let mut by_object: AnswersByObject = BTreeMap::new();
     for (iteration, object_id, path) in files {
         progress.inc(1);
         let _ = iteration;
