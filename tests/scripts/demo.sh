@@ -4,6 +4,8 @@
 set -euo pipefail
 GW=${1:?usage: demo.sh PATH/TO/groundwork}
 DEMO=$(cd "$(dirname "$0")/../fixtures/demo" && pwd)
+# The shared reference material sits beside the clone.
+CROWD=$(cd "$(dirname "$0")/../../../shared/data/crowd/welinder2010_bluebirds" && pwd)
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
@@ -38,9 +40,8 @@ echo "   worker quality kept for the next batches in:"
 find "$OUT/store" -name '*.json' | sed "s|$OUT/store/|   s3://|"
 
 say "4. Truth inference on a real crowd set (Welinder 2010 bluebirds, 39 workers x 108 images)"
-"$GW" consolidate --labels "$DEMO/../../../../shared/data/crowd/welinder2010_bluebirds/labels.csv" --out "$OUT/bluebirds.csv" 2>/dev/null \
-  || "$GW" consolidate --labels "$(dirname "$0")/../../../shared/data/crowd/welinder2010_bluebirds/labels.csv" --out "$OUT/bluebirds.csv"
-python3 - "$OUT/bluebirds.csv" "$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/crowd/welinder2010_bluebirds/gold.csv" <<'PY'
+"$GW" consolidate --labels "$CROWD/labels.csv" --out "$OUT/bluebirds.csv"
+python3 - "$OUT/bluebirds.csv" "$CROWD/gold.csv" <<'PY'
 import csv, sys
 pred = {r["task"]: r["label"] for r in csv.DictReader(open(sys.argv[1]))}
 gold = {r["task"]: r["label"] for r in csv.DictReader(open(sys.argv[2]))}
