@@ -32,6 +32,10 @@ enum Command {
     Consolidate(commands::consolidate::ConsolidateArgs),
     /// Re-run consolidation over a finished job's worker responses; write a complete output manifest.
     Reconsolidate(commands::reconsolidate::ReconsolidateArgs),
+    /// Chain labeling jobs: plan offline, or start against your account.
+    Chain(commands::chain::ChainArgs),
+    /// Clone a labeling job (its setup and input manifest, or a new manifest).
+    Clone(commands::chain::CloneArgs),
 }
 
 #[tokio::main]
@@ -44,6 +48,8 @@ async fn main() -> ExitCode {
         Command::Pre(args) => commands::pre::run(args, &mut out),
         Command::Consolidate(args) => commands::consolidate::run(args, &mut out).await,
         Command::Reconsolidate(args) => commands::reconsolidate::run(args, &mut out),
+        Command::Chain(args) => commands::chain::run_chain(args).await,
+        Command::Clone(args) => commands::chain::run_clone(args).await,
     };
     let _ = out.flush();
     match result {
