@@ -13,6 +13,9 @@ mod s3_adapter;
 // The consolidation Lambda binary end to end: payload and answers in S3, response, worker quality.
 mod consolidation_e2e;
 
+// The auto-chainer Lambda binary end to end, against a fake SageMaker.
+mod auto_chainer_e2e;
+
 // The pre-human-task Lambda binary end to end.
 mod pre_human_task_e2e;
 

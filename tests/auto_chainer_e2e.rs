@@ -1,0 +1,217 @@
+//! The `gt-auto-chainer` binary, run by a local Lambda Runtime API, against a fake SageMaker (AWS JSON 1.1
+//! on 127.0.0.1, via `AWS_ENDPOINT_URL_SAGEMAKER`) and moto S3: a stopped job is continued on its output
+//! manifest exactly once, although EventBridge delivers the event twice.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::util::{Answer, LambdaRuntime, Moto, put};
+
+/// Jobs by lower-cased name, and every CreateLabelingJob body received.
+#[derive(Default)]
+struct FakeSageMaker {
+    jobs: Mutex<BTreeMap<String, Value>>,
+    creates: Mutex<Vec<Value>>,
+}
+
+impl FakeSageMaker {
+    fn answer(&self, target: &str, body: &Value) -> (u16, Value) {
+        let name = body["LabelingJobName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase();
+        let mut jobs = self.jobs.lock().unwrap();
+        match target {
+            "SageMaker.DescribeLabelingJob" => match jobs.get(&name) {
+                Some(job) => (200, job.clone()),
+                None => (
+                    400,
+                    json!({"__type": "ResourceNotFound", "Message": format!("Could not find labeling job {name}")}),
+                ),
+            },
+            "SageMaker.CreateLabelingJob" => {
+                self.creates.lock().unwrap().push(body.clone());
+                if jobs.contains_key(&name) {
+                    return (400, json!({"__type": "ResourceInUse", "Message": "exists"}));
+                }
+                let arn = format!("arn:aws:sagemaker:us-east-1:111122223333:labeling-job/{name}");
+                let mut job = body.clone();
+                job["LabelingJobArn"] = json!(arn);
+                job["LabelingJobStatus"] = json!("InProgress");
+                job["LabelCounters"] = json!({});
+                jobs.insert(name, job);
+                (200, json!({"LabelingJobArn": arn}))
+            }
+            other => (
+                400,
+                json!({"__type": "UnknownOperationException", "Message": other}),
+            ),
+        }
+    }
+}
+
+async fn serve(
+    fake: Arc<FakeSageMaker>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (status, answer) = fake.answer(&target, &body);
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(Full::new(Bytes::from(answer.to_string())))
+        .unwrap())
+}
+
+async fn start_fake(fake: Arc<FakeSageMaker>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let fake = fake.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| serve(fake.clone(), req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{address}")
+}
+
+fn stopped_job() -> Value {
+    json!({
+        "LabelingJobStatus": "Stopped",
+        "LabelCounters": {"TotalLabeled": 2, "HumanLabeled": 2, "MachineLabeled": 0, "FailedNonRetryableError": 0, "Unlabeled": 1},
+        "CreationTime": 1704067200.0,
+        "LastModifiedTime": 1704070800.0,
+        "JobReferenceCode": "ref",
+        "LabelingJobName": "Animals",
+        "LabelingJobArn": "arn:aws:sagemaker:us-east-1:111122223333:labeling-job/animals",
+        "LabelAttributeName": "animal",
+        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": "s3://gw-chain/in/input.manifest"}}},
+        "OutputConfig": {"S3OutputPath": "s3://gw-chain/out/"},
+        "RoleArn": "arn:aws:iam::111122223333:role/GroundTruth",
+        "LabelCategoryConfigS3Uri": "s3://gw-chain/in/labels.json",
+        "HumanTaskConfig": {
+            "WorkteamArn": "arn:aws:sagemaker:us-east-1:111122223333:workteam/private-crowd/team",
+            "UiConfig": {"UiTemplateS3Uri": "s3://gw-chain/in/template.liquid"},
+            "PreHumanTaskLambdaArn": "arn:aws:lambda:us-east-1:432418664414:function:PRE-ImageMultiClass",
+            "TaskTitle": "Animals", "TaskDescription": "What animal is it?",
+            "NumberOfHumanWorkersPerDataObject": 3, "TaskTimeLimitInSeconds": 300,
+            "AnnotationConsolidationConfig": {"AnnotationConsolidationLambdaArn": "arn:aws:lambda:us-east-1:432418664414:function:ACS-ImageMultiClass"}
+        },
+        "Tags": [{"Key": "groundwork:chain", "Value": "continue"}, {"Key": "team", "Value": "vision"}],
+        "LabelingJobOutput": {"OutputDatasetS3Uri": "s3://gw-chain/out/Animals/manifests/output/output.manifest"}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continues_a_stopped_job_exactly_once() {
+    let moto = Moto::start();
+    let output = concat!(
+        "{\"source-ref\":\"s3://gw-chain/img/1.jpg\",\"animal\":0,\"animal-metadata\":{\"class-name\":\"cat\",\"confidence\":0.9}}\n",
+        "{\"source-ref\":\"s3://gw-chain/img/2.jpg\",\"animal\":1,\"animal-metadata\":{\"class-name\":\"dog\",\"confidence\":0.8}}\n",
+        "{\"source-ref\":\"s3://gw-chain/img/3.jpg\"}\n",
+    );
+    put(
+        &moto.s3(),
+        "gw-chain",
+        &[(
+            "out/Animals/manifests/output/output.manifest",
+            output.as_bytes().to_vec(),
+        )],
+    )
+    .await;
+    let fake = Arc::new(FakeSageMaker::default());
+    fake.jobs
+        .lock()
+        .unwrap()
+        .insert("animals".to_owned(), stopped_job());
+    let endpoint = start_fake(fake.clone()).await;
+
+    let event = json!({
+        "version": "0", "id": "e1", "detail-type": "SageMaker Ground Truth Labeling Job State Change",
+        "source": "aws.sagemaker", "account": "111122223333", "time": "2024-01-01T01:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:sagemaker:us-east-1:111122223333:labeling-job/animals"],
+        "detail": {"LabelingJobStatus": "Stopped"}
+    });
+    let runtime = LambdaRuntime::start(vec![
+        event.clone(),
+        event,
+        json!({"detail-type": "Something Else"}),
+    ])
+    .await;
+    let mut env = moto.env();
+    env.push(("AWS_ENDPOINT_URL_SAGEMAKER".to_owned(), endpoint));
+    env.push(("AWS_MAX_ATTEMPTS".to_owned(), "1".to_owned()));
+    let answers = runtime.run("gt-auto-chainer", &env, 3).await;
+    for (_, answer) in &answers {
+        assert!(
+            matches!(answer, Answer::Response(_)),
+            "no event fails: {answers:?}"
+        );
+    }
+
+    let creates = fake.creates.lock().unwrap().clone();
+    assert_eq!(
+        creates.len(),
+        1,
+        "one job for two deliveries of the same state change: {creates:#?}"
+    );
+    let create = &creates[0];
+    assert_eq!(
+        create["LabelAttributeName"], "animal",
+        "a continue-chain keeps the label attribute name"
+    );
+    assert_eq!(
+        create["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"],
+        "s3://gw-chain/out/Animals/manifests/output/output.manifest"
+    );
+    assert_eq!(
+        create["RoleArn"],
+        "arn:aws:iam::111122223333:role/GroundTruth"
+    );
+    let name = create["LabelingJobName"].as_str().unwrap();
+    assert!(name.len() <= 63 && name.starts_with("Animals"), "{name}");
+    let tags: BTreeMap<String, String> = create["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["Key"].as_str().unwrap().to_owned(),
+                t["Value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tags.get("team").map(String::as_str),
+        Some("vision"),
+        "user tags are copied"
+    );
+    assert_eq!(tags.get("groundwork:depth").map(String::as_str), Some("1"));
+    assert!(tags.contains_key("groundwork:parent-job"));
+}
