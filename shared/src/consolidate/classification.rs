@@ -64,8 +64,9 @@ pub mod csv;
 mod em;
 pub mod synthetic;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::str::FromStr;
 
 pub use self::csv::{
@@ -141,7 +142,7 @@ impl Default for ClassificationConfig {
         Self {
             method: Method::DawidSkene,
             max_epochs: 20,
-            tolerance: 1e-8,
+            tolerance: 1e-5,
             initial_accuracy: 0.7,
             confusion_prior_strength: 2.0,
             skill_prior_strength: 4.0,
@@ -211,21 +212,56 @@ pub struct MultiLabelOutcome {
 /// which workers happen to appear.
 struct WorkerIndex<'a> {
     names: Vec<&'a str>,
+    lookup: HashMap<&'a str, u32, BuildHasherDefault<FnvHasher>>,
 }
 
 impl<'a> WorkerIndex<'a> {
     fn new(ids: impl Iterator<Item = &'a str>) -> Self {
-        let set: BTreeSet<&'a str> = ids.collect();
-        Self {
-            names: set.into_iter().collect(),
+        let mut lookup: HashMap<&'a str, u32, BuildHasherDefault<FnvHasher>> = HashMap::default();
+        for id in ids {
+            let next = lookup.len();
+            lookup
+                .entry(id)
+                .or_insert_with(|| u32::try_from(next).unwrap_or(u32::MAX));
         }
+        let mut names: Vec<&'a str> = lookup.keys().copied().collect();
+        names.sort_unstable();
+        for (i, name) in names.iter().enumerate() {
+            if let Some(slot) = lookup.get_mut(name) {
+                *slot = u32::try_from(i).unwrap_or(u32::MAX);
+            }
+        }
+        Self { names, lookup }
     }
 
     fn index(&self, id: &str) -> Option<u32> {
-        self.names
-            .binary_search(&id)
-            .ok()
-            .and_then(|i| u32::try_from(i).ok())
+        self.lookup.get(id).copied()
+    }
+}
+
+/// FNV-1a: a small deterministic hasher for worker ids (the map is only a lookup table; its iteration
+/// order is never used for results, the ids are sorted).
+#[derive(Clone, Copy)]
+struct FnvHasher(u64);
+
+impl Default for FnvHasher {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
     }
 }
 
@@ -233,39 +269,44 @@ impl<'a> WorkerIndex<'a> {
 /// the input index of the item at that position). Each item's votes are sorted by (worker, answer) and the
 /// items by their vote lists, so that neither the order workers are listed in nor the order of the items
 /// can change a floating-point sum: a permuted batch gives bit-identical estimates.
-fn build_votes<'a>(
+fn build_votes<'a, I>(
     n_classes: usize,
     workers: &WorkerIndex<'a>,
-    items: impl Iterator<Item = Vec<(&'a str, usize)>>,
-) -> (Votes, Vec<usize>) {
-    let per_item: Vec<Vec<(u32, u32)>> = items
-        .map(|item| {
-            let mut item_votes: Vec<(u32, u32)> = item
-                .into_iter()
-                .filter_map(|(w, a)| {
-                    let a = u32::try_from(a)
-                        .ok()
-                        .filter(|&a| (a as usize) < n_classes)?;
-                    Some((workers.index(w)?, a))
-                })
-                .collect();
-            item_votes.sort_unstable();
-            item_votes
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..per_item.len()).collect();
-    order.sort_by(|&a, &b| per_item[a].cmp(&per_item[b]).then(a.cmp(&b)));
-    let n_votes = per_item.iter().map(Vec::len).sum();
+    items: impl Iterator<Item = I>,
+) -> (Votes, Vec<usize>)
+where
+    I: IntoIterator<Item = (&'a str, usize)>,
+{
+    // All valid votes in input order, flat, as (worker, answer) pairs, with per-item offsets.
+    let mut flat: Vec<(u32, u32)> = Vec::new();
+    let mut input_offsets: Vec<usize> = vec![0];
+    for item in items {
+        let start = flat.len();
+        for (w, a) in item {
+            let Some(a) = u32::try_from(a).ok().filter(|&a| (a as usize) < n_classes) else {
+                continue;
+            };
+            if let Some(w) = workers.index(w) {
+                flat.push((w, a));
+            }
+        }
+        flat[start..].sort_unstable();
+        input_offsets.push(flat.len());
+    }
+    let n_items = input_offsets.len() - 1;
+    let slice = |i: usize| &flat[input_offsets[i]..input_offsets[i + 1]];
+    let mut order: Vec<usize> = (0..n_items).collect();
+    order.sort_unstable_by(|&a, &b| slice(a).cmp(slice(b)).then(a.cmp(&b)));
     let mut votes = Votes {
         n_classes,
         n_workers: workers.names.len(),
-        offsets: Vec::with_capacity(per_item.len() + 1),
-        worker: Vec::with_capacity(n_votes),
-        answer: Vec::with_capacity(n_votes),
+        offsets: Vec::with_capacity(n_items + 1),
+        worker: Vec::with_capacity(flat.len()),
+        answer: Vec::with_capacity(flat.len()),
     };
     votes.offsets.push(0);
     for &item in &order {
-        for &(w, a) in &per_item[item] {
+        for &(w, a) in slice(item) {
             votes.worker.push(w);
             votes.answer.push(a);
         }
@@ -314,7 +355,11 @@ pub fn consolidate_single_label(
         };
     }
     let workers = WorkerIndex::new(items.iter().flat_map(|i| i.votes.iter().map(|v| v.0)));
-    let (votes, order) = build_votes(n_classes, &workers, items.iter().map(|i| i.votes.clone()));
+    let (votes, order) = build_votes(
+        n_classes,
+        &workers,
+        items.iter().map(|i| i.votes.iter().copied()),
+    );
     let k = n_classes;
     let mut prior_counts = vec![0.0; workers.names.len() * k * k];
     let mut known = vec![false; workers.names.len()];
@@ -421,8 +466,7 @@ pub fn consolidate_multi_label(
             &workers,
             ticked.iter().map(|item| {
                 item.iter()
-                    .map(|(w, set)| (*w, usize::from(set.contains(&class))))
-                    .collect()
+                    .map(move |(w, set)| (*w, usize::from(set.contains(&class))))
             }),
         );
         let mut prior_counts = vec![0.0; n_workers * 4];

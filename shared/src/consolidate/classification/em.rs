@@ -174,32 +174,6 @@ fn fit_worker_model(
     model.refresh_logs(n_workers, k);
 }
 
-/// E-step: posteriors for every item; returns the total log-likelihood of the votes.
-fn expectation(
-    votes: &Votes,
-    model: &WorkerModel,
-    log_class_prior: &[f64],
-    posterior: &mut [f64],
-) -> f64 {
-    let k = votes.n_classes;
-    let mut log_likelihood = 0.0;
-    for item in 0..votes.n_items() {
-        let row = &mut posterior[item * k..(item + 1) * k];
-        row.copy_from_slice(log_class_prior);
-        for v in votes.range(item) {
-            let base = (votes.worker[v] as usize * k + votes.answer[v] as usize) * k;
-            for (r, lp) in row.iter_mut().zip(&model.log_pi_by_answer[base..base + k]) {
-                *r += lp;
-            }
-        }
-        let log_norm = softmax_in_place(row);
-        if !votes.range(item).is_empty() {
-            log_likelihood += log_norm;
-        }
-    }
-    log_likelihood
-}
-
 /// Accumulates this batch's soft confusion counts. An item with a single vote says nothing about its
 /// worker (the worker only agrees with themself) and is skipped. With `leave_one_out`, a vote is weighted
 /// by the posterior computed *without* it, so that a worker's own answer does not vouch for them: with 3
@@ -245,6 +219,70 @@ fn accumulate_counts(
     }
 }
 
+/// One fused pass over the votes: the E-step (posteriors of every item under `model`, returning the total
+/// log-likelihood), and with it this batch's soft confusion counts (see [`accumulate_counts`]) and the
+/// posterior mass per class (for the class prior). Reading each item once keeps the loop in cache.
+fn expect_and_count(
+    votes: &Votes,
+    model: &WorkerModel,
+    log_class_prior: &[f64],
+    leave_one_out: bool,
+    posterior: &mut [f64],
+    counts: &mut [f64],
+    class_mass: &mut [f64],
+) -> f64 {
+    let k = votes.n_classes;
+    counts.iter_mut().for_each(|c| *c = 0.0);
+    class_mass.iter_mut().for_each(|m| *m = 0.0);
+    let mut weights = vec![0.0; k];
+    let mut log_likelihood = 0.0;
+    let log_pi = &model.log_pi_by_answer;
+    for (item, row) in posterior.chunks_exact_mut(k).enumerate() {
+        let (start, end) = (votes.offsets[item], votes.offsets[item + 1]);
+        let workers = &votes.worker[start..end];
+        let answers = &votes.answer[start..end];
+        row.copy_from_slice(log_class_prior);
+        for (&w, &a) in workers.iter().zip(answers) {
+            let base = (w as usize * k + a as usize) * k;
+            for (r, lp) in row.iter_mut().zip(&log_pi[base..base + k]) {
+                *r += lp;
+            }
+        }
+        let log_norm = softmax_in_place(row);
+        if workers.is_empty() {
+            continue;
+        }
+        log_likelihood += log_norm;
+        for (m, p) in class_mass.iter_mut().zip(row.iter()) {
+            *m += p;
+        }
+        if workers.len() < 2 {
+            continue;
+        }
+        for (&w, &a) in workers.iter().zip(answers) {
+            let (w, a) = (w as usize, a as usize);
+            let cell = &mut counts[w * k * k..(w + 1) * k * k];
+            if leave_one_out {
+                let mut sum = 0.0;
+                for (t, (x, p)) in weights.iter_mut().zip(row.iter()).enumerate() {
+                    *x = p / model.pi[(w * k + t) * k + a].max(MIN_PROBABILITY);
+                    sum += *x;
+                }
+                if sum > 0.0 && sum.is_finite() {
+                    for (t, x) in weights.iter().enumerate() {
+                        cell[t * k + a] += x / sum;
+                    }
+                    continue;
+                }
+            }
+            for (t, p) in row.iter().enumerate() {
+                cell[t * k + a] += p;
+            }
+        }
+    }
+    log_likelihood
+}
+
 /// Dawid-Skene EM with hierarchical smoothing. `prior_counts` (`W × K × K`) are the workers' soft counts
 /// from earlier batches; they are added to this batch's counts in every M-step and seed the first one.
 pub(crate) fn dawid_skene(
@@ -259,6 +297,7 @@ pub(crate) fn dawid_skene(
     let mut posterior = vec![1.0 / k as f64; n * k];
     let mut batch_counts = vec![0.0; n_workers * k * k];
     let mut total_counts = prior_counts.to_vec();
+    let mut class_mass = vec![0.0; k];
 
     // Initial model: every worker at the prior accuracy (0.7 on the diagonal) unless earlier batches say
     // otherwise; the first E-step is then a (prior-weighted) vote.
@@ -267,7 +306,18 @@ pub(crate) fn dawid_skene(
     let mut previous_ll: Option<f64> = None;
     let epochs = config.max_epochs.max(1);
     for epoch in 0..epochs {
-        let ll = expectation(votes, &model, &log_class_prior, &mut posterior);
+        // E-step, with the counts of the next M-step (the recorded counts come from the untempered
+        // posterior, the one EM converged to; tempering is about what to report, not about how good the
+        // workers are).
+        let ll = expect_and_count(
+            votes,
+            &model,
+            &log_class_prior,
+            config.leave_one_out,
+            &mut posterior,
+            &mut batch_counts,
+            &mut class_mass,
+        );
         let converged = previous_ll
             .is_some_and(|prev| ((ll - prev) / prev.abs().max(1e-300)).abs() < config.tolerance);
         if converged || epoch + 1 == epochs {
@@ -275,34 +325,17 @@ pub(crate) fn dawid_skene(
         }
         previous_ll = Some(ll);
         // M-step.
-        accumulate_counts(
-            votes,
-            &model,
-            &posterior,
-            config.leave_one_out,
-            &mut batch_counts,
-        );
         for ((total, prior), batch) in total_counts.iter_mut().zip(prior_counts).zip(&batch_counts)
         {
             *total = prior + batch;
         }
         fit_worker_model(votes, &total_counts, config, &mut model);
-        update_class_prior(
-            votes,
-            &posterior,
-            config.class_prior_strength,
-            &mut log_class_prior,
-        );
+        let strength = config.class_prior_strength;
+        let total: f64 = class_mass.iter().map(|m| m + strength).sum();
+        for (lp, m) in log_class_prior.iter_mut().zip(&class_mass) {
+            *lp = ((m + strength) / total).max(MIN_PROBABILITY).ln();
+        }
     }
-    // The recorded counts come from the untempered posterior, the one EM converged to; tempering is about
-    // what to report, not about how good the workers are.
-    accumulate_counts(
-        votes,
-        &model,
-        &posterior,
-        config.leave_one_out,
-        &mut batch_counts,
-    );
     if config.calibrate {
         let temperature = held_out_temperature(votes, &model, &log_class_prior);
         temper(votes, temperature, &mut posterior);
@@ -320,7 +353,7 @@ const TEMPERATURES: [f64; 12] = [
 
 /// At most this many items are used to choose the temperature (evenly spread over the batch): the choice
 /// is one number, and scoring every vote of a 100 000-item set would cost more than EM itself.
-const MAX_ITEMS_FOR_TEMPERATURE: usize = 4000;
+const MAX_ITEMS_FOR_TEMPERATURE: usize = 1000;
 
 /// Chooses the temperature that makes the posterior best at predicting held-out votes.
 ///
@@ -408,28 +441,6 @@ fn temper(votes: &Votes, tau: f64, posterior: &mut [f64]) {
             };
         }
         softmax_in_place(row);
-    }
-}
-
-fn update_class_prior(
-    votes: &Votes,
-    posterior: &[f64],
-    strength: f64,
-    log_class_prior: &mut [f64],
-) {
-    let k = votes.n_classes;
-    let mut mass = vec![strength; k];
-    for item in 0..votes.n_items() {
-        if votes.range(item).is_empty() {
-            continue;
-        }
-        for (m, p) in mass.iter_mut().zip(&posterior[item * k..(item + 1) * k]) {
-            *m += p;
-        }
-    }
-    let total: f64 = mass.iter().sum();
-    for (lp, m) in log_class_prior.iter_mut().zip(&mass) {
-        *lp = (m / total).max(MIN_PROBABILITY).ln();
     }
 }
 
