@@ -180,6 +180,12 @@ pub enum PayloadError {
 pub fn parse_payload(
     bytes: &[u8],
 ) -> Result<Vec<Result<PayloadObject, BadPayloadObject>>, PayloadError> {
+    // Fast path: a well-formed payload (the normal case) is read straight into the typed objects, without
+    // building a `Value` tree first. Only when that fails is it re-read element by element, so one bad
+    // object costs a second pass, never the other objects.
+    if let Ok(objects) = serde_json::from_slice::<Vec<PayloadObject>>(bytes) {
+        return Ok(objects.into_iter().map(Ok).collect());
+    }
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| PayloadError::InvalidJson(e.to_string()))?;
     let Value::Array(items) = value else {
