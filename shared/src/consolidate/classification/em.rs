@@ -382,43 +382,51 @@ pub(crate) fn held_out_temperature(
     let mut item_ll = vec![0.0; k];
     let mut held = vec![0.0; k];
     let mut own_probability = vec![0.0; k];
-    let mut score = [0.0; TEMPERATURES.len()];
-    for &item in scored.iter().step_by(stride) {
-        let range = votes.range(item);
-        item_ll.copy_from_slice(log_class_prior);
-        for v in range.clone() {
-            let base = (votes.worker[v] as usize * k + votes.answer[v] as usize) * k;
-            for (r, lp) in item_ll
-                .iter_mut()
-                .zip(&model.log_pi_by_answer[base..base + k])
-            {
-                *r += lp;
+    let sampled: Vec<usize> = scored.iter().step_by(stride).copied().collect();
+    let mut score_of = |tau: f64| {
+        let mut total = 0.0;
+        for &item in &sampled {
+            let range = votes.range(item);
+            item_ll.copy_from_slice(log_class_prior);
+            for v in range.clone() {
+                let base = (votes.worker[v] as usize * k + votes.answer[v] as usize) * k;
+                for (r, lp) in item_ll
+                    .iter_mut()
+                    .zip(&model.log_pi_by_answer[base..base + k])
+                {
+                    *r += lp;
+                }
             }
-        }
-        for v in range {
-            let base = (votes.worker[v] as usize * k + votes.answer[v] as usize) * k;
-            let own = &model.log_pi_by_answer[base..base + k];
-            for (p, lp) in own_probability.iter_mut().zip(own) {
-                *p = lp.exp();
-            }
-            for (tau, total) in TEMPERATURES.iter().zip(score.iter_mut()) {
+            for v in range {
+                let base = (votes.worker[v] as usize * k + votes.answer[v] as usize) * k;
+                let own = &model.log_pi_by_answer[base..base + k];
+                for (p, lp) in own_probability.iter_mut().zip(own) {
+                    *p = lp.exp();
+                }
                 for c in 0..k {
                     held[c] = tau * (item_ll[c] - own[c]);
                 }
                 softmax_in_place(&mut held);
                 let predictive: f64 = held.iter().zip(&own_probability).map(|(p, q)| p * q).sum();
-                *total += predictive.max(1e-300).ln();
+                total += predictive.max(1e-300).ln();
             }
         }
-    }
-    let mut best = 0;
-    for (t, s) in score.iter().enumerate() {
+        total
+    };
+    // The held-out log-likelihood is unimodal in the temperature in practice: scan from 1 downwards and
+    // stop once it is clearly worse than the best so far (on a crowd that fits the model, after two).
+    let mut best = (TEMPERATURES[0], score_of(TEMPERATURES[0]));
+    for &tau in &TEMPERATURES[1..] {
+        let s = score_of(tau);
+        let margin = 1e-6 * best.1.abs().max(1.0);
         // A lower temperature must win clearly: rounding noise must not decide it.
-        if *s > score[best] + 1e-6 * score[best].abs().max(1.0) {
-            best = t;
+        if s > best.1 + margin {
+            best = (tau, s);
+        } else if s < best.1 - margin {
+            break;
         }
     }
-    TEMPERATURES[best]
+    best.0
 }
 
 /// Raises every multi-vote item's posterior to the power `tau` and renormalises (single-vote items keep
