@@ -39,6 +39,11 @@ pub(crate) struct EmOutput {
 /// give some answer, which keeps one surprising answer from vetoing an otherwise clear item.
 const MIN_PROBABILITY: f64 = 1e-6;
 
+/// The E-step's running products are multiplied by `RESCALE_BY` whenever their largest entry falls
+/// below `RESCALE_BELOW` (each factor is at least `MIN_PROBABILITY`, so one step never underflows).
+const RESCALE_BELOW: f64 = 1e-200;
+const RESCALE_BY: f64 = 1e200;
+
 fn logit(p: f64) -> f64 {
     let p = p.clamp(1e-9, 1.0 - 1e-9);
     (p / (1.0 - p)).ln()
@@ -72,6 +77,9 @@ fn softmax_in_place(values: &mut [f64]) -> f64 {
 pub(crate) struct WorkerModel {
     pi: Vec<f64>,
     log_pi_by_answer: Vec<f64>,
+    /// The clamped probabilities in the same answer-major layout: the E-step multiplies these instead of
+    /// summing logs, which saves `K` exponentials per item and epoch.
+    pi_by_answer: Vec<f64>,
 }
 
 impl WorkerModel {
@@ -79,6 +87,7 @@ impl WorkerModel {
         Self {
             pi: vec![0.0; n_workers * k * k],
             log_pi_by_answer: vec![0.0; n_workers * k * k],
+            pi_by_answer: vec![0.0; n_workers * k * k],
         }
     }
 
@@ -87,8 +96,9 @@ impl WorkerModel {
             let base = w * k * k;
             for t in 0..k {
                 for a in 0..k {
-                    self.log_pi_by_answer[base + a * k + t] =
-                        self.pi[base + t * k + a].max(MIN_PROBABILITY).ln();
+                    let p = self.pi[base + t * k + a].max(MIN_PROBABILITY);
+                    self.pi_by_answer[base + a * k + t] = p;
+                    self.log_pi_by_answer[base + a * k + t] = p.ln();
                 }
             }
         }
@@ -236,19 +246,38 @@ fn expect_and_count(
     class_mass.iter_mut().for_each(|m| *m = 0.0);
     let mut weights = vec![0.0; k];
     let mut log_likelihood = 0.0;
-    let log_pi = &model.log_pi_by_answer;
+    let pi = &model.pi_by_answer;
+    // The class prior as probabilities, once per pass.
+    let class_prior: Vec<f64> = log_class_prior.iter().map(|lp| lp.exp()).collect();
     for (item, row) in posterior.chunks_exact_mut(k).enumerate() {
         let (start, end) = (votes.offsets[item], votes.offsets[item + 1]);
         let workers = &votes.worker[start..end];
         let answers = &votes.answer[start..end];
-        row.copy_from_slice(log_class_prior);
+        // Products of probabilities (each ≥ MIN_PROBABILITY), rescaled whenever they get small, so that
+        // an item with hundreds of votes never underflows; `log_scale` keeps the likelihood exact.
+        row.copy_from_slice(&class_prior);
+        let mut log_scale = 0.0;
         for (&w, &a) in workers.iter().zip(answers) {
             let base = (w as usize * k + a as usize) * k;
-            for (r, lp) in row.iter_mut().zip(&log_pi[base..base + k]) {
-                *r += lp;
+            let mut max = 0.0f64;
+            for (r, p) in row.iter_mut().zip(&pi[base..base + k]) {
+                *r *= p;
+                max = max.max(*r);
+            }
+            if max < RESCALE_BELOW {
+                row.iter_mut().for_each(|r| *r *= RESCALE_BY);
+                log_scale -= RESCALE_BY.ln();
             }
         }
-        let log_norm = softmax_in_place(row);
+        let sum: f64 = row.iter().sum();
+        let log_norm = if sum > 0.0 && sum.is_finite() {
+            row.iter_mut().for_each(|r| *r /= sum);
+            sum.ln() + log_scale
+        } else {
+            let uniform = 1.0 / k as f64;
+            row.iter_mut().for_each(|r| *r = uniform);
+            0.0
+        };
         if workers.is_empty() {
             continue;
         }
