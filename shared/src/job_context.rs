@@ -222,18 +222,7 @@ mod tests {
     use super::*;
     use crate::labeling_job::LabelingJobDescription;
     use crate::ports::fakes::{MemoryLabelingJobs, MemoryObjectStore};
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        // The resolver's futures only await the in-memory fakes, which are always ready.
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        let mut f = std::pin::pin!(f);
-        loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
-    }
+    use crate::test_support::block_on;
 
     fn description() -> LabelingJobDescription {
         serde_json::from_value(serde_json::json!({

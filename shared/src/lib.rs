@@ -38,3 +38,19 @@ pub use lan::LabelAttributeName;
 pub use manifest::ManifestLine;
 pub use s3_uri::S3Uri;
 pub use task_type::TaskType;
+
+/// Helpers for this crate's unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Runs a future whose awaits are all on the in-memory fakes (always ready) to completion, without an
+    /// async runtime (this crate has none).
+    pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+}

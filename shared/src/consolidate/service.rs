@@ -371,19 +371,9 @@ mod tests {
     use super::*;
     use crate::metadata::FixedClock;
     use crate::ports::fakes::MemoryObjectStore;
+    use crate::test_support::block_on;
     use chrono::TimeZone;
     use serde_json::json;
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        // Every port here is an in-memory fake whose futures are immediately ready.
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let mut f = std::pin::pin!(f);
-        loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
-    }
 
     fn clock() -> FixedClock {
         FixedClock(chrono::Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, 9).unwrap())
