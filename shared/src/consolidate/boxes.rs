@@ -34,15 +34,17 @@
 //! the consolidated boxes differ from the prior label (by class, count, or more than one pixel).
 
 pub mod crowd;
+pub(crate) mod matching;
 
 use std::collections::{BTreeSet, HashMap};
 
-use pathfinding::prelude::{Matrix, kuhn_munkres};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
-use crowd::{ReasonLog, existence_probability, round_confidence, vote_posterior, weighted_median};
+use crowd::{ReasonLog, existence_probability, round_confidence, vote_posterior};
+use matching::robust_centre;
+pub(crate) use matching::{Candidate, Clusters, MatchParams, Rect, cluster_candidates, vote_class};
 
 /// Ground Truth's `type` for bounding-box labels.
 pub const OBJECT_DETECTION_TYPE: &str = "groundtruth/object-detection";
@@ -161,14 +163,24 @@ pub struct BoxAnswer<'a> {
 /// Numbers may be integers or floats; `boundingBoxes` may be absent or `null` (nothing drawn).
 pub fn parse_box_answer(answer: &Value) -> Result<BoxAnswer<'_>, BoxAnswerError> {
     let object = answer.as_object().ok_or(BoxAnswerError::NotAnObject)?;
-    let image_size = match object.get("inputImageProperties") {
+    // One pass over the (few) keys: cheaper than hashing each key we look for.
+    let (mut boxes_value, mut properties, mut modified) = (None, None, None);
+    for (key, value) in object {
+        match key.as_str() {
+            "boundingBoxes" => boxes_value = Some(value),
+            "inputImageProperties" => properties = Some(value),
+            "initialValueModified" => modified = Some(value),
+            _ => {}
+        }
+    }
+    let image_size = match properties {
         None | Some(Value::Null) => None,
         Some(properties) => Some(parse_image_size(properties).ok_or(BoxAnswerError::BadImageSize)?),
     };
-    let initial_value_modified = object.get("initialValueModified").and_then(parse_flag);
+    let initial_value_modified = modified.and_then(parse_flag);
     let mut boxes = Vec::new();
     let mut rejected = Vec::new();
-    match object.get("boundingBoxes") {
+    match boxes_value {
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
             boxes.reserve(items.len());
@@ -201,35 +213,49 @@ pub(crate) fn parse_flag(value: &Value) -> Option<bool> {
 
 /// `{"width": w, "height": h}` with positive sizes that fit a `u32` (floats are rounded).
 pub(crate) fn parse_image_size(properties: &Value) -> Option<ImageSize> {
-    let side = |key: &str| {
-        let value = properties.get(key)?.as_f64()?.round();
+    let (mut width, mut height) = (None, None);
+    for (key, value) in properties.as_object()? {
+        match key.as_str() {
+            "width" => width = value.as_f64(),
+            "height" => height = value.as_f64(),
+            _ => {}
+        }
+    }
+    let side = |value: Option<f64>| {
+        let value = value?.round();
         (value >= 1.0 && value <= f64::from(u32::MAX)).then_some(value as u32)
     };
     Some(ImageSize {
-        width: side("width")?,
-        height: side("height")?,
+        width: side(width)?,
+        height: side(height)?,
     })
 }
 
 fn parse_drawn_box(index: usize, item: &Value) -> Result<DrawnBox<'_>, BoxProblem> {
     let object = item.as_object().ok_or(BoxProblem::NotAnObject)?;
-    let number = |key: &'static str| {
-        object
-            .get(key)
-            .and_then(Value::as_f64)
+    let (mut label, mut left, mut top, mut width, mut height) = (None, None, None, None, None);
+    for (key, value) in object {
+        match key.as_str() {
+            "label" => label = value.as_str(),
+            "left" => left = value.as_f64(),
+            "top" => top = value.as_f64(),
+            "width" => width = value.as_f64(),
+            "height" => height = value.as_f64(),
+            _ => {}
+        }
+    }
+    let number = |value: Option<f64>, key: &'static str| {
+        value
             .filter(|value| value.is_finite())
             .ok_or(BoxProblem::BadNumber(key))
     };
     let drawn = DrawnBox {
         index,
-        label: object
-            .get("label")
-            .and_then(Value::as_str)
-            .ok_or(BoxProblem::BadLabel)?,
-        left: number("left")?,
-        top: number("top")?,
-        width: number("width")?,
-        height: number("height")?,
+        label: label.ok_or(BoxProblem::BadLabel)?,
+        left: number(left, "left")?,
+        top: number(top, "top")?,
+        width: number(width, "width")?,
+        height: number(height, "height")?,
     };
     if drawn.width <= 0.0 || drawn.height <= 0.0 {
         return Err(BoxProblem::NonPositiveSize {
@@ -288,6 +314,16 @@ impl Default for BoxConfig {
             max_boxes_per_worker: 200,
             max_workers: 32,
             min_box_side: 1.0,
+        }
+    }
+}
+
+impl From<&BoxConfig> for MatchParams {
+    fn from(config: &BoxConfig) -> Self {
+        Self {
+            min_overlap: config.match_iou,
+            same_label_bonus: config.same_label_bonus,
+            refinement_passes: config.refinement_passes,
         }
     }
 }
@@ -366,85 +402,6 @@ pub struct BoxConsolidation {
     /// units: `agreed` = consolidated boxes the worker drew with the winning class, `total` = the worker's
     /// usable boxes plus the consolidated boxes it missed.
     pub agreements: Vec<WorkerAgreement>,
-}
-
-/// Axis-aligned rectangle by its edges.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Rect {
-    pub(crate) left: f64,
-    pub(crate) top: f64,
-    pub(crate) right: f64,
-    pub(crate) bottom: f64,
-}
-
-impl Rect {
-    pub(crate) fn from_xywh(left: f64, top: f64, width: f64, height: f64) -> Self {
-        Self {
-            left,
-            top,
-            right: left + width,
-            bottom: top + height,
-        }
-    }
-
-    fn area(&self) -> f64 {
-        (self.right - self.left).max(0.0) * (self.bottom - self.top).max(0.0)
-    }
-
-    /// Intersection over union; 0 for disjoint or empty boxes.
-    pub(crate) fn iou(&self, other: &Rect) -> f64 {
-        let width = self.right.min(other.right) - self.left.max(other.left);
-        let height = self.bottom.min(other.bottom) - self.top.max(other.top);
-        if width <= 0.0 || height <= 0.0 {
-            return 0.0;
-        }
-        let intersection = width * height;
-        let union = self.area() + other.area() - intersection;
-        if union > 0.0 {
-            intersection / union
-        } else {
-            0.0
-        }
-    }
-}
-
-/// A usable box of a usable worker, ready for matching. Spans reuse it as one-pixel-high boxes, whose IoU
-/// is the Jaccard index of the character ranges.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Candidate {
-    /// Index into the usable workers.
-    pub(crate) worker: usize,
-    pub(crate) rect: Rect,
-    /// Index into the class table.
-    pub(crate) class: usize,
-}
-
-/// How [`cluster_candidates`] matches (shared with span clustering).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MatchParams {
-    /// Least IoU (Jaccard) of a matching pair.
-    pub(crate) min_overlap: f64,
-    /// Added to a pair's score when the classes agree.
-    pub(crate) same_label_bonus: f64,
-    /// Re-matching passes against fixed robust centres.
-    pub(crate) refinement_passes: usize,
-}
-
-impl From<&BoxConfig> for MatchParams {
-    fn from(config: &BoxConfig) -> Self {
-        Self {
-            min_overlap: config.match_iou,
-            same_label_bonus: config.same_label_bonus,
-            refinement_passes: config.refinement_passes,
-        }
-    }
-}
-
-/// A cluster's centre as the matcher sees it.
-#[derive(Debug, Clone, Copy)]
-struct Centre {
-    rect: Rect,
-    class: usize,
 }
 
 /// Consolidates the workers' boxes for one image. Fails only when no worker answer is usable.
@@ -546,6 +503,7 @@ pub fn consolidate_boxes(
             }
             boxes.push(Candidate {
                 worker: usable_index,
+                item: boxes.len(),
                 rect,
                 class,
             });
@@ -572,25 +530,27 @@ pub fn consolidate_boxes(
     let total_weight: f64 = weights.iter().sum();
     let lone_worker = parsed.len() == 1;
     let image_size = known_size.unwrap_or_else(|| extent_of(&candidates));
-    let mut kept: Vec<(Vec<Candidate>, Rect)> = Vec::new();
-    for members in clusters {
+    // Kept clusters (by index) and their robust centres.
+    let mut kept: Vec<(usize, Rect)> = Vec::new();
+    for (index, members) in clusters.iter().enumerate() {
         let support: f64 = members.iter().map(|member| weights[member.worker]).sum();
         if !lone_worker && support + 1e-9 < config.quorum * total_weight {
             continue;
         }
-        if let Some(centre) = robust_centre(&members, &weights) {
-            kept.push((members, centre));
+        if let Some(centre) = robust_centre(members, &weights) {
+            kept.push((index, centre));
         }
     }
-    let centres = precision_weighted_centres(&kept, &weights, parsed.len());
+    let centres = precision_weighted_centres(&clusters, &kept, &weights, parsed.len());
 
     let mut consolidated = Vec::with_capacity(kept.len());
-    let mut kept_members: Vec<(Vec<Candidate>, usize)> = Vec::with_capacity(kept.len());
-    for ((members, _), centre) in kept.into_iter().zip(centres) {
+    let mut kept_members: Vec<(usize, usize)> = Vec::with_capacity(kept.len());
+    for ((index, _), centre) in kept.iter().zip(centres) {
         let Some(rect) = clip(centre, Some(image_size), 0.0) else {
             continue;
         };
-        let (class, _) = vote_class(&members, &weights);
+        let members = clusters.get(*index);
+        let (class, _) = vote_class(members, &weights);
         let confidence = if lone_worker {
             parsed
                 .first()
@@ -598,7 +558,7 @@ pub fn consolidate_boxes(
                 .filter(|p| p.is_finite())
                 .unwrap_or(0.0)
         } else {
-            box_confidence(&members, &weights, rect, class, class_names.len(), config)
+            box_confidence(members, &weights, rect, class, class_names.len(), config)
         };
         let (left, top, width, height) = to_pixels(rect, image_size);
         consolidated.push(ConsolidatedBox {
@@ -615,7 +575,7 @@ pub fn consolidate_boxes(
             confidence: round_confidence(confidence),
             workers: members.len(),
         });
-        kept_members.push((members, class));
+        kept_members.push((*index, class));
     }
 
     // Output order: top, then left, then class; agreements follow the same boxes.
@@ -624,10 +584,11 @@ pub fn consolidate_boxes(
         let b = &consolidated[i];
         (b.top, b.left, b.class_id, b.width, b.height)
     });
-    let boxes: Vec<ConsolidatedBox> = order.iter().map(|&i| consolidated[i].clone()).collect();
+    let mut slots: Vec<Option<ConsolidatedBox>> = consolidated.into_iter().map(Some).collect();
+    let boxes: Vec<ConsolidatedBox> = order.iter().filter_map(|&i| slots[i].take()).collect();
 
     let agreements = if parsed.len() >= 2 {
-        worker_agreements(&parsed, &candidates, &kept_members)
+        worker_agreements(&parsed, &candidates, &clusters, &kept_members)
     } else {
         Vec::new()
     };
@@ -745,248 +706,6 @@ fn to_pixels(rect: Rect, image: ImageSize) -> (i64, i64, i64, i64) {
     (left, top, right - left, bottom - top)
 }
 
-/// Groups the candidates (one list per worker) into clusters of at most one box per worker (see the module
-/// docs, step 3).
-pub(crate) fn cluster_candidates(
-    candidates: &[Vec<Candidate>],
-    weights: &[f64],
-    config: MatchParams,
-) -> Vec<Vec<Candidate>> {
-    // Most reliable first, then as given; the refinement passes undo most of the order's influence.
-    let mut order: Vec<usize> = (0..candidates.len()).collect();
-    order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
-
-    let mut clusters = match_workers(candidates, &order, weights, &[], config);
-    for _ in 0..config.refinement_passes {
-        let anchors: Vec<Centre> = clusters
-            .iter()
-            .filter_map(|members| {
-                Some(Centre {
-                    rect: robust_centre(members, weights)?,
-                    class: vote_class(members, weights).0,
-                })
-            })
-            .collect();
-        let refined = match_workers(candidates, &order, weights, &anchors, config);
-        let unchanged = same_clusters(&clusters, &refined);
-        clusters = refined;
-        if unchanged {
-            break;
-        }
-    }
-    clusters
-}
-
-/// One matching pass: every worker in `order` is matched against the clusters so far. Clusters start from
-/// `anchors` (fixed centres), if any; clusters opened during the pass are centred on their members' mean.
-fn match_workers(
-    candidates: &[Vec<Candidate>],
-    order: &[usize],
-    weights: &[f64],
-    anchors: &[Centre],
-    config: MatchParams,
-) -> Vec<Vec<Candidate>> {
-    let mut clusters: Vec<Vec<Candidate>> = vec![Vec::new(); anchors.len()];
-    let mut centres: Vec<Centre> = anchors.to_vec();
-    for &worker in order {
-        let boxes = &candidates[worker];
-        if boxes.is_empty() {
-            continue;
-        }
-        let assignment = assign(&centres, boxes, config);
-        for (candidate, target) in boxes.iter().zip(assignment) {
-            match target {
-                Some(cluster) => clusters[cluster].push(*candidate),
-                None => {
-                    clusters.push(vec![*candidate]);
-                    centres.push(Centre {
-                        rect: candidate.rect,
-                        class: candidate.class,
-                    });
-                }
-            }
-        }
-        // Clusters without a fixed anchor follow their members' weighted mean.
-        for (index, members) in clusters.iter().enumerate().skip(anchors.len()) {
-            if members.len() > 1 {
-                centres[index] = Centre {
-                    rect: mean_centre(members, weights),
-                    class: vote_class(members, weights).0,
-                };
-            }
-        }
-    }
-    clusters.retain(|members| !members.is_empty());
-    clusters
-}
-
-fn same_clusters(a: &[Vec<Candidate>], b: &[Vec<Candidate>]) -> bool {
-    let key = |clusters: &[Vec<Candidate>]| {
-        let mut keys: Vec<Vec<(usize, u64, u64)>> = clusters
-            .iter()
-            .map(|members| {
-                let mut key: Vec<(usize, u64, u64)> = members
-                    .iter()
-                    .map(|m| (m.worker, m.rect.left.to_bits(), m.rect.top.to_bits()))
-                    .collect();
-                key.sort_unstable();
-                key
-            })
-            .collect();
-        keys.sort_unstable();
-        keys
-    };
-    a.len() == b.len() && key(a) == key(b)
-}
-
-/// Optimal one-to-one assignment of a worker's boxes to cluster centres: for each box, its cluster or
-/// `None`. Only pairs with IoU ≥ `match_iou` can match; the assignment maximises the summed IoU (plus the
-/// same-label bonus), solved separately on each connected component of the candidate-pair graph.
-fn assign(centres: &[Centre], boxes: &[Candidate], config: MatchParams) -> Vec<Option<usize>> {
-    let mut result = vec![None; boxes.len()];
-    // Candidate pairs (centre, box, score).
-    let mut edges: Vec<(usize, usize, f64)> = Vec::new();
-    for (b, candidate) in boxes.iter().enumerate() {
-        for (c, centre) in centres.iter().enumerate() {
-            let iou = centre.rect.iou(&candidate.rect);
-            if iou >= config.min_overlap && iou > 0.0 {
-                let bonus = if centre.class == candidate.class {
-                    config.same_label_bonus.max(0.0)
-                } else {
-                    0.0
-                };
-                edges.push((c, b, iou + bonus));
-            }
-        }
-    }
-    if edges.is_empty() {
-        return result;
-    }
-
-    // Union-find over centres (0..C) and boxes (C..C+B).
-    let offset = centres.len();
-    let mut parent: Vec<usize> = (0..offset + boxes.len()).collect();
-    fn find(parent: &mut [usize], mut node: usize) -> usize {
-        while parent[node] != node {
-            parent[node] = parent[parent[node]];
-            node = parent[node];
-        }
-        node
-    }
-    for &(c, b, _) in &edges {
-        let (root_c, root_b) = (find(&mut parent, c), find(&mut parent, offset + b));
-        if root_c != root_b {
-            parent[root_c] = root_b;
-        }
-    }
-    let mut components: HashMap<usize, Vec<(usize, usize, f64)>> = HashMap::new();
-    for &edge in &edges {
-        let root = find(&mut parent, edge.0);
-        components.entry(root).or_default().push(edge);
-    }
-
-    for component in components.into_values() {
-        if let [(c, b, _)] = component[..] {
-            result[b] = Some(c);
-            continue;
-        }
-        let mut rows: Vec<usize> = component.iter().map(|e| e.0).collect();
-        rows.sort_unstable();
-        rows.dedup();
-        let mut columns: Vec<usize> = component.iter().map(|e| e.1).collect();
-        columns.sort_unstable();
-        columns.dedup();
-        // kuhn_munkres needs rows ≤ columns: put the smaller side in the rows.
-        let transposed = rows.len() > columns.len();
-        let (row_ids, column_ids) = if transposed {
-            (&columns, &rows)
-        } else {
-            (&rows, &columns)
-        };
-        let mut scores = Matrix::new(row_ids.len(), column_ids.len(), 0i64);
-        for &(c, b, score) in &component {
-            let (row_id, column_id) = if transposed { (b, c) } else { (c, b) };
-            let (Ok(row), Ok(column)) = (
-                row_ids.binary_search(&row_id),
-                column_ids.binary_search(&column_id),
-            ) else {
-                continue;
-            };
-            // Integer weights (kuhn_munkres needs an ordered type); scores are at most ~1.x.
-            scores[(row, column)] = (score * 1_000_000.0).round() as i64;
-        }
-        let (_, chosen) = kuhn_munkres(&scores);
-        for (row, &column) in chosen.iter().enumerate() {
-            if scores[(row, column)] <= 0 {
-                continue; // not a real candidate pair, only filler of the square problem
-            }
-            let (c, b) = if transposed {
-                (column_ids[column], row_ids[row])
-            } else {
-                (row_ids[row], column_ids[column])
-            };
-            result[b] = Some(c);
-        }
-    }
-    result
-}
-
-pub(crate) fn mean_centre(members: &[Candidate], weights: &[f64]) -> Rect {
-    let mut sums = [0.0f64; 4];
-    let mut total = 0.0;
-    for member in members {
-        let weight = weights[member.worker];
-        sums[0] += weight * member.rect.left;
-        sums[1] += weight * member.rect.top;
-        sums[2] += weight * member.rect.right;
-        sums[3] += weight * member.rect.bottom;
-        total += weight;
-    }
-    if total <= 0.0 {
-        return members.first().map_or(
-            Rect {
-                left: 0.0,
-                top: 0.0,
-                right: 0.0,
-                bottom: 0.0,
-            },
-            |member| member.rect,
-        );
-    }
-    Rect {
-        left: sums[0] / total,
-        top: sums[1] / total,
-        right: sums[2] / total,
-        bottom: sums[3] / total,
-    }
-}
-
-/// Weighted median of each edge; `None` for an empty cluster or a degenerate result.
-pub(crate) fn robust_centre(members: &[Candidate], weights: &[f64]) -> Option<Rect> {
-    if members.len() <= 2 {
-        let rect = mean_centre(members, weights);
-        return (!members.is_empty() && rect.right > rect.left && rect.bottom > rect.top)
-            .then_some(rect);
-    }
-    let mut values: Vec<(f64, f64)> = Vec::with_capacity(members.len());
-    let mut edge = |pick: fn(&Rect) -> f64| {
-        values.clear();
-        values.extend(
-            members
-                .iter()
-                .map(|member| (pick(&member.rect), weights[member.worker])),
-        );
-        weighted_median(&mut values)
-    };
-    let rect = Rect {
-        left: edge(|r| r.left)?,
-        top: edge(|r| r.top)?,
-        right: edge(|r| r.right)?,
-        bottom: edge(|r| r.bottom)?,
-    };
-    (rect.right > rect.left && rect.bottom > rect.top).then_some(rect)
-}
-
 /// Normalised edge residuals of one member against its cluster's centre (edge offset / box side).
 fn residuals(member: &Rect, centre: &Rect) -> [f64; 4] {
     let width = (centre.right - centre.left).max(1.0);
@@ -1020,24 +739,28 @@ fn robust_scale(values: &mut [f64]) -> Option<f64> {
 /// consensus beat even the most precise single worker: a careful worker's edges count several times more
 /// than a sloppy one's, without anyone saying who is careful.
 fn precision_weighted_centres(
-    kept: &[(Vec<Candidate>, Rect)],
+    clusters: &Clusters,
+    kept: &[(usize, Rect)],
     weights: &[f64],
     worker_count: usize,
 ) -> Vec<Rect> {
     /// Re-estimations of the workers' noise against the improved centres.
     const ROUNDS: usize = 2;
     let mut centres: Vec<Rect> = kept.iter().map(|(_, centre)| *centre).collect();
+    let mut buffer = Vec::new();
     for _ in 0..ROUNDS {
-        centres = precision_step(kept, &centres, weights, worker_count);
+        centres = precision_step(clusters, kept, &centres, weights, worker_count, &mut buffer);
     }
     centres
 }
 
 fn precision_step(
-    kept: &[(Vec<Candidate>, Rect)],
+    clusters: &Clusters,
+    kept: &[(usize, Rect)],
     centres: &[Rect],
     weights: &[f64],
     worker_count: usize,
+    buffer: &mut Vec<f64>,
 ) -> Vec<Rect> {
     /// Pseudo-residuals at the crowd's scale added to every worker's own (shrinkage).
     const PRIOR_RESIDUALS: f64 = 4.0;
@@ -1046,27 +769,34 @@ fn precision_step(
     /// No worker is assumed more precise than this (share of the box side).
     const MIN_SCALE: f64 = 0.005;
 
-    let mut per_worker: Vec<Vec<f64>> = vec![Vec::new(); worker_count];
-    let mut pooled: Vec<f64> = Vec::new();
-    for ((members, _), centre) in kept.iter().zip(centres) {
-        if members.len() < 3 {
-            continue; // with two boxes, both residuals mirror each other and say nothing about who is right
-        }
+    // With two boxes, both residuals mirror each other and say nothing about who is right: only clusters
+    // of three or more inform the scales.
+    let informative = || {
+        kept.iter()
+            .zip(centres)
+            .map(|((index, _), centre)| (clusters.get(*index), centre))
+            .filter(|(members, _)| members.len() >= 3)
+    };
+    buffer.clear();
+    for (members, centre) in informative() {
         for member in members {
-            let residuals = residuals(&member.rect, centre);
-            per_worker[member.worker].extend_from_slice(&residuals);
-            pooled.extend_from_slice(&residuals);
+            buffer.extend_from_slice(&residuals(&member.rect, centre));
         }
     }
-    let Some(pooled_scale) = robust_scale(&mut pooled) else {
+    let Some(pooled_scale) = robust_scale(buffer) else {
         return centres.to_vec();
     };
     let pooled_scale = pooled_scale.max(MIN_SCALE);
-    let scales: Vec<f64> = per_worker
-        .iter_mut()
-        .map(|values| {
-            let count = values.len() as f64;
-            let own = robust_scale(values).unwrap_or(pooled_scale);
+    let scales: Vec<f64> = (0..worker_count)
+        .map(|worker| {
+            buffer.clear();
+            for (members, centre) in informative() {
+                for member in members.iter().filter(|m| m.worker == worker) {
+                    buffer.extend_from_slice(&residuals(&member.rect, centre));
+                }
+            }
+            let count = buffer.len() as f64;
+            let own = robust_scale(buffer).unwrap_or(pooled_scale);
             let variance = (count * own * own + PRIOR_RESIDUALS * pooled_scale * pooled_scale)
                 / (count + PRIOR_RESIDUALS);
             variance.sqrt().max(MIN_SCALE)
@@ -1075,7 +805,8 @@ fn precision_step(
 
     kept.iter()
         .zip(centres)
-        .map(|((members, _), centre)| {
+        .map(|((index, _), centre)| {
+            let members = clusters.get(*index);
             let mut sums = [0.0f64; 4];
             let mut totals = [0.0f64; 4];
             for member in members {
@@ -1120,30 +851,6 @@ fn precision_step(
         .collect()
 }
 
-/// The winning class (weighted, ties to the smaller id) and its share of the members' weight.
-pub(crate) fn vote_class(members: &[Candidate], weights: &[f64]) -> (usize, f64) {
-    let mut tally: Vec<(usize, f64)> = Vec::with_capacity(members.len());
-    let mut total = 0.0;
-    for member in members {
-        let weight = weights[member.worker];
-        total += weight;
-        match tally.iter_mut().find(|(class, _)| *class == member.class) {
-            Some((_, sum)) => *sum += weight,
-            None => tally.push((member.class, weight)),
-        }
-    }
-    let best = tally.iter().copied().max_by(|a, b| {
-        a.1.partial_cmp(&b.1)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(b.0.cmp(&a.0))
-    });
-    match best {
-        Some((class, weight)) if total > 0.0 => (class, weight / total),
-        Some((class, _)) => (class, 0.0),
-        None => (0, 0.0),
-    }
-}
-
 /// Probability that a consolidated box is a correct detection (see the module docs, step 6).
 fn box_confidence(
     members: &[Candidate],
@@ -1153,11 +860,10 @@ fn box_confidence(
     class_count: usize,
     config: &BoxConfig,
 ) -> f64 {
-    let votes: Vec<(usize, f64)> = members
+    let votes = members
         .iter()
-        .map(|member| (member.class, weights[member.worker]))
-        .collect();
-    let class_right = vote_posterior(&votes, class, config.label_accuracy, class_count);
+        .map(|member| (member.class, weights[member.worker]));
+    let class_right = vote_posterior(votes, class, config.label_accuracy, class_count);
     let total_weight: f64 = weights.iter().sum();
     let mut member_weight = 0.0;
     let mut iou_sum = 0.0;
@@ -1184,7 +890,8 @@ fn placement_probability(mean_iou: f64) -> f64 {
 fn worker_agreements(
     parsed: &[(&WorkerAnswer<'_>, BoxAnswer<'_>)],
     candidates: &[Vec<Candidate>],
-    kept: &[(Vec<Candidate>, usize)],
+    clusters: &Clusters,
+    kept: &[(usize, usize)],
 ) -> Vec<WorkerAgreement> {
     parsed
         .iter()
@@ -1192,9 +899,13 @@ fn worker_agreements(
         .map(|(worker, (answer, _))| {
             let mut agreed = 0.0;
             let mut missed = 0.0;
-            for (members, class) in kept {
-                match members.iter().find(|member| member.worker == worker) {
-                    Some(member) if member.class == *class => agreed += 1.0,
+            for &(index, class) in kept {
+                match clusters
+                    .get(index)
+                    .iter()
+                    .find(|member| member.worker == worker)
+                {
+                    Some(member) if member.class == class => agreed += 1.0,
                     Some(_) => {}
                     None => missed += 1.0,
                 }

@@ -144,7 +144,10 @@ pub fn parse_entity_answer(answer: &Value) -> Result<EntityAnswer<'_>, EntityAns
     let object = answer.as_object().ok_or(EntityAnswerError::NotAnObject)?;
     let mut entities = Vec::new();
     let mut rejected = Vec::new();
-    match object.get("entities") {
+    let list = object
+        .iter()
+        .find_map(|(key, value)| (key == "entities").then_some(value));
+    match list {
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
             entities.reserve(items.len());
@@ -162,8 +165,18 @@ pub fn parse_entity_answer(answer: &Value) -> Result<EntityAnswer<'_>, EntityAns
 
 fn parse_span(index: usize, item: &Value) -> Result<DrawnSpan<'_>, SpanProblem> {
     let object = item.as_object().ok_or(SpanProblem::NotAnObject)?;
-    let offset = |key: &'static str| {
-        let value = object.get(key).ok_or(SpanProblem::BadOffset(key))?;
+    // One pass over the (three) keys: cheaper than hashing each key we look for.
+    let (mut label, mut start, mut end) = (None, None, None);
+    for (key, value) in object {
+        match key.as_str() {
+            "label" => label = Some(value),
+            "startOffset" => start = Some(value),
+            "endOffset" => end = Some(value),
+            _ => {}
+        }
+    }
+    let offset = |value: Option<&Value>, key: &'static str| {
+        let value = value.ok_or(SpanProblem::BadOffset(key))?;
         value
             .as_u64()
             .or_else(|| {
@@ -176,12 +189,9 @@ fn parse_span(index: usize, item: &Value) -> Result<DrawnSpan<'_>, SpanProblem> 
     };
     let span = DrawnSpan {
         index,
-        label: object
-            .get("label")
-            .and_then(Value::as_str)
-            .ok_or(SpanProblem::BadLabel)?,
-        start: offset("startOffset")?,
-        end: offset("endOffset")?,
+        label: label.and_then(Value::as_str).ok_or(SpanProblem::BadLabel)?,
+        start: offset(start, "startOffset")?,
+        end: offset(end, "endOffset")?,
     };
     if span.end <= span.start {
         return Err(SpanProblem::EmptyRange {
@@ -380,6 +390,7 @@ pub fn consolidate_spans(
             }
             spans.push(Candidate {
                 worker: usable_index,
+                item: spans.len(),
                 rect: Rect::from_xywh(start as f64, 0.0, (end - start) as f64, 1.0),
                 class,
             });
@@ -412,16 +423,16 @@ pub fn consolidate_spans(
         .filter(|p| p.is_finite())
         .unwrap_or(0.0);
 
-    let mut entities: Vec<(ConsolidatedEntity, Vec<Candidate>)> = Vec::new();
-    for members in clusters {
+    let mut entities: Vec<(ConsolidatedEntity, usize)> = Vec::new();
+    for (index, members) in clusters.iter().enumerate() {
         let member_weight: f64 = members.iter().map(|m| weights[m.worker]).sum();
         if !lone_worker && member_weight + 1e-9 < config.quorum * total_weight {
             continue;
         }
-        let Some((start, end)) = choose_boundaries(&members, &weights, text.as_deref()) else {
+        let Some((start, end)) = choose_boundaries(members, &weights, text.as_deref()) else {
             continue;
         };
-        let (class, _) = vote_class(&members, &weights);
+        let (class, _) = vote_class(members, &weights);
         let Some((label, _)) = labels.get(class) else {
             continue;
         };
@@ -435,18 +446,12 @@ pub fn consolidate_spans(
                 config.false_alarm_rate,
             );
             let vote = |pick: fn(&Candidate) -> u64, chosen: u64| {
-                let votes: Vec<(u64, f64)> = members
-                    .iter()
-                    .map(|m| (pick(m), weights[m.worker]))
-                    .collect();
-                vote_posterior(&votes, chosen, config.boundary_accuracy, BOUNDARY_OPTIONS)
+                let votes = members.iter().map(|m| (pick(m), weights[m.worker]));
+                vote_posterior(votes, chosen, config.boundary_accuracy, BOUNDARY_OPTIONS)
             };
-            let labels_voted: Vec<(usize, f64)> = members
-                .iter()
-                .map(|m| (m.class, weights[m.worker]))
-                .collect();
+            let labels_voted = members.iter().map(|m| (m.class, weights[m.worker]));
             exists
-                * vote_posterior(&labels_voted, class, config.label_accuracy, labels.len())
+                * vote_posterior(labels_voted, class, config.label_accuracy, labels.len())
                 * vote(|m| span_of(m).0, start)
                 * vote(|m| span_of(m).1, end)
         };
@@ -458,7 +463,7 @@ pub fn consolidate_spans(
                 confidence: round_confidence(confidence),
                 workers: members.len(),
             },
-            members,
+            index,
         ));
     }
 
@@ -481,8 +486,8 @@ pub fn consolidate_spans(
             .map(|(worker, (answer, _))| {
                 let mut agreed = 0.0;
                 let mut missed = 0.0;
-                for (entity, members) in &entities {
-                    match members.iter().find(|m| m.worker == worker) {
+                for (entity, index) in &entities {
+                    match clusters.get(*index).iter().find(|m| m.worker == worker) {
                         Some(member)
                             if span_of(member) == (entity.start_offset, entity.end_offset)
                                 && labels.get(member.class).map(|l| l.0)
@@ -547,6 +552,9 @@ fn is_word_char(chars: &[char], offset: Option<u64>) -> bool {
         .is_some_and(|c| c.is_alphanumeric())
 }
 
+/// A boundary offset and the weight of the worker who chose it.
+type WeightedOffset = (u64, f64);
+
 /// Start and end (see the module docs, step 4); `None` if they would cross. With the text known, a tie
 /// between boundaries goes to one that sits on a word edge (a stray character of punctuation at either end
 /// is the commonest selection slip).
@@ -555,14 +563,24 @@ fn choose_boundaries(
     weights: &[f64],
     text: Option<&[char]>,
 ) -> Option<(u64, u64)> {
-    let mut starts: Vec<(u64, f64)> = members
-        .iter()
-        .map(|m| (span_of(m).0, weights[m.worker]))
-        .collect();
-    let mut ends: Vec<(u64, f64)> = members
-        .iter()
-        .map(|m| (span_of(m).1, weights[m.worker]))
-        .collect();
+    // One item per worker per cluster: stack buffers serve all but the largest crowds.
+    let (mut start_stack, mut end_stack) = ([(0u64, 0.0f64); 16], [(0u64, 0.0f64); 16]);
+    let (mut start_heap, mut end_heap) = (Vec::new(), Vec::new());
+    let (starts, ends): (&mut [WeightedOffset], &mut [WeightedOffset]) = if members.len() <= 16 {
+        (
+            &mut start_stack[..members.len()],
+            &mut end_stack[..members.len()],
+        )
+    } else {
+        start_heap.resize(members.len(), (0, 0.0));
+        end_heap.resize(members.len(), (0, 0.0));
+        (&mut start_heap, &mut end_heap)
+    };
+    for ((start, end), member) in starts.iter_mut().zip(ends.iter_mut()).zip(members) {
+        let (from, to) = span_of(member);
+        *start = (from, weights[member.worker]);
+        *end = (to, weights[member.worker]);
+    }
     let starts_a_word = |offset: u64| {
         text.is_some_and(|chars| {
             is_word_char(chars, Some(offset)) && !is_word_char(chars, offset.checked_sub(1))
@@ -573,8 +591,8 @@ fn choose_boundaries(
             is_word_char(chars, offset.checked_sub(1)) && !is_word_char(chars, Some(offset))
         })
     };
-    let start = mode_or_median(&mut starts, starts_a_word)?;
-    let end = mode_or_median(&mut ends, ends_a_word)?;
+    let start = mode_or_median(starts, starts_a_word)?;
+    let end = mode_or_median(ends, ends_a_word)?;
     if start < end {
         return Some((start, end));
     }
@@ -590,13 +608,18 @@ fn choose_boundaries(
 /// always a value some worker chose.
 fn mode_or_median(values: &mut [(u64, f64)], on_word_edge: impl Fn(u64) -> bool) -> Option<u64> {
     values.sort_unstable_by_key(|v| v.0);
-    let mut tallies: Vec<(u64, f64)> = Vec::with_capacity(values.len());
-    for &(value, weight) in values.iter() {
-        match tallies.last_mut() {
-            Some((last, sum)) if *last == value => *sum += weight,
-            _ => tallies.push((value, weight)),
+    // Merge equal values in place: values[..distinct] become the tallies.
+    let mut distinct = 0;
+    for index in 0..values.len() {
+        let (value, weight) = values[index];
+        if distinct > 0 && values[distinct - 1].0 == value {
+            values[distinct - 1].1 += weight;
+        } else {
+            values[distinct] = (value, weight);
+            distinct += 1;
         }
     }
+    let tallies = &values[..distinct];
     let leader = tallies
         .iter()
         .map(|t| t.1)
@@ -614,7 +637,7 @@ fn mode_or_median(values: &mut [(u64, f64)], on_word_edge: impl Fn(u64) -> bool)
     }
     let total: f64 = tallies.iter().map(|t| t.1).sum();
     let mut cumulative = 0.0;
-    for &(value, weight) in &tallies {
+    for &(value, weight) in tallies {
         cumulative += weight;
         if cumulative >= total / 2.0 - 1e-9 {
             return Some(value);

@@ -217,7 +217,7 @@ pub(crate) fn existence_probability(
 /// and each of the other `options - 1` values with equal probability. Values nobody voted for keep their
 /// prior share, so two lone dissenting votes among many options do not make the winner look certain.
 pub(crate) fn vote_posterior<T: PartialEq + Copy>(
-    votes: &[(T, f64)],
+    votes: impl Iterator<Item = (T, f64)>,
     chosen: T,
     accuracy: f64,
     options: usize,
@@ -229,25 +229,34 @@ pub(crate) fn vote_posterior<T: PartialEq + Copy>(
         0.8
     };
     let step = (accuracy / ((1.0 - accuracy) / (options - 1) as f64)).ln();
-    // Weight per distinct value.
-    let mut tallies: Vec<(T, f64)> = Vec::with_capacity(votes.len());
-    for &(value, weight) in votes {
-        match tallies.iter_mut().find(|(seen, _)| *seen == value) {
-            Some((_, sum)) => *sum += weight,
-            None => tallies.push((value, weight)),
+    // Weight per distinct value; a handful of workers fits the stack.
+    let mut stack: [Option<(T, f64)>; 16] = [None; 16];
+    let mut heap: Vec<(T, f64)> = Vec::new();
+    let mut distinct = 0usize;
+    for (value, weight) in votes {
+        if let Some(entry) = stack[..distinct.min(16)]
+            .iter_mut()
+            .flatten()
+            .find(|(seen, _)| *seen == value)
+        {
+            entry.1 += weight;
+        } else if let Some(entry) = heap.iter_mut().find(|(seen, _)| *seen == value) {
+            entry.1 += weight;
+        } else if distinct < 16 {
+            stack[distinct] = Some((value, weight));
+            distinct += 1;
+        } else {
+            heap.push((value, weight));
         }
     }
-    let chosen_weight = tallies
-        .iter()
+    let tallies = || stack.iter().flatten().chain(heap.iter());
+    let chosen_weight = tallies()
         .find(|(value, _)| *value == chosen)
         .map_or(0.0, |t| t.1);
-    let top = tallies.iter().map(|t| t.1).fold(0.0, f64::max) * step;
-    let unvoted = options.saturating_sub(tallies.len()) as f64;
-    let normaliser: f64 = tallies
-        .iter()
-        .map(|t| (t.1 * step - top).exp())
-        .sum::<f64>()
-        + unvoted * (-top).exp();
+    let top = tallies().map(|t| t.1).fold(0.0, f64::max) * step;
+    let unvoted = options.saturating_sub(distinct + heap.len()) as f64;
+    let normaliser: f64 =
+        tallies().map(|t| (t.1 * step - top).exp()).sum::<f64>() + unvoted * (-top).exp();
     let posterior = (chosen_weight * step - top).exp() / normaliser;
     if posterior.is_finite() {
         posterior
@@ -311,13 +320,20 @@ mod tests {
 
     #[test]
     fn vote_posteriors_grow_with_agreement() {
-        let unanimous = vote_posterior(&[(1, 1.0), (1, 1.0), (1, 1.0)], 1, 0.8, 4);
-        let split = vote_posterior(&[(1, 1.0), (1, 1.0), (2, 1.0)], 1, 0.8, 4);
-        let tie = vote_posterior(&[(1, 1.0), (2, 1.0)], 1, 0.8, 2);
+        let posterior = |votes: &[(u32, f64)], chosen: u32, options: usize| {
+            vote_posterior(votes.iter().copied(), chosen, 0.8, options)
+        };
+        let unanimous = posterior(&[(1, 1.0), (1, 1.0), (1, 1.0)], 1, 4);
+        let split = posterior(&[(1, 1.0), (1, 1.0), (2, 1.0)], 1, 4);
+        let tie = posterior(&[(1, 1.0), (2, 1.0)], 1, 2);
         assert!(unanimous > split && split > tie);
         assert!((tie - 0.5).abs() < 1e-9);
-        assert!(vote_posterior(&[(1, 1e9)], 1, 0.8, 4) > 0.99);
-        assert_eq!(vote_posterior::<u8>(&[], 1, 0.8, 4), 0.25);
+        assert!(posterior(&[(1, 1e9)], 1, 4) > 0.99);
+        assert_eq!(posterior(&[], 1, 4), 0.25);
+        // More distinct values than the stack holds.
+        let many: Vec<(u32, f64)> = (0..40).map(|v| (v, 1.0)).chain([(7, 1.0)]).collect();
+        let spread = posterior(&many, 7, 50);
+        assert!(spread > posterior(&many, 8, 50) && spread < 0.9);
     }
 
     #[test]
