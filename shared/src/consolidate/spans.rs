@@ -340,7 +340,7 @@ pub fn consolidate_spans(
             .map(|(label, short)| (label.as_str(), short.as_deref()))
             .collect()
     };
-    let text: Option<Vec<char>> = job.text.map(|text| text.chars().collect());
+    let text: Option<TextChars<'_>> = job.text.map(TextChars::new);
     let text_length = text.as_ref().map(|chars| chars.len() as u64);
 
     // Usable spans, as one-pixel-high boxes for the shared matcher.
@@ -423,13 +423,13 @@ pub fn consolidate_spans(
         .filter(|p| p.is_finite())
         .unwrap_or(0.0);
 
-    let mut entities: Vec<(ConsolidatedEntity, usize)> = Vec::new();
+    let mut entities: Vec<(ConsolidatedEntity, usize)> = Vec::with_capacity(clusters.len());
     for (index, members) in clusters.iter().enumerate() {
         let member_weight: f64 = members.iter().map(|m| weights[m.worker]).sum();
         if !lone_worker && member_weight + 1e-9 < config.quorum * total_weight {
             continue;
         }
-        let Some((start, end)) = choose_boundaries(members, &weights, text.as_deref()) else {
+        let Some((start, end)) = choose_boundaries(members, &weights, text.as_ref()) else {
             continue;
         };
         let (class, _) = vote_class(members, &weights);
@@ -526,14 +526,48 @@ fn span_of(member: &Candidate) -> (u64, u64) {
     (member.rect.left as u64, member.rect.right as u64)
 }
 
+/// The text, indexable by character offset: the bytes themselves when it is ASCII (character offsets are
+/// byte offsets then, and nothing needs decoding), else the decoded characters.
+#[derive(Debug)]
+enum TextChars<'a> {
+    Ascii(&'a [u8]),
+    Decoded(Vec<char>),
+}
+
+impl<'a> TextChars<'a> {
+    fn new(text: &'a str) -> Self {
+        if text.is_ascii() {
+            Self::Ascii(text.as_bytes())
+        } else {
+            let mut chars = Vec::with_capacity(text.len());
+            chars.extend(text.chars());
+            Self::Decoded(chars)
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Ascii(bytes) => bytes.len(),
+            Self::Decoded(chars) => chars.len(),
+        }
+    }
+
+    fn get(&self, index: usize) -> Option<char> {
+        match self {
+            Self::Ascii(bytes) => bytes.get(index).map(|&b| char::from(b)),
+            Self::Decoded(chars) => chars.get(index).copied(),
+        }
+    }
+}
+
 /// The span without leading and trailing whitespace; `None` when nothing else is left. Offsets are within
 /// the text (checked before).
-fn trim_whitespace(chars: &[char], mut start: u64, mut end: u64) -> Option<(u64, u64)> {
+fn trim_whitespace(chars: &TextChars<'_>, mut start: u64, mut end: u64) -> Option<(u64, u64)> {
     let is_space = |offset: u64| {
         usize::try_from(offset)
             .ok()
             .and_then(|i| chars.get(i))
-            .is_some_and(|c| c.is_whitespace())
+            .is_some_and(char::is_whitespace)
     };
     while start < end && is_space(start) {
         start += 1;
@@ -545,11 +579,11 @@ fn trim_whitespace(chars: &[char], mut start: u64, mut end: u64) -> Option<(u64,
 }
 
 /// Whether the character at `offset` is part of a word (letters and digits of any script).
-fn is_word_char(chars: &[char], offset: Option<u64>) -> bool {
+fn is_word_char(chars: &TextChars<'_>, offset: Option<u64>) -> bool {
     offset
         .and_then(|o| usize::try_from(o).ok())
         .and_then(|i| chars.get(i))
-        .is_some_and(|c| c.is_alphanumeric())
+        .is_some_and(char::is_alphanumeric)
 }
 
 /// A boundary offset and the weight of the worker who chose it.
@@ -561,7 +595,7 @@ type WeightedOffset = (u64, f64);
 fn choose_boundaries(
     members: &[Candidate],
     weights: &[f64],
-    text: Option<&[char]>,
+    text: Option<&TextChars<'_>>,
 ) -> Option<(u64, u64)> {
     // One item per worker per cluster: stack buffers serve all but the largest crowds.
     let (mut start_stack, mut end_stack) = ([(0u64, 0.0f64); 16], [(0u64, 0.0f64); 16]);

@@ -10,6 +10,8 @@
 //! stop changing. Clusters live in one flat list and buffers are reused across workers: this runs once
 //! per object, thousands of times per batch.
 
+use std::cell::RefCell;
+
 use pathfinding::prelude::{Matrix, kuhn_munkres};
 
 use super::crowd::weighted_median;
@@ -111,7 +113,7 @@ impl Clusters {
     }
 }
 
-/// Buffers reused by every [`assign`] call of a clustering.
+/// Buffers reused by the passes of a clustering, and by the next clustering on the same thread.
 #[derive(Debug, Default)]
 struct Scratch {
     edges: Vec<(usize, usize, f64)>,
@@ -122,6 +124,11 @@ struct Scratch {
     sums: Vec<[f64; 5]>,
     cluster_of: Vec<usize>,
     next_slot: Vec<usize>,
+    order: Vec<usize>,
+    offsets: Vec<usize>,
+    /// Whether the current pass met a choice: an item that could match several centres (or a centre
+    /// several items), or an item overlapping a centre too little to match it.
+    ambiguous: bool,
 }
 
 /// Groups the candidates (one list per worker) into clusters of at most one item per worker.
@@ -130,50 +137,61 @@ pub(crate) fn cluster_candidates(
     weights: &[f64],
     params: MatchParams,
 ) -> Clusters {
+    // The buffers of the last clustering on this thread are reused: consolidation runs once per object,
+    // thousands of times per batch, and most of its allocations would otherwise be these.
+    thread_local! {
+        static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => cluster_with(candidates, weights, params, &mut scratch),
+        Err(_) => cluster_with(candidates, weights, params, &mut Scratch::default()),
+    })
+}
+
+fn cluster_with(
+    candidates: &[Vec<Candidate>],
+    weights: &[f64],
+    params: MatchParams,
+    scratch: &mut Scratch,
+) -> Clusters {
     // Heaviest first, then as given; the refinement passes undo most of the order's influence.
-    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    let mut order = std::mem::take(&mut scratch.order);
+    order.clear();
+    order.extend(0..candidates.len());
     order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
-    let mut offsets = Vec::with_capacity(candidates.len() + 1);
+    let mut offsets = std::mem::take(&mut scratch.offsets);
+    offsets.clear();
     offsets.push(0);
     for items in candidates {
         offsets.push(offsets.last().copied().unwrap_or(0) + items.len());
     }
 
-    let mut scratch = Scratch::default();
-    let mut clusters = match_workers(
-        candidates,
-        &offsets,
-        &order,
-        weights,
-        &[],
-        params,
-        &mut scratch,
-    );
-    for _ in 0..params.refinement_passes {
-        let anchors: Vec<Centre> = clusters
-            .iter()
-            .filter_map(|members| {
-                Some(Centre {
-                    rect: robust_centre(members, weights)?,
-                    class: vote_class(members, weights).0,
+    let mut clusters = match_workers(candidates, &offsets, &order, weights, &[], params, scratch);
+    // When every item of the first pass either matched the one centre it overlapped or overlapped none at
+    // all, the order of the workers decided nothing and there is nothing to refine.
+    if scratch.ambiguous {
+        for _ in 0..params.refinement_passes {
+            let anchors: Vec<Centre> = clusters
+                .iter()
+                .filter_map(|members| {
+                    Some(Centre {
+                        rect: robust_centre(members, weights)?,
+                        class: vote_class(members, weights).0,
+                    })
                 })
-            })
-            .collect();
-        let refined = match_workers(
-            candidates,
-            &offsets,
-            &order,
-            weights,
-            &anchors,
-            params,
-            &mut scratch,
-        );
-        let unchanged = same_clusters(&clusters, &refined, &offsets);
-        clusters = refined;
-        if unchanged {
-            break;
+                .collect();
+            let refined = match_workers(
+                candidates, &offsets, &order, weights, &anchors, params, scratch,
+            );
+            let unchanged = same_clusters(&clusters, &refined, &offsets);
+            clusters = refined;
+            if unchanged {
+                break;
+            }
         }
     }
+    scratch.order = order;
+    scratch.offsets = offsets;
     clusters
 }
 
@@ -189,6 +207,7 @@ fn match_workers(
     params: MatchParams,
     scratch: &mut Scratch,
 ) -> Clusters {
+    scratch.ambiguous = false;
     let mut centres = std::mem::take(&mut scratch.centres);
     centres.clear();
     centres.extend_from_slice(anchors);
@@ -327,6 +346,9 @@ fn assign(centres: &[Centre], items: &[Candidate], params: MatchParams, scratch:
     for (b, candidate) in items.iter().enumerate() {
         for (c, centre) in centres.iter().enumerate() {
             let iou = centre.rect.iou(&candidate.rect);
+            if iou > 0.0 && iou < params.min_overlap {
+                scratch.ambiguous = true;
+            }
             if iou >= params.min_overlap && iou > 0.0 {
                 let bonus = if centre.class == candidate.class {
                     params.same_label_bonus.max(0.0)
@@ -361,6 +383,7 @@ fn assign(centres: &[Centre], items: &[Candidate], params: MatchParams, scratch:
         return;
     }
 
+    scratch.ambiguous = true;
     // Union-find over centres (0..C) and items (C..C+B).
     let offset = centres.len();
     let mut parent: Vec<usize> = (0..offset + items.len()).collect();
