@@ -9,25 +9,36 @@
 //!    at most [`BoxConfig::max_workers`] workers and [`BoxConfig::max_boxes_per_worker`] boxes per worker.
 //! 2. **Image size**: the size most workers report; a worker reporting another size is skipped (its pixel
 //!    coordinates belong to another picture). Without any, the prior label's size, else the boxes' extent.
-//! 3. **Match** boxes across workers into clusters holding at most one box per worker. Workers are taken in
-//!    order of reliability; each worker's boxes are matched to the current cluster centres by an *optimal*
-//!    assignment ([`kuhn_munkres`]) maximising IoU (plus a small bonus when the labels agree, so that two
-//!    overlapping objects of different classes stay apart), among pairs with IoU ≥ [`BoxConfig::match_iou`].
-//!    The assignment is solved per connected component of the "could match" graph, which keeps it cheap: in
-//!    a typical image every component is a single pair. Then [`BoxConfig::refinement_passes`] passes
-//!    re-match every worker against the fixed robust centres of the previous pass, removing the dependence on
-//!    the order in which workers were seen.
+//! 3. **Match** boxes across workers into clusters holding at most one box per worker (`matching`).
+//!    Workers are taken in order of reliability; each worker's boxes are matched to the current cluster
+//!    centres by an *optimal* assignment (`pathfinding`'s `kuhn_munkres`) maximising IoU (plus a small
+//!    bonus when the labels agree, so that two overlapping objects of different classes stay apart), among
+//!    pairs with IoU ≥ [`BoxConfig::match_iou`] (0.4: two sloppy boxes of one object overlap each other less
+//!    than either overlaps the object). The assignment is solved per connected component of the "could
+//!    match" graph, which keeps it cheap: in a typical image every component is a single pair. Then up to
+//!    [`BoxConfig::refinement_passes`] passes re-match every worker against the fixed robust centres of the
+//!    previous pass, removing the dependence on the order in which workers were seen.
 //! 4. **Keep** a cluster when the weights of the workers who drew it reach [`BoxConfig::quorum`] of the total
-//!    weight of all usable workers (a worker who drew nothing votes against every box). With the default
-//!    quorum of one half and unknown workers this is "at least half of the workers drew it"; one worker's
-//!    boxes are all kept.
-//! 5. **Box**: the weighted median of each edge (left, top, right, bottom), robust to one sloppy worker.
-//!    **Class**: weighted vote, ties to the smaller class id.
-//! 6. **Confidence** per box, the product of three probabilities: that the object exists (one-coin
-//!    log-odds of the workers who drew it against those who did not), that the class is right (weighted
-//!    share of the winning class) and that the box is well placed (from the members' mean IoU with the
-//!    consolidated box). Rounded to two decimals; `0.00` for a lone worker of unknown reliability, like
-//!    Ground Truth, or the worker's reliability when it is known.
+//!    weight of all usable workers (a worker who drew nothing votes against every box). The default quorum
+//!    is 0.4: with unknown workers, two of three, two of five, three of seven, four of nine; with two
+//!    workers, either one's box; one worker's boxes are all kept. Spurious boxes rarely coincide, so two
+//!    workers agreeing on a box is already strong evidence, while a box missed by a few is common; on the
+//!    synthetic crowd of the tests 0.4 reaches F1 0.991 where one half reaches 0.975.
+//! 5. **Box**: every edge is a weighted mean of the members' edges, weighted by reliability × *precision*:
+//!    each worker's edge noise on this image is estimated from how far all its boxes sit from the clusters'
+//!    robust centres (weighted medians), shrunk toward the crowd's, and an edge far off its worker's own
+//!    noise (a slip of the mouse) is down-weighted (Huber). A careful worker's edges thus count several
+//!    times a sloppy one's without anyone saying who is careful, which is what lets the consensus beat the
+//!    best single worker's boxes. **Class**: weighted vote, ties to the smaller class id.
+//! 6. **Confidence** per box, the probability that it is a correct detection, as the product of three
+//!    probabilities: that the object exists (each worker who drew it adds `ln(recall / false alarm)` to the
+//!    log-odds, each who did not `ln((1 - recall) / (1 - false alarm))`, weighted by reliability), that the
+//!    class is right (one-coin posterior of the class votes), and that the box is well placed (from the
+//!    members' mean IoU with the consolidated box). Rounded to two decimals; `0.00` for a lone worker of
+//!    unknown reliability, like Ground Truth, or the worker's reliability when it is known. The rates
+//!    ([`BoxConfig::worker_recall`], [`BoxConfig::false_alarm_rate`], [`BoxConfig::label_accuracy`]) were
+//!    set so that confidences are calibrated on the synthetic crowd of the tests (expected calibration
+//!    error 0.02); refit them from real jobs when available.
 //!
 //! Class ids are positions in the job's label list; when the job has none, ids follow the sorted labels seen.
 //! Adjustment jobs also get `adjustment-status`: `adjusted` when a worker reports `initialValueModified` or

@@ -15,11 +15,11 @@
 //!    worker's `labelMappings` gives a label becomes that label's class; white `#ffffff`, transparent
 //!    pixels and unmapped colours are background (class 0, `BACKGROUND`). RGB, RGBA, grey, grey+alpha,
 //!    indexed and 16-bit PNGs are all accepted. Each mask is folded into per-pixel answer patterns and
-//!    dropped, so memory is proportional to one image, not to the number of workers ([`votes`]).
+//!    dropped, so memory is proportional to one image, not to the number of workers (`votes`).
 //! 4. **Infer** per image: every worker's accuracy on the painted region is learned by EM on the answer
 //!    patterns (steadied by its learned reliability), a pixel gets a foreground class when that class's
 //!    posterior reaches the IoU-optimal threshold, and contested pixels are **cleaned** with their 3×3
-//!    neighbourhood: isolated specks vanish, pixels all workers agree on never change ([`votes`] explains
+//!    neighbourhood: isolated specks vanish, pixels all workers agree on never change (`votes` explains
 //!    all three).
 //! 5. **Encode** the result as an 8-bit indexed PNG whose pixel values are the class indices and whose
 //!    palette holds the class colours; the caller stores it and writes its URI as the `<LAN>` value.
@@ -30,7 +30,7 @@
 //! expected IoU of the result with the truth under the EM posteriors, averaged over the foreground classes
 //! present; `0.00` for a lone worker of unknown reliability.
 
-pub mod votes;
+pub(crate) mod votes;
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
@@ -264,7 +264,7 @@ pub struct SegmentationConfig {
     /// Pseudo-pixels at a worker's learned reliability added to its accuracy estimate on an image.
     pub prior_strength: f64,
     /// Least posterior for a pixel to get a foreground class: below one half because the score is IoU
-    /// (see [`votes`]).
+    /// (see `votes`).
     pub foreground_threshold: f64,
     /// Whether contested pixels are smoothed with their neighbourhood.
     pub smooth: bool,

@@ -269,6 +269,101 @@ fn every_png_colour_type_is_read() {
     assert_eq!(decode_output(&result.png).1, expected);
 }
 
+/// An Adam7-interlaced 8-bit RGB PNG, written by hand (the png crate does not encode interlaced images):
+/// passes of filter-0 scanlines in stored (uncompressed) deflate blocks.
+fn interlaced_rgb_png(width: u32, height: u32, rgb: &[[u8; 3]]) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    }
+    const PASSES: [(u32, u32, u32, u32); 7] = [
+        (0, 0, 8, 8),
+        (4, 0, 8, 8),
+        (0, 4, 4, 8),
+        (2, 0, 4, 4),
+        (0, 2, 2, 4),
+        (1, 0, 2, 2),
+        (0, 1, 1, 2),
+    ];
+    let mut raw = Vec::new();
+    for (x0, y0, dx, dy) in PASSES {
+        if x0 >= width || y0 >= height {
+            continue;
+        }
+        for y in (y0..height).step_by(dy as usize) {
+            raw.push(0); // filter: none
+            for x in (x0..width).step_by(dx as usize) {
+                raw.extend_from_slice(&rgb[(y * width + x) as usize]);
+            }
+        }
+    }
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        zlib.push(u8::from(i + 1 == blocks.len()));
+        zlib.extend_from_slice(&(block.len() as u16).to_le_bytes());
+        zlib.extend_from_slice(&(!(block.len() as u16)).to_le_bytes());
+        zlib.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in &raw {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = Vec::new();
+    header.extend_from_slice(&width.to_be_bytes());
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 1]); // 8-bit RGB, deflate, adaptive filtering, Adam7
+    chunk(&mut png, b"IHDR", &header);
+    chunk(&mut png, b"IDAT", &zlib);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+#[test]
+fn interlaced_pngs_are_read() {
+    let truth = small_truth();
+    let rgb: Vec<[u8; 3]> = truth
+        .iter()
+        .map(|c| match c {
+            1 => BIRD,
+            2 => CAT,
+            _ => BACKGROUND_COLOR,
+        })
+        .collect();
+    let png = interlaced_rgb_png(8, 4, &rgb);
+    // The reference decoder agrees that it is a valid interlaced image of the truth.
+    let mut decoder = png::Decoder::new(Cursor::new(png.as_slice()));
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = decoder.read_info().unwrap();
+    assert!(reader.info().interlaced);
+    let mut buffer = vec![0; reader.output_buffer_size().unwrap()];
+    reader.next_frame(&mut buffer).unwrap();
+    assert_eq!(buffer, rgb.iter().flatten().copied().collect::<Vec<u8>>());
+    let answer = answer_with(&png, 8, 4);
+    let result = run(&[answer.clone(), answer], &labels(&["Bird", "Cat"])).unwrap();
+    assert_eq!(decode_output(&result.png).1, truth);
+}
+
 #[test]
 fn a_lone_worker_gets_its_mask_with_confidence_zero() {
     let truth = small_truth();
@@ -757,4 +852,97 @@ fn crowdkit_masks() {
         confidence_error / tasks.len() as f64,
         elapsed.as_secs_f64() * 1e3
     );
+}
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arbitrary_png() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            // Valid PNGs of random small sizes and colour types.
+            (1u32..6, 1u32..6, 0usize..4, any::<u64>()).prop_map(|(width, height, kind, seed)| {
+                let mut rng = StdRng::seed_from_u64(seed);
+                let (color, channels) = [
+                    (png::ColorType::Rgb, 3),
+                    (png::ColorType::Rgba, 4),
+                    (png::ColorType::Grayscale, 1),
+                    (png::ColorType::GrayscaleAlpha, 2),
+                ][kind];
+                let colours = [[0x2c, 0xa0, 0x2c, 255], [255, 255, 255, 255], [1, 2, 3, 0]];
+                let data: Vec<u8> = (0..width * height)
+                    .flat_map(|_| {
+                        colours[rand::Rng::random_range(&mut rng, 0..3)][..channels].to_vec()
+                    })
+                    .collect();
+                png_bytes(width, height, color, png::BitDepth::Eight, None, &data)
+            }),
+            // Garbage, and truncated PNGs.
+            proptest::collection::vec(any::<u8>(), 0..64),
+            (1u32..6, 1usize..40).prop_map(|(side, cut)| {
+                let png = rgb_png(side, side, &vec![1; (side * side) as usize]);
+                png[..cut.min(png.len())].to_vec()
+            }),
+        ]
+    }
+
+    fn arbitrary_answer() -> impl Strategy<Value = Value> {
+        (
+            arbitrary_png(),
+            proptest::option::of((0u32..8, 0u32..8)),
+            prop_oneof![
+                Just(json!({"Bird": {"color": "#2ca02c"}})),
+                Just(json!({"Bird": {"color": "red"}, "Cat": {}})),
+                Just(json!({"Dog": {"color": "#FFFFFF"}})),
+                Just(json!(null)),
+                Just(json!([1])),
+            ],
+        )
+            .prop_map(|(png, size, mappings)| {
+                let mut answer = json!({
+                    "labelMappings": mappings,
+                    "labeledImage": {"pngImageData": base64::engine::general_purpose::STANDARD.encode(png)}
+                });
+                if let Some((width, height)) = size {
+                    answer["inputImageProperties"] = json!({"width": width, "height": height});
+                }
+                answer
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn on_arbitrary_answers(answers in proptest::collection::vec(arbitrary_answer(), 0..4)) {
+            let labels = labels(&["Bird", "Cat"]);
+            for job_labels in [&labels[..], &[]] {
+                if let Ok(result) = run(&answers, job_labels) {
+                    let (size, pixels, palette) = decode_output(&result.png);
+                    prop_assert_eq!(size, result.image_size);
+                    prop_assert!(pixels.iter().all(|&p| usize::from(p) * 3 < palette.len()));
+                    prop_assert!((0.0..=1.0).contains(&result.confidence));
+                }
+            }
+        }
+
+        #[test]
+        fn on_arbitrary_masks(
+            masks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..6),
+            width in 0u32..8,
+            height in 0u32..8,
+            classes in 0usize..300,
+        ) {
+            let ids: Vec<String> = (0..masks.len()).map(|i| format!("w{i}")).collect();
+            let workers: Vec<WorkerMask<'_>> = masks
+                .iter()
+                .zip(&ids)
+                .map(|(m, id)| WorkerMask { worker_id: id, classes: m, reliability: Some(0.8) })
+                .collect();
+            let size = ImageSize { width, height };
+            if let Ok(result) = consolidate_masks(&workers, size, classes, &SegmentationConfig::default()) {
+                prop_assert_eq!(result.classes.len(), (width * height) as usize);
+                prop_assert!((0.0..=1.0).contains(&result.confidence));
+            }
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! The per-pixel vote engine behind [`super`]: workers' class masks are folded in one at a time into a
+//! The per-pixel vote engine behind [`super`](crate::consolidate::segmentation): workers' class masks are folded in one at a time into a
 //! per-pixel *answer pattern* (which class each worker gave that pixel), every worker's accuracy on this
 //! image is learned by EM on the pattern histogram, and a contested pixel is then decided with its
 //! neighbours' help.
@@ -28,11 +28,11 @@
 //! Scores are IoUs, not pixel accuracies. Including a pixel whose posterior for class `k` is `π` raises
 //! the expected IoU of `k` when `π > IoU / (1 + IoU)` (the plug-in rule for F-measures, F = 2·IoU / (1 +
 //! IoU)): about 0.45 at the IoUs crowds reach, not 0.5. So a pixel gets the foreground class with the
-//! highest posterior if that posterior reaches [`InferenceParams::foreground_threshold`], else background.
+//! highest posterior if that posterior reaches `foreground_threshold`, else background.
 //!
 //! ## Cleaning
 //! A contested pixel (workers disagree there) is decided on its posterior summed over its 3×3 neighbourhood,
-//! its own counting [`CENTRE_WEIGHT`] times a neighbour's. Isolated specks vanish; a one-pixel line most
+//! its own counting `CENTRE_WEIGHT` times a neighbour's. Isolated specks vanish; a one-pixel line most
 //! workers drew survives (two neighbours along the line are enough). Pixels every worker agrees on are
 //! never changed.
 
