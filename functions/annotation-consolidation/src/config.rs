@@ -7,6 +7,10 @@
 //! | `CUSTOM_MODE` | custom tasks: `most-common` or `all-answers` | `most-common` |
 //! | `WORKER_QUALITY` | keep worker quality across batches (`on`/`off`) | `on` |
 //! | `ASSUME_ROLE` | read the payload as the request's `roleArn` (`true`/`false`) | `false` |
+//! | `BOX_QUORUM` | share of the (quality-weighted) workers who must draw a box for it to be kept | `0.5` |
+//! | `BOX_MATCH_IOU` | least IoU for two workers' boxes to be the same object | `0.5` |
+//! | `SPAN_QUORUM` | the same for named-entity spans | `0.5` |
+//! | `MAX_MASK_PIXELS` | larger segmentation images are refused (per object) before decoding | `50000000` |
 
 use groundwork::TaskType;
 use groundwork::consolidate::batch::BatchSettings;
@@ -25,6 +29,12 @@ pub(crate) enum ConfigError {
     CustomMode(String),
     #[error("{name} must be true/false (or on/off), not `{value}`")]
     Flag { name: &'static str, value: String },
+    #[error("{name} must be a number in {range}, not `{value}`")]
+    Number {
+        name: &'static str,
+        range: &'static str,
+        value: String,
+    },
 }
 
 /// Everything the handler needs to know.
@@ -53,6 +63,24 @@ fn flag(
     }
 }
 
+/// A number in (0, 1], when set.
+fn fraction(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<f64>, ConfigError> {
+    let Some(value) = var(name).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= 1.0 => Ok(Some(x)),
+        _ => Err(ConfigError::Number {
+            name,
+            range: "(0, 1]",
+            value,
+        }),
+    }
+}
+
 /// Reads the configuration through `var` (the environment in production, a map in tests).
 pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
@@ -71,6 +99,27 @@ pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, 
         settings.custom_mode = mode
             .parse::<CustomMode>()
             .map_err(ConfigError::CustomMode)?;
+    }
+    if let Some(q) = fraction(&var, "BOX_QUORUM")? {
+        settings.boxes.quorum = q;
+    }
+    if let Some(iou) = fraction(&var, "BOX_MATCH_IOU")? {
+        settings.boxes.match_iou = iou;
+    }
+    if let Some(q) = fraction(&var, "SPAN_QUORUM")? {
+        settings.spans.quorum = q;
+    }
+    if let Some(v) = set("MAX_MASK_PIXELS") {
+        settings.segmentation.max_pixels =
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or(ConfigError::Number {
+                    name: "MAX_MASK_PIXELS",
+                    range: "1..",
+                    value: v,
+                })?;
     }
     Ok(Config {
         settings,
@@ -109,6 +158,10 @@ mod tests {
             ("CUSTOM_MODE", "all-answers"),
             ("WORKER_QUALITY", "off"),
             ("ASSUME_ROLE", "true"),
+            ("BOX_QUORUM", "0.6"),
+            ("BOX_MATCH_IOU", "0.4"),
+            ("SPAN_QUORUM", "0.7"),
+            ("MAX_MASK_PIXELS", "1000000"),
         ]))
         .unwrap();
         assert_eq!(c.settings.task_type, Some(TaskType::BoundingBox));
@@ -116,6 +169,10 @@ mod tests {
         assert_eq!(c.settings.custom_mode, CustomMode::AllAnswers);
         assert!(!c.worker_quality);
         assert!(c.assume_role);
+        assert_eq!(c.settings.boxes.quorum, 0.6);
+        assert_eq!(c.settings.boxes.match_iou, 0.4);
+        assert_eq!(c.settings.spans.quorum, 0.7);
+        assert_eq!(c.settings.segmentation.max_pixels, 1_000_000);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use super::classification::{
     consolidate_single_label,
 };
 use super::custom::{CustomMode, most_common};
+use super::segmentation::{SegmentationConfig, SegmentationJob, consolidate_segmentation};
 use super::spans::{JobLabel, SpanConfig, SpanJob, consolidate_spans};
 use super::worker_quality::{WorkerPriors, WorkerStats};
 use crate::contracts::{BadPayloadObject, ConsolidationResponseEntry, PayloadDataObject};
@@ -82,6 +83,8 @@ pub struct BatchSettings {
     pub boxes: BoxConfig,
     /// Named entities.
     pub spans: SpanConfig,
+    /// Semantic segmentation (and its adjustment).
+    pub segmentation: SegmentationConfig,
 }
 
 /// A consolidated mask to store; the entry already refers to `location`.
@@ -170,7 +173,7 @@ pub fn consolidate_batch(
     settings: &BatchSettings,
     mask_location: &dyn Fn(&str) -> String,
 ) -> BatchOutcome {
-    let _ = mask_location;
+    let mut mask_writes = Vec::new();
     let mut summary = BatchSummary::default();
     let prepared: Vec<Result<Prepared<'_>, &BadPayloadObject>> =
         objects.iter().map(|o| o.as_ref().map(prepare)).collect();
@@ -227,7 +230,17 @@ pub fn consolidate_batch(
             settings,
             &mut stats,
         ),
-        AnswerKind::SegmentationMask | AnswerKind::Unsupported => prepared_ok
+        AnswerKind::SegmentationMask => mask_results(
+            job,
+            task_type,
+            &mut prepared_ok,
+            priors,
+            settings,
+            mask_location,
+            &mut mask_writes,
+            &mut stats,
+        ),
+        AnswerKind::Unsupported => prepared_ok
             .iter()
             .map(|_| {
                 ObjectResult::Failed(format!(
@@ -287,7 +300,7 @@ pub fn consolidate_batch(
     BatchOutcome {
         task_type,
         entries,
-        mask_writes: Vec::new(),
+        mask_writes,
         stats,
         summary,
     }
@@ -614,15 +627,24 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     if n == 0 { 0.0 } else { sum / n as f64 }
 }
 
-fn box_results(
-    job: &BatchJob<'_>,
+/// What a geometry engine (boxes, spans, masks) made of one object.
+struct GeometryLabel {
+    label: Value,
+    metadata: Map<String, Value>,
+    confidence: f64,
+    dropped: Vec<super::boxes::Dropped>,
+    agreements: Vec<super::boxes::WorkerAgreement>,
+}
+
+/// Runs `consolidate` on every object's answers for `task_type` (with the workers' reliabilities), records
+/// the workers' agreement and lists what was dropped. The one loop behind boxes, spans and masks.
+fn geometry_results(
     task_type: TaskType,
     prepared: &mut [Prepared<'_>],
     priors: &WorkerPriors,
-    settings: &BatchSettings,
     stats: &mut WorkerStats,
+    mut consolidate: impl FnMut(&Prepared<'_>, &[WorkerAnswer<'_>]) -> Result<GeometryLabel, String>,
 ) -> Vec<ObjectResult> {
-    let labels = job.labels.unwrap_or(&[]);
     prepared
         .iter_mut()
         .map(|p| {
@@ -635,30 +657,52 @@ fn box_results(
                     reliability: *r,
                 })
                 .collect();
-            let box_job = BoxJob {
-                labels,
-                adjustment: task_type.is_adjustment(),
-                prior_label: p.object.prior_label.as_ref(),
-            };
-            match consolidate_boxes(&workers, &box_job, &settings.boxes) {
-                Ok(c) => {
-                    for a in &c.agreements {
+            match consolidate(p, &workers) {
+                Ok(g) => {
+                    for a in &g.agreements {
                         stats.add_agreement(&a.worker_id, a.agreed, a.total);
                     }
-                    let mut metadata = c.metadata;
-                    if !c.dropped.is_empty() {
-                        metadata.insert("dropped".to_owned(), dropped_list(&c.dropped));
+                    let mut metadata = g.metadata;
+                    if !g.dropped.is_empty() {
+                        metadata.insert("dropped".to_owned(), dropped_list(&g.dropped));
                     }
                     ObjectResult::Labeled {
-                        label: c.label,
+                        label: g.label,
                         metadata,
-                        confidence: mean(c.boxes.iter().map(|b| b.confidence)),
+                        confidence: g.confidence,
                     }
                 }
-                Err(none) => ObjectResult::Failed(no_usable_reason(&none.dropped)),
+                Err(reason) => ObjectResult::Failed(reason),
             }
         })
         .collect()
+}
+
+fn box_results(
+    job: &BatchJob<'_>,
+    task_type: TaskType,
+    prepared: &mut [Prepared<'_>],
+    priors: &WorkerPriors,
+    settings: &BatchSettings,
+    stats: &mut WorkerStats,
+) -> Vec<ObjectResult> {
+    let labels = job.labels.unwrap_or(&[]);
+    geometry_results(task_type, prepared, priors, stats, |p, workers| {
+        let box_job = BoxJob {
+            labels,
+            adjustment: task_type.is_adjustment(),
+            prior_label: p.object.prior_label.as_ref(),
+        };
+        consolidate_boxes(workers, &box_job, &settings.boxes)
+            .map(|c| GeometryLabel {
+                confidence: mean(c.boxes.iter().map(|b| b.confidence)),
+                label: c.label,
+                metadata: c.metadata,
+                dropped: c.dropped,
+                agreements: c.agreements,
+            })
+            .map_err(|none| no_usable_reason(&none.dropped))
+    })
 }
 
 fn span_results(
@@ -675,41 +719,56 @@ fn span_results(
         .iter()
         .map(|l| (l.clone(), None))
         .collect();
-    prepared
-        .iter_mut()
-        .map(|p| {
-            let answers = element_answers(p, task_type, priors);
-            let workers: Vec<WorkerAnswer<'_>> = answers
-                .iter()
-                .map(|(w, a, r)| WorkerAnswer {
-                    worker_id: w,
-                    answer: a,
-                    reliability: *r,
-                })
-                .collect();
-            let span_job = SpanJob {
-                text: p.object.data_object.content.as_deref(),
-                labels: &labels,
-            };
-            match consolidate_spans(&workers, &span_job, &settings.spans) {
-                Ok(c) => {
-                    for a in &c.agreements {
-                        stats.add_agreement(&a.worker_id, a.agreed, a.total);
-                    }
-                    let mut metadata = c.metadata;
-                    if !c.dropped.is_empty() {
-                        metadata.insert("dropped".to_owned(), dropped_list(&c.dropped));
-                    }
-                    ObjectResult::Labeled {
-                        label: c.label,
-                        metadata,
-                        confidence: mean(c.entities.iter().map(|e| e.confidence)),
-                    }
-                }
-                Err(none) => ObjectResult::Failed(no_usable_reason(&none.dropped)),
-            }
+    geometry_results(task_type, prepared, priors, stats, |p, workers| {
+        let span_job = SpanJob {
+            text: p.object.data_object.content.as_deref(),
+            labels: &labels,
+        };
+        consolidate_spans(workers, &span_job, &settings.spans)
+            .map(|c| GeometryLabel {
+                confidence: mean(c.entities.iter().map(|e| e.confidence)),
+                label: c.label,
+                metadata: c.metadata,
+                dropped: c.dropped,
+                agreements: c.agreements,
+            })
+            .map_err(|none| no_usable_reason(&none.dropped))
+    })
+}
+
+#[allow(clippy::too_many_arguments)] // one batch's context, passed once from one place
+fn mask_results(
+    job: &BatchJob<'_>,
+    task_type: TaskType,
+    prepared: &mut [Prepared<'_>],
+    priors: &WorkerPriors,
+    settings: &BatchSettings,
+    mask_location: &dyn Fn(&str) -> String,
+    mask_writes: &mut Vec<MaskWrite>,
+    stats: &mut WorkerStats,
+) -> Vec<ObjectResult> {
+    let seg_job = SegmentationJob {
+        labels: job.labels.unwrap_or(&[]),
+    };
+    // One image at a time: an object's decoded masks are dropped before the next is read.
+    geometry_results(task_type, prepared, priors, stats, |p, workers| {
+        let c = consolidate_segmentation(workers, &seg_job, &settings.segmentation)
+            .map_err(|e| e.to_string())?;
+        let id = &p.object.dataset_object_id;
+        let location = mask_location(id);
+        mask_writes.push(MaskWrite {
+            dataset_object_id: id.clone(),
+            location: location.clone(),
+            png: c.png,
+        });
+        Ok(GeometryLabel {
+            label: Value::from(location),
+            metadata: c.metadata,
+            confidence: c.confidence,
+            dropped: c.dropped,
+            agreements: c.agreements,
         })
-        .collect()
+    })
 }
 
 fn no_usable_reason(dropped: &[super::boxes::Dropped]) -> String {
@@ -1144,5 +1203,62 @@ mod tests {
             c["category-metadata"]["entities"].as_array().unwrap().len(),
             4
         );
+    }
+
+    /// An 8×8 RGB PNG, white except a `#2ca02c` square from (2,2) to (5+extra,5).
+    fn bird_png(extra: u32) -> String {
+        use base64::Engine;
+        let (w, h) = (8u32, 8u32);
+        let mut pixels = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let inside = (2..=5 + extra).contains(&x) && (2..=5).contains(&y);
+                pixels.extend_from_slice(if inside {
+                    &[0x2c, 0xa0, 0x2c]
+                } else {
+                    &[0xff, 0xff, 0xff]
+                });
+            }
+        }
+        let mut out = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut out, w, h);
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().unwrap();
+            writer.write_image_data(&pixels).unwrap();
+        }
+        base64::engine::general_purpose::STANDARD.encode(out)
+    }
+
+    #[test]
+    fn segmentation_masks_are_written_and_referenced() {
+        let seg = |png: String| {
+            json!({"inputImageProperties": {"height": 8, "width": 8},
+                   "labelMappings": {"Bird": {"color": "#2ca02c"}},
+                   "labeledImage": {"pngImageData": png}})
+        };
+        let payload = json!([{"datasetObjectId": "7", "dataObject": {"s3Uri": "s3://b/bird.jpg"}, "annotations": [
+            answer("w1", "crowd-semantic-segmentation", seg(bird_png(0))),
+            answer("w2", "crowd-semantic-segmentation", seg(bird_png(0))),
+            answer("w3", "crowd-semantic-segmentation", seg(bird_png(1))),
+        ]}]);
+        let labels = ["Bird".to_owned()];
+        let out = run(&payload.to_string(), Some(&labels), None);
+        assert_eq!(out.task_type, TaskType::SemanticSegmentation);
+        assert_eq!(out.mask_writes.len(), 1);
+        assert_eq!(out.mask_writes[0].location, "masks/7.png");
+        assert_eq!(&out.mask_writes[0].png[1..4], b"PNG");
+        let c = content(&out, 0);
+        assert_eq!(c["category"], "masks/7.png");
+        let meta = &c["category-metadata"];
+        assert_eq!(meta["type"], "groundtruth/semantic-segmentation");
+        assert_eq!(meta["internal-color-map"]["0"]["class-name"], "BACKGROUND");
+        assert_eq!(meta["internal-color-map"]["1"]["class-name"], "Bird");
+        assert_eq!(meta["internal-color-map"]["1"]["hex-color"], "#2ca02c");
+        let confidence = meta["internal-color-map"]["1"]["confidence"]
+            .as_f64()
+            .unwrap();
+        assert!(confidence > 0.5, "{confidence}");
     }
 }
