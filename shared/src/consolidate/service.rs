@@ -636,4 +636,67 @@ mod tests {
         r.payload.content = Some("[]".to_owned());
         assert!(batch_key(&r).starts_with("sha256:"));
     }
+
+    #[test]
+    fn segmentation_masks_are_stored_beside_ground_truths_output() {
+        use base64::Engine;
+        // A 4×4 mask, all "Bird" (#2ca02c) but the first row, as two workers painted it.
+        let mut raw = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut raw, 4, 4);
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().unwrap();
+            let pixels: Vec<u8> = (0..16)
+                .flat_map(|i| {
+                    if i < 4 {
+                        [0xff, 0xff, 0xff]
+                    } else {
+                        [0x2c, 0xa0, 0x2c]
+                    }
+                })
+                .collect();
+            writer.write_image_data(&pixels).unwrap();
+        }
+        let png = base64::engine::general_purpose::STANDARD.encode(raw);
+        let answer = |w: &str| {
+            json!({"workerId": w, "annotationData": {"content": json!({"crowd-semantic-segmentation": {
+                "inputImageProperties": {"height": 4, "width": 4},
+                "labelMappings": {"Bird": {"color": "#2ca02c"}},
+                "labeledImage": {"pngImageData": png}}}).to_string()}})
+        };
+        let store = MemoryObjectStore::new();
+        store.insert(
+            "s3://bucket/p/seg.json",
+            json!([{"datasetObjectId": "3", "dataObject": {"s3Uri": "s3://bucket/3.jpg"},
+                    "annotations": [answer("w1"), answer("w2")]}])
+            .to_string(),
+        );
+        let mut r = request("s3://bucket/p/seg.json");
+        r.label_attribute_name = "bird-ref".to_owned();
+        r.label_categories = Some(vec!["Bird".to_owned()]);
+        let ports = Ports {
+            reader: &store,
+            writer: &store,
+            quality: Some(&store),
+        };
+        let out = block_on(handle_request(
+            &r,
+            ports,
+            &BatchSettings::default(),
+            &clock(),
+        ))
+        .unwrap();
+        let mask =
+            "s3://bucket/out/animals/annotations/consolidated-annotation/output/3/bird-ref.png";
+        assert_eq!(
+            out.entries[0].consolidated_annotation.content["bird-ref"],
+            mask
+        );
+        assert!(out.mask_failures.is_empty());
+        let stored = store
+            .get(mask)
+            .expect("the mask is written before the answer");
+        assert_eq!(&stored[1..4], b"PNG");
+    }
 }
