@@ -4,6 +4,9 @@
 //! `make test` installs moto (PyPI) into a virtualenv and passes its path in `MOTO_SERVER`; a test that
 //! needs it and cannot find it fails with that instruction rather than being skipped.
 
+// Test harness code, helpers included: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 // Shared helpers: servers, the runtime emulator, fixture paths.
 mod util;
 
