@@ -147,7 +147,7 @@ impl Default for ClassificationConfig {
             confusion_prior_strength: 2.0,
             skill_prior_strength: 4.0,
             class_prior_strength: 1.0,
-            min_answers_for_own_matrix: 3,
+            min_answers_for_own_matrix: 8,
             leave_one_out: false,
             calibrate: true,
         }

@@ -41,6 +41,12 @@ const MIN_PROBABILITY: f64 = 1e-6;
 
 /// The E-step's running products are multiplied by `RESCALE_BY` whenever their largest entry falls
 /// below `RESCALE_BELOW` (each factor is at least `MIN_PROBABILITY`, so one step never underflows).
+/// Pseudo-answers per row of the one-coin base under the pooled confusion matrix. A small batch (Ground
+/// Truth's first batches hold about ten objects) has only a handful of errors; without this weight their
+/// exact pattern becomes the crowd's error structure, and an item split between two good workers is
+/// decided with false certainty. Large batches outweigh it entirely.
+const POOLED_BASE_STRENGTH: f64 = 10.0;
+
 const RESCALE_BELOW: f64 = 1e-200;
 const RESCALE_BY: f64 = 1e200;
 
@@ -123,11 +129,12 @@ fn fit_worker_model(
     let off_base = (1.0 - config.initial_accuracy) / (k as f64 - 1.0);
     for t in 0..k {
         for a in 0..k {
-            pooled[t * k + a] = if t == a {
-                config.initial_accuracy
-            } else {
-                off_base
-            };
+            pooled[t * k + a] = POOLED_BASE_STRENGTH
+                * if t == a {
+                    config.initial_accuracy
+                } else {
+                    off_base
+                };
         }
     }
     for w in 0..n_workers {
