@@ -1261,4 +1261,27 @@ mod tests {
             .unwrap();
         assert!(confidence > 0.5, "{confidence}");
     }
+
+    #[test]
+    fn a_small_batch_does_not_decide_a_split_with_false_certainty() {
+        // Ground Truth's first batches hold about ten objects. Object 9 of the demo batch got three
+        // different answers from three workers: whatever the engine picks, it must not claim certainty.
+        let payload = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/demo/consolidation-payload.json"
+        ))
+        .unwrap();
+        let labels = ["cat".to_owned(), "dog".to_owned(), "bird".to_owned()];
+        let out = run(&payload, Some(&labels), None);
+        let confidence = |i: usize| {
+            content(&out, i)["category-metadata"]["confidence"]
+                .as_f64()
+                .unwrap()
+        };
+        assert!(confidence(9) < 0.95, "three-way split: {}", confidence(9));
+        assert!(
+            confidence(1) > confidence(9),
+            "a unanimous object is surer than a split one"
+        );
+    }
 }
