@@ -628,7 +628,6 @@ pub fn consolidate_masks(
     let class_count = class_count.clamp(1, MAX_CLASSES);
     let mut dropped = Vec::new();
     let considered = masks.len().min(config.max_workers);
-    let mut accumulator = PatternAccumulator::new(pixel_count, class_count, considered);
     let mut usable = Vec::with_capacity(considered);
     for (position, mask) in masks.iter().enumerate() {
         if position >= config.max_workers {
@@ -636,7 +635,7 @@ pub fn consolidate_masks(
                 mask.worker_id,
                 SegmentationWorkerProblem::TooManyWorkers(config.max_workers),
             ));
-        } else if accumulator.add(mask.classes) {
+        } else if mask.classes.len() == pixel_count {
             usable.push(mask);
         } else {
             dropped.push(Dropped::worker(
@@ -651,11 +650,22 @@ pub fn consolidate_masks(
     if usable.is_empty() {
         return Err(NoUsableAnswer { dropped }.into());
     }
+    // All masks are at hand: one blocked pass when the pattern ids fit 16 bits, else worker by worker.
+    let slices: Vec<&[u8]> = usable.iter().map(|mask| mask.classes).collect();
+    let patterns = match votes::patterns_of_masks(&slices, pixel_count, class_count) {
+        Some(patterns) => patterns,
+        None => {
+            let mut accumulator = PatternAccumulator::new(pixel_count, class_count, slices.len());
+            for mask in &slices {
+                accumulator.add(mask);
+            }
+            accumulator.finish()
+        }
+    };
     let reliabilities: Vec<f64> = usable
         .iter()
         .map(|mask| effective_reliability(mask.reliability, config.neutral_reliability))
         .collect();
-    let patterns = accumulator.finish();
     let inference = votes::infer(
         &patterns,
         size.width as usize,

@@ -113,7 +113,8 @@ impl PatternAccumulator {
     pub(crate) fn new(pixels: usize, classes: usize, workers_expected: usize) -> Self {
         let classes = classes.clamp(1, 256);
         let ids = if radix_space(classes, workers_expected).is_some() {
-            PatternIds::Radix(vec![0; pixels])
+            // Filled by the first worker's mask (no zeroing pass).
+            PatternIds::Radix(Vec::new())
         } else {
             PatternIds::Interned {
                 ids: vec![0; pixels],
@@ -138,6 +139,14 @@ impl PatternAccumulator {
         }
         let classes = self.classes;
         match &mut self.ids {
+            PatternIds::Radix(ids) if self.added == 0 => {
+                let mut lookup = [0u16; 256];
+                for (class, entry) in lookup.iter_mut().enumerate().take(classes) {
+                    *entry = class as u16;
+                }
+                ids.clear();
+                ids.extend(mask.iter().map(|&class| lookup[usize::from(class)]));
+            }
             PatternIds::Radix(ids) => {
                 let multiplier = u16::try_from(classes.pow(self.added as u32)).unwrap_or(0);
                 if classes == 2 {
@@ -195,49 +204,15 @@ impl PatternAccumulator {
     pub(crate) fn finish(self) -> Patterns {
         let workers = self.added;
         match self.ids {
-            PatternIds::Radix(ids) => {
+            PatternIds::Radix(mut ids) => {
                 let space = radix_space(self.classes, workers).unwrap_or(1 << 16);
-                // Masks are long runs of one pattern: count runs, not pixels.
+                if workers == 0 {
+                    ids.clear();
+                    ids.resize(self.pixels, 0);
+                }
                 let mut counts = vec![0u64; space];
-                let mut run_id = ids.first().copied().unwrap_or(0);
-                let mut run_length = 0u64;
-                for &id in &ids {
-                    if id == run_id {
-                        run_length += 1;
-                    } else {
-                        if let Some(count) = counts.get_mut(usize::from(run_id)) {
-                            *count += run_length;
-                        }
-                        run_id = id;
-                        run_length = 1;
-                    }
-                }
-                if let Some(count) = counts.get_mut(usize::from(run_id)) {
-                    *count += run_length;
-                }
-                let mut id_to_pattern = vec![0u32; space];
-                let mut answers = Vec::new();
-                let mut kept_counts = Vec::new();
-                for (code, &count) in counts.iter().enumerate() {
-                    if count == 0 {
-                        continue;
-                    }
-                    id_to_pattern[code] = kept_counts.len() as u32;
-                    kept_counts.push(count);
-                    let mut rest = code;
-                    for _ in 0..workers {
-                        answers.push((rest % self.classes) as u8);
-                        rest /= self.classes;
-                    }
-                }
-                Patterns {
-                    workers,
-                    classes: self.classes,
-                    answers,
-                    counts: kept_counts,
-                    pixel_ids: PixelIds::Narrow(ids),
-                    id_to_pattern,
-                }
+                count_runs(&ids, &mut counts);
+                radix_patterns(ids, &counts, self.classes, workers)
             }
             PatternIds::Interned { ids, patterns } => {
                 let mut counts = vec![0u64; patterns.len()];
@@ -271,6 +246,111 @@ impl PatternAccumulator {
             }
         }
     }
+}
+
+/// Adds each id's pixel count to `counts` (indexed by id). Masks are long runs of one pattern, so runs are
+/// counted, not pixels, eight ids at a time.
+fn count_runs(ids: &[u16], counts: &mut [u64]) {
+    let mut run_id = ids.first().copied().unwrap_or(0);
+    let mut run_length = 0u64;
+    let mut close_run = |run_id: u16, run_length: u64| {
+        if let Some(count) = counts.get_mut(usize::from(run_id)) {
+            *count += run_length;
+        }
+    };
+    let mut octets = ids.chunks_exact(8);
+    for octet in &mut octets {
+        // Branch-free "all equal to the run" test, so that it vectorises.
+        if octet.iter().fold(0u16, |acc, &id| acc | (id ^ run_id)) == 0 {
+            run_length += 8;
+            continue;
+        }
+        for &id in octet {
+            if id == run_id {
+                run_length += 1;
+            } else {
+                close_run(run_id, run_length);
+                run_id = id;
+                run_length = 1;
+            }
+        }
+    }
+    for &id in octets.remainder() {
+        if id == run_id {
+            run_length += 1;
+        } else {
+            close_run(run_id, run_length);
+            run_id = id;
+            run_length = 1;
+        }
+    }
+    close_run(run_id, run_length);
+}
+
+/// The patterns of radix ids: every id with pixels becomes a pattern, its answers decoded from the id.
+fn radix_patterns(ids: Vec<u16>, counts: &[u64], classes: usize, workers: usize) -> Patterns {
+    let mut id_to_pattern = vec![0u32; counts.len()];
+    let mut answers = Vec::new();
+    let mut kept_counts = Vec::new();
+    for (code, &count) in counts.iter().enumerate() {
+        if count == 0 {
+            continue;
+        }
+        id_to_pattern[code] = kept_counts.len() as u32;
+        kept_counts.push(count);
+        let mut rest = code;
+        for _ in 0..workers {
+            answers.push((rest % classes) as u8);
+            rest /= classes;
+        }
+    }
+    Patterns {
+        workers,
+        classes,
+        answers,
+        counts: kept_counts,
+        pixel_ids: PixelIds::Narrow(ids),
+        id_to_pattern,
+    }
+}
+
+/// The patterns of masks that are all at hand (the raw-mask entry point), in one blocked pass instead of
+/// one pass per worker: each block of ids is built in cache from every mask, counted, and written once.
+/// `None` when the radix ids do not fit (too many classes and workers) or a mask has the wrong length;
+/// fold the masks in one by one then.
+pub(crate) fn patterns_of_masks(
+    masks: &[&[u8]],
+    pixels: usize,
+    classes: usize,
+) -> Option<Patterns> {
+    const BLOCK: usize = 4096;
+    let classes = classes.clamp(1, 256);
+    let space = radix_space(classes, masks.len())?;
+    if masks.is_empty() || masks.iter().any(|mask| mask.len() != pixels) {
+        return None;
+    }
+    let multipliers: Vec<u16> = (0..masks.len())
+        .map(|w| u16::try_from(classes.pow(w as u32)).unwrap_or(0))
+        .collect();
+    let limit = u8::try_from(classes - 1).unwrap_or(u8::MAX);
+    let mut ids: Vec<u16> = Vec::with_capacity(pixels);
+    let mut counts = vec![0u64; space];
+    let mut block = [0u16; BLOCK];
+    for start in (0..pixels).step_by(BLOCK) {
+        let end = (start + BLOCK).min(pixels);
+        let block = &mut block[..end - start];
+        block.iter_mut().for_each(|id| *id = 0);
+        for (mask, &multiplier) in masks.iter().zip(&multipliers) {
+            for (id, &class) in block.iter_mut().zip(&mask[start..end]) {
+                // Classes past the table count as background; branch-free so that it vectorises.
+                let valid = u16::from(class <= limit);
+                *id = id.wrapping_add(u16::from(class) * valid * multiplier);
+            }
+        }
+        count_runs(block, &mut counts);
+        ids.extend_from_slice(block);
+    }
+    Some(radix_patterns(ids, &counts, classes, masks.len()))
 }
 
 /// `classes^workers` when it fits the radix ids (≤ 65,536).
@@ -339,29 +419,26 @@ pub(crate) fn infer(
         .collect();
 
     // Decide every pixel: one table lookup each.
-    let pixels = width * height;
-    let mut mask = vec![0u8; pixels];
-    match &patterns.pixel_ids {
+    let mut mask: Vec<u8> = match &patterns.pixel_ids {
         PixelIds::Narrow(ids) => {
-            // A full 65,536-entry table indexed by a u16 needs no bounds checks in the hot loop.
-            let mut table: Box<[u8; 1 << 16]> = Box::new([0; 1 << 16]);
-            for (entry, &pattern) in table.iter_mut().zip(&patterns.id_to_pattern) {
-                *entry = decision.get(pattern as usize).copied().unwrap_or(0);
+            // A full table indexed by a u16 needs no bounds check: the loop is a plain gather.
+            let mut by_id = [0u8; 1 << 16];
+            for (entry, &p) in by_id.iter_mut().zip(&patterns.id_to_pattern) {
+                *entry = decision.get(p as usize).copied().unwrap_or(0);
             }
-            for (out, &id) in mask.iter_mut().zip(ids) {
-                *out = table[usize::from(id)];
-            }
+            ids.iter().map(|&id| by_id[usize::from(id)]).collect()
         }
-        PixelIds::Wide(ids) => {
-            for (out, &id) in mask.iter_mut().zip(ids) {
+        PixelIds::Wide(ids) => ids
+            .iter()
+            .map(|&id| {
                 let pattern = patterns
                     .id_to_pattern
                     .get(id as usize)
                     .map_or(0, |&p| p as usize);
-                *out = decision.get(pattern).copied().unwrap_or(0);
-            }
-        }
-    }
+                decision.get(pattern).copied().unwrap_or(0)
+            })
+            .collect(),
+    };
 
     // Pixels per (pattern, final class), for the expected IoU and the agreements.
     let mut outcome = vec![0u64; pattern_count * classes];
@@ -375,6 +452,27 @@ pub(crate) fn infer(
         // weighted mean).
         let mut scores = vec![0.0f64; classes];
         let mut changes: Vec<(u32, u8)> = Vec::new();
+        // Binary masks: one posterior per pixel is enough, looked up straight from the pixel's id.
+        let binary = classes == 2;
+        let foreground_by_id: Vec<f64> = if binary {
+            patterns
+                .id_to_pattern
+                .iter()
+                .map(|&p| posteriors.get(p as usize * 2 + 1).copied().unwrap_or(0.0))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let foreground_of = |pixel: usize| match &patterns.pixel_ids {
+            PixelIds::Narrow(ids) => foreground_by_id
+                .get(usize::from(ids[pixel]))
+                .copied()
+                .unwrap_or(0.0),
+            PixelIds::Wide(_) => posteriors
+                .get(patterns.pattern_of(pixel) * 2 + 1)
+                .copied()
+                .unwrap_or(0.0),
+        };
         for pixel in edge_neighbourhoods(&mask, width, height) {
             let pixel = pixel as usize;
             let pattern = patterns.pattern_of(pixel);
@@ -382,8 +480,15 @@ pub(crate) fn infer(
                 continue;
             }
             let (x, y) = (pixel % width, pixel / width);
-            if classes == 2 {
-                // Binary masks: one posterior per pixel is enough.
+            if binary {
+                // A pixel decided foreground with a posterior of at least twice the threshold keeps it
+                // whatever its neighbours say (its own weight is half the neighbourhood's at most).
+                let own = foreground_of(pixel);
+                if mask[pixel] == 1
+                    && own * CENTRE_WEIGHT >= 2.0 * CENTRE_WEIGHT * params.foreground_threshold
+                {
+                    continue;
+                }
                 let (mut foreground, mut total) = (0.0, 0.0);
                 for ny in y.saturating_sub(1)..(y + 2).min(height) {
                     for nx in x.saturating_sub(1)..(x + 2).min(width) {
@@ -394,7 +499,7 @@ pub(crate) fn infer(
                             1.0
                         };
                         total += weight;
-                        foreground += weight * posteriors[patterns.pattern_of(neighbour) * 2 + 1];
+                        foreground += weight * foreground_of(neighbour);
                     }
                 }
                 let class = u8::from(foreground >= params.foreground_threshold * total);

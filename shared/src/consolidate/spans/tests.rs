@@ -55,6 +55,42 @@ fn parses_the_documented_payload_answer() {
     assert_eq!(&RECIPE[15..20], "flour");
 }
 
+/// The first object of the developer guide's `sample-annotations.json` (one worker), as it is.
+#[test]
+fn the_documented_sample_annotation_consolidates_as_is() {
+    let text = "To train a machine learning model, you need a large, high-quality, labeled dataset. Ground Truth helps you build high-quality training datasets for your machine learning models.";
+    let content = r#"{"crowd-entity-annotation":{"entities":[{"endOffset":8,"label":"verb","startOffset":3},{"endOffset":27,"label":"adjective","startOffset":11},{"endOffset":33,"label":"object","startOffset":28},{"endOffset":51,"label":"adjective","startOffset":46},{"endOffset":65,"label":"adjective","startOffset":53},{"endOffset":74,"label":"adjective","startOffset":67},{"endOffset":82,"label":"adjective","startOffset":75},{"endOffset":102,"label":"verb","startOffset":97},{"endOffset":112,"label":"verb","startOffset":107},{"endOffset":125,"label":"adjective","startOffset":113},{"endOffset":134,"label":"adjective","startOffset":126},{"endOffset":143,"label":"object","startOffset":135},{"endOffset":169,"label":"adjective","startOffset":153},{"endOffset":176,"label":"object","startOffset":170}]}}"#;
+    let wrapped: Value = serde_json::from_str(content).unwrap();
+    let answer = &wrapped["crowd-entity-annotation"];
+    let labels = job_labels(&[("verb", None), ("adjective", None), ("object", None)]);
+    let job = SpanJob {
+        text: Some(text),
+        labels: &labels,
+    };
+    let result = run(std::slice::from_ref(answer), &job);
+    assert_eq!(result.entities.len(), 14);
+    assert!(result.dropped.is_empty());
+    assert_eq!(result.label["annotations"]["entities"], answer["entities"].as_array().map(|entities| {
+        entities
+            .iter()
+            .map(|e| json!({"label": e["label"], "startOffset": e["startOffset"], "endOffset": e["endOffset"]}))
+            .collect::<Vec<Value>>()
+    }).map(Value::Array).unwrap());
+    let words: Vec<String> = result
+        .entities
+        .iter()
+        .map(|e| {
+            text.chars()
+                .skip(e.start_offset as usize)
+                .take((e.end_offset - e.start_offset) as usize)
+                .collect()
+        })
+        .collect();
+    assert_eq!(words[0], "train");
+    assert_eq!(words[13], "models");
+    assert!(result.entities.iter().all(|e| e.confidence == 0.0));
+}
+
 #[test]
 fn malformed_answers_are_errors_and_malformed_spans_are_rejected() {
     assert_eq!(
