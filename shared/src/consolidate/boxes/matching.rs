@@ -16,6 +16,9 @@ use pathfinding::prelude::{Matrix, kuhn_munkres};
 
 use super::crowd::weighted_median;
 
+/// Largest component (smaller side) solved optimally; bigger ones are matched greedily, best pairs first.
+const MAX_OPTIMAL_COMPONENT: usize = 48;
+
 /// Axis-aligned rectangle by its edges.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Rect {
@@ -418,6 +421,20 @@ fn assign(centres: &[Centre], items: &[Candidate], params: MatchParams, scratch:
         let mut columns: Vec<usize> = group.iter().map(|(_, e)| e.1).collect();
         columns.sort_unstable();
         columns.dedup();
+        if rows.len().min(columns.len()) > MAX_OPTIMAL_COMPONENT {
+            // A pile of mutually overlapping items (a worker stamping the same box a hundred times): the
+            // cubic solver would cost seconds, so best pairs first.
+            let mut pairs: Vec<(usize, usize, f64)> = group.iter().map(|&(_, edge)| edge).collect();
+            pairs.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+            let mut centre_taken = vec![false; centres.len()];
+            for (c, b, _) in pairs {
+                if !centre_taken[c] && scratch.result[b].is_none() {
+                    centre_taken[c] = true;
+                    scratch.result[b] = Some(c);
+                }
+            }
+            continue;
+        }
         // kuhn_munkres needs rows ≤ columns: put the smaller side in the rows.
         let transposed = rows.len() > columns.len();
         let (row_ids, column_ids) = if transposed {

@@ -314,6 +314,24 @@ fn hundreds_of_boxes_are_capped_and_stay_fast() {
 }
 
 #[test]
+fn piles_of_identical_boxes_stay_cheap() {
+    // Every worker stamps the same box 200 times: one component of 200 × 200 candidate pairs per worker,
+    // matched greedily instead of by the cubic solver.
+    let labels = labels(&["a"]);
+    let pile: Vec<(&str, f64, f64, f64, f64)> =
+        (0..200).map(|_| ("a", 10.0, 10.0, 50.0, 50.0)).collect();
+    let answers = [answer(&pile), answer(&pile), answer(&pile)];
+    let result = consolidate(&answers, &labels);
+    assert_eq!(result.boxes.len(), 200);
+    assert!(
+        result
+            .boxes
+            .iter()
+            .all(|b| b.workers == 3 && b.left == 10 && b.width == 50)
+    );
+}
+
+#[test]
 fn adjustment_status_follows_workers_and_the_prior_label() {
     let labels = labels(&["a"]);
     let prior = json!({"image_size": [{"width": 640, "height": 480, "depth": 3}],
