@@ -554,12 +554,21 @@ pub(crate) fn infer(
     }
 }
 
-/// Every pixel within one pixel (8-neighbourhood) of a decision edge, sorted, each once. A pixel has a
+/// Every pixel within one pixel (8-neighbourhood) of a decision edge, in pixel order. A pixel has a
 /// differently decided 8-neighbour exactly when it is within one pixel of two 4-adjacent pixels that differ,
-/// so it is enough to find those pairs (comparing eight pixels at a time: masks are mostly long runs) and
-/// take their 3×3 surroundings.
+/// so it is enough to find those pairs (comparing eight pixels at a time: masks are mostly long runs), mark
+/// them in a bitmap and dilate the bitmap by one pixel, 64 pixels per operation.
 fn edge_neighbourhoods(mask: &[u8], width: usize, height: usize) -> Vec<u32> {
-    let mut edges: Vec<u32> = Vec::new();
+    if width == 0 || height == 0 {
+        return Vec::new();
+    }
+    let stride = width.div_ceil(64);
+    let mut edges = vec![0u64; stride * height];
+    let mut mark = |x: usize, y: usize| {
+        if let Some(word) = edges.get_mut(y * stride + x / 64) {
+            *word |= 1 << (x % 64);
+        }
+    };
     let word = |row: &[u8], at: usize| -> u64 {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(&row[at..at + 8]);
@@ -567,7 +576,6 @@ fn edge_neighbourhoods(mask: &[u8], width: usize, height: usize) -> Vec<u32> {
     };
     for y in 0..height {
         let row = &mask[y * width..(y + 1) * width];
-        let below = (y + 1 < height).then(|| &mask[(y + 1) * width..(y + 2) * width]);
         // Horizontal pairs (x, x + 1).
         let mut x = 0;
         while x + 1 < width {
@@ -576,13 +584,14 @@ fn edge_neighbourhoods(mask: &[u8], width: usize, height: usize) -> Vec<u32> {
                 continue;
             }
             if row[x] != row[x + 1] {
-                edges.push((y * width + x) as u32);
-                edges.push((y * width + x + 1) as u32);
+                mark(x, y);
+                mark(x + 1, y);
             }
             x += 1;
         }
         // Vertical pairs (y, y + 1).
-        if let Some(below) = below {
+        if y + 1 < height {
+            let below = &mask[(y + 1) * width..(y + 2) * width];
             if row == below {
                 continue;
             }
@@ -593,31 +602,39 @@ fn edge_neighbourhoods(mask: &[u8], width: usize, height: usize) -> Vec<u32> {
                     continue;
                 }
                 if row[x] != below[x] {
-                    edges.push((y * width + x) as u32);
-                    edges.push(((y + 1) * width + x) as u32);
+                    mark(x, y);
+                    mark(x, y + 1);
                 }
                 x += 1;
             }
         }
     }
-    // Their 3×3 surroundings, as a bitmap (one bit per pixel), read back in pixel order.
-    let mut marked = vec![0u64; width * height / 64 + 1];
-    for &pixel in &edges {
-        let pixel = pixel as usize;
-        let (x, y) = (pixel % width, pixel / width);
-        for ny in y.saturating_sub(1)..(y + 2).min(height) {
-            for nx in x.saturating_sub(1)..(x + 2).min(width) {
-                let at = ny * width + nx;
-                marked[at / 64] |= 1 << (at % 64);
+    // Dilate: vertically by OR-ing neighbouring rows, then horizontally by shifting with carries.
+    let mut around = Vec::new();
+    let mut near = vec![0u64; stride];
+    for y in 0..height {
+        let row = |y: usize| &edges[y * stride..(y + 1) * stride];
+        near.copy_from_slice(row(y));
+        for other in [y.checked_sub(1), (y + 1 < height).then_some(y + 1)]
+            .into_iter()
+            .flatten()
+        {
+            for (word, &bits) in near.iter_mut().zip(row(other)) {
+                *word |= bits;
             }
         }
-    }
-    let mut around = Vec::with_capacity(edges.len() * 2);
-    for (index, &bits) in marked.iter().enumerate() {
-        let mut bits = bits;
-        while bits != 0 {
-            around.push((index * 64) as u32 + bits.trailing_zeros());
-            bits &= bits - 1;
+        for i in 0..stride {
+            let here = near[i];
+            let left = if i > 0 { near[i - 1] >> 63 } else { 0 };
+            let right = near.get(i + 1).map_or(0, |next| next << 63);
+            let mut bits = here | (here << 1) | (here >> 1) | left | right;
+            while bits != 0 {
+                let x = i * 64 + bits.trailing_zeros() as usize;
+                if x < width {
+                    around.push((y * width + x) as u32);
+                }
+                bits &= bits - 1;
+            }
         }
     }
     around
