@@ -20,15 +20,18 @@
 //!    patterns (steadied by its learned reliability), a pixel gets a foreground class when that class's
 //!    posterior reaches the IoU-optimal threshold, and contested pixels are **cleaned** with their 3×3
 //!    neighbourhood: isolated specks vanish, pixels all workers agree on never change (`votes` explains
-//!    all three).
+//!    all three). On crowd-kit's own benchmark masks (100 images of 256², 5 workers) this scores a mean IoU
+//!    of 0.859, against 0.857 for crowd-kit's `SegmentationEM` and 0.844 for majority vote, in about 20 ms
+//!    (crowd-kit's majority vote: 0.26–0.6 s; `shared/tests/data/geometry/README.md`).
 //! 5. **Encode** the result as an 8-bit indexed PNG whose pixel values are the class indices and whose
 //!    palette holds the class colours; the caller stores it and writes its URI as the `<LAN>` value.
 //!
 //! Class indices: 0 is `BACKGROUND` (`#ffffff`); 1.. follow the job's labels (sorted labels seen when the
 //! job has none), at most 255. A label's colour is the one most workers mapped it to (a default palette
 //! colour when nobody used it). The image confidence, the same for every class as in Ground Truth, is the
-//! expected IoU of the result with the truth under the EM posteriors, averaged over the foreground classes
-//! present; `0.00` for a lone worker of unknown reliability.
+//! expected IoU of the result with the truth under the (tempered) EM posteriors, averaged over the
+//! foreground classes present; `0.00` for a lone worker of unknown reliability. [`consolidate_masks`] runs
+//! step 4 on masks decoded by the caller.
 
 pub(crate) mod votes;
 
