@@ -7,7 +7,7 @@
 //! | `CUSTOM_MODE` | custom tasks: `most-common` or `all-answers` | `most-common` |
 //! | `WORKER_QUALITY` | keep worker quality across batches (`on`/`off`) | `on` |
 //! | `ASSUME_ROLE` | read the payload as the request's `roleArn` (`true`/`false`) | `false` |
-//! | `BOX_QUORUM` | share of the (quality-weighted) workers who must draw a box for it to be kept | `0.5` |
+//! | `BOX_QUORUM` | share of the (quality-weighted) workers who must draw a box for it to be kept | `0.4` |
 //! | `BOX_MATCH_IOU` | least IoU for two workers' boxes to be the same object | `0.5` |
 //! | `SPAN_QUORUM` | the same for named-entity spans | `0.5` |
 //! | `MAX_MASK_PIXELS` | larger segmentation images are refused (per object) before decoding | `50000000` |
