@@ -86,15 +86,6 @@ pub fn respond(line: ManifestLine, job: &JobContext) -> PreHumanTaskResponse {
     }
 }
 
-/// The task input of a data object on its own (used by the CLI to preview templates).
-pub fn task_input_of(line: &ManifestLine, labels: Option<Vec<String>>) -> TaskInput {
-    TaskInput {
-        task_object: line.source().value().to_owned(),
-        manifest_line: line.fields().clone(),
-        labels,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
