@@ -212,30 +212,35 @@ pub struct MultiLabelOutcome {
 /// which workers happen to appear.
 struct WorkerIndex<'a> {
     names: Vec<&'a str>,
-    lookup: HashMap<&'a str, u32, BuildHasherDefault<FnvHasher>>,
 }
 
 impl<'a> WorkerIndex<'a> {
-    fn new(ids: impl Iterator<Item = &'a str>) -> Self {
+    /// Interns every vote's worker id, returning the index and each vote's worker index in the same order
+    /// as `ids`. Each id is hashed once: indices are handed out in order of first appearance, then renumbered
+    /// to sorted-id order with a table lookup per vote.
+    fn intern(ids: impl Iterator<Item = &'a str>) -> (Self, Vec<u32>) {
         let mut lookup: HashMap<&'a str, u32, BuildHasherDefault<FnvHasher>> = HashMap::default();
+        let mut first_seen: Vec<&'a str> = Vec::new();
+        let mut per_vote: Vec<u32> = Vec::with_capacity(ids.size_hint().0);
         for id in ids {
-            let next = lookup.len();
-            lookup
-                .entry(id)
-                .or_insert_with(|| u32::try_from(next).unwrap_or(u32::MAX));
+            let next = u32::try_from(first_seen.len()).unwrap_or(u32::MAX);
+            let index = *lookup.entry(id).or_insert_with(|| {
+                first_seen.push(id);
+                next
+            });
+            per_vote.push(index);
         }
-        let mut names: Vec<&'a str> = lookup.keys().copied().collect();
-        names.sort_unstable();
-        for (i, name) in names.iter().enumerate() {
-            if let Some(slot) = lookup.get_mut(name) {
-                *slot = u32::try_from(i).unwrap_or(u32::MAX);
-            }
+        let mut by_name: Vec<u32> = (0..first_seen.len())
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        by_name.sort_unstable_by_key(|&i| first_seen[i as usize]);
+        let mut rank = vec![0u32; first_seen.len()];
+        for (sorted, &first) in by_name.iter().enumerate() {
+            rank[first as usize] = u32::try_from(sorted).unwrap_or(u32::MAX);
         }
-        Self { names, lookup }
-    }
-
-    fn index(&self, id: &str) -> Option<u32> {
-        self.lookup.get(id).copied()
+        per_vote.iter_mut().for_each(|w| *w = rank[*w as usize]);
+        let names = by_name.iter().map(|&i| first_seen[i as usize]).collect();
+        (Self { names }, per_vote)
     }
 }
 
@@ -268,50 +273,58 @@ impl Hasher for FnvHasher {
 /// Builds the CSR vote list in a canonical item order, and returns it with `order` (`order[position]` is
 /// the input index of the item at that position). Each item's votes are sorted by (worker, answer) and the
 /// items by their vote lists, so that neither the order workers are listed in nor the order of the items
-/// can change a floating-point sum: a permuted batch gives bit-identical estimates.
-fn build_votes<'a, I>(
+/// can change a floating-point sum: a permuted batch gives bit-identical estimates. Items are compared by
+/// a hash of their vote list first (a primitive sort key), and by the lists themselves only when hashes
+/// tie, which is what identical lists do: they are interchangeable, so any order among them is canonical.
+fn build_votes<I>(
     n_classes: usize,
-    workers: &WorkerIndex<'a>,
+    n_workers: usize,
     items: impl Iterator<Item = I>,
 ) -> (Votes, Vec<usize>)
 where
-    I: IntoIterator<Item = (&'a str, usize)>,
+    I: IntoIterator<Item = (u32, usize)>,
 {
     // All valid votes in input order, flat, as (worker, answer) pairs, with per-item offsets.
     let mut flat: Vec<(u32, u32)> = Vec::new();
     let mut input_offsets: Vec<usize> = vec![0];
+    let mut keys: Vec<(u64, u32)> = Vec::new();
     for item in items {
         let start = flat.len();
-        for (w, a) in item {
-            let Some(a) = u32::try_from(a).ok().filter(|&a| (a as usize) < n_classes) else {
-                continue;
-            };
-            if let Some(w) = workers.index(w) {
-                flat.push((w, a));
-            }
-        }
-        flat[start..].sort_unstable();
+        flat.extend(item.into_iter().filter_map(|(w, a)| {
+            let a = u32::try_from(a)
+                .ok()
+                .filter(|&a| (a as usize) < n_classes)?;
+            ((w as usize) < n_workers).then_some((w, a))
+        }));
+        let own = &mut flat[start..];
+        own.sort_unstable();
+        let key = own.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &(w, a)| {
+            (h ^ (u64::from(w) << 32 | u64::from(a))).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        });
+        keys.push((key, u32::try_from(keys.len()).unwrap_or(u32::MAX)));
         input_offsets.push(flat.len());
     }
-    let n_items = input_offsets.len() - 1;
-    let slice = |i: usize| &flat[input_offsets[i]..input_offsets[i + 1]];
-    let mut order: Vec<usize> = (0..n_items).collect();
-    order.sort_unstable_by(|&a, &b| slice(a).cmp(slice(b)).then(a.cmp(&b)));
+    let slice = |i: u32| &flat[input_offsets[i as usize]..input_offsets[i as usize + 1]];
+    keys.sort_unstable_by(|&(ka, a), &(kb, b)| {
+        ka.cmp(&kb)
+            .then_with(|| slice(a).cmp(slice(b)))
+            .then(a.cmp(&b))
+    });
     let mut votes = Votes {
         n_classes,
-        n_workers: workers.names.len(),
-        offsets: Vec::with_capacity(n_items + 1),
+        n_workers,
+        offsets: Vec::with_capacity(keys.len() + 1),
         worker: Vec::with_capacity(flat.len()),
         answer: Vec::with_capacity(flat.len()),
     };
     votes.offsets.push(0);
-    for &item in &order {
-        for &(w, a) in slice(item) {
-            votes.worker.push(w);
-            votes.answer.push(a);
-        }
+    for &(_, item) in &keys {
+        let own = slice(item);
+        votes.worker.extend(own.iter().map(|&(w, _)| w));
+        votes.answer.extend(own.iter().map(|&(_, a)| a));
         votes.offsets.push(votes.worker.len());
     }
+    let order = keys.into_iter().map(|(_, item)| item as usize).collect();
     (votes, order)
 }
 
@@ -354,11 +367,20 @@ pub fn consolidate_single_label(
             stats: WorkerStats::new(),
         };
     }
-    let workers = WorkerIndex::new(items.iter().flat_map(|i| i.votes.iter().map(|v| v.0)));
+    let (workers, worker_of_vote) =
+        WorkerIndex::intern(items.iter().flat_map(|i| i.votes.iter().map(|v| v.0)));
+    let mut next_vote = 0;
     let (votes, order) = build_votes(
         n_classes,
-        &workers,
-        items.iter().map(|i| i.votes.iter().copied()),
+        workers.names.len(),
+        items.iter().map(|item| {
+            let ids = worker_of_vote.get(next_vote..next_vote + item.votes.len());
+            next_vote += item.votes.len();
+            ids.unwrap_or_default()
+                .iter()
+                .zip(&item.votes)
+                .map(|(&w, &(_, answer))| (w, answer))
+        }),
     );
     let k = n_classes;
     let mut prior_counts = vec![0.0; workers.names.len() * k * k];
@@ -383,9 +405,14 @@ pub fn consolidate_single_label(
         run_method(&votes, &prior_counts, config)
     };
 
-    let mut estimates: Vec<Option<ItemEstimate>> = vec![None; items.len()];
-    for (item, &input_index) in order.iter().enumerate() {
-        let estimate = {
+    // Estimates are written in input order straight away (through the inverse of `order`).
+    let mut position_of = vec![0; order.len()];
+    for (position, &input_index) in order.iter().enumerate() {
+        position_of[input_index] = position;
+    }
+    let estimates: Vec<ItemEstimate> = position_of
+        .iter()
+        .map(|&item| {
             let posterior = output.posterior[item * k..(item + 1) * k].to_vec();
             let range = votes.offsets[item]..votes.offsets[item + 1];
             match range.len() {
@@ -409,10 +436,8 @@ pub fn consolidate_single_label(
                     }
                 }
             }
-        };
-        estimates[input_index] = Some(estimate);
-    }
-    let estimates: Vec<ItemEstimate> = estimates.into_iter().flatten().collect();
+        })
+        .collect();
 
     let mut stats = WorkerStats::new();
     if k >= 2 {
@@ -441,17 +466,20 @@ pub fn consolidate_multi_label(
     priors: &WorkerPriors,
     config: &ClassificationConfig,
 ) -> MultiLabelOutcome {
-    let workers = WorkerIndex::new(items.iter().flat_map(|i| i.votes.iter().map(|v| v.0)));
+    let (workers, worker_of_vote) =
+        WorkerIndex::intern(items.iter().flat_map(|i| i.votes.iter().map(|v| v.0)));
     let n_workers = workers.names.len();
     // Each worker's chosen classes per item, deduplicated and filtered once.
-    let ticked: Vec<Vec<(&str, BTreeSet<usize>)>> = items
+    let mut worker_ids = worker_of_vote.iter();
+    let ticked: Vec<Vec<(u32, BTreeSet<usize>)>> = items
         .iter()
         .map(|item| {
             item.votes
                 .iter()
-                .map(|(w, classes)| {
+                .zip(worker_ids.by_ref())
+                .map(|((_, classes), &w)| {
                     let set = classes.iter().copied().filter(|&c| c < n_classes).collect();
-                    (*w, set)
+                    (w, set)
                 })
                 .collect()
         })
@@ -463,7 +491,7 @@ pub fn consolidate_multi_label(
     for class in 0..n_classes {
         let (votes, order) = build_votes(
             2,
-            &workers,
+            n_workers,
             ticked.iter().map(|item| {
                 item.iter()
                     .map(move |(w, set)| (*w, usize::from(set.contains(&class))))
