@@ -146,11 +146,12 @@ struct Usable<'a> {
     content: Map<String, Value>,
 }
 
-/// A worker's class name(s), or why the answer has none.
-struct NamedAnswer<L> {
-    worker: String,
+/// A worker's class name(s), or why the answer has none; borrowed from the parsed answer, so that the
+/// classification paths copy no strings per answer.
+struct NamedAnswer<'a, L> {
+    worker: &'a str,
     label: Result<L, String>,
-    comment: Option<String>,
+    comment: Option<&'a str>,
 }
 
 /// Why an answer was left out.
@@ -199,7 +200,7 @@ pub fn consolidate_batch(
     }
 
     let mut stats = WorkerStats::new();
-    let results: Vec<ObjectResult> = match task_type.answer_kind() {
+    let mut results: Vec<ObjectResult> = match task_type.answer_kind() {
         AnswerKind::SingleLabel => single_label_results(
             job,
             task_type,
@@ -267,21 +268,22 @@ pub fn consolidate_batch(
                 let p = &prepared_ok[i];
                 summary.skipped_answers += p.skipped.len();
                 let id = &p.object.dataset_object_id;
-                match &results[i] {
+                // Each result is used once: taken, not cloned.
+                let result = std::mem::replace(&mut results[i], ObjectResult::Failed(String::new()));
+                match result {
                     ObjectResult::Failed(reason) => {
-                        entries.push(failure_entry(id, lan, &common, reason, &p.skipped));
+                        entries.push(failure_entry(id, lan, &common, &reason, &p.skipped));
                         summary.failed += 1;
                     }
                     ObjectResult::Labeled {
                         label,
-                        metadata,
+                        metadata: mut meta,
                         confidence,
                     } => {
-                        let mut meta = metadata.clone();
                         common.write_into(&mut meta);
                         write_skipped(&mut meta, &p.skipped);
                         let mut content = Map::new();
-                        content.insert(lan.to_owned(), label.clone());
+                        content.insert(lan.to_owned(), label);
                         content.insert(metadata_key(lan), Value::Object(meta));
                         entries.push(ConsolidationResponseEntry::new(id.clone(), content));
                         summary.labeled += 1;
@@ -381,7 +383,7 @@ fn single_label_results(
     stats: &mut WorkerStats,
 ) -> Vec<ObjectResult> {
     // Each usable answer's class name (or why it has none).
-    let named: Vec<Vec<NamedAnswer<String>>> = prepared
+    let named: Vec<Vec<NamedAnswer<'_, &str>>> = prepared
         .iter()
         .map(|p| {
             p.usable
@@ -391,17 +393,17 @@ fn single_label_results(
                         .map_err(|e| e.to_string())
                         .and_then(|out| {
                             single_label(out)
-                                .map(|l| (l.to_owned(), worker_comment(out).map(str::to_owned)))
+                                .map(|l| (l, worker_comment(out)))
                                 .ok_or_else(|| "answer has no label".to_owned())
                         });
                     match label {
                         Ok((l, comment)) => NamedAnswer {
-                            worker: u.worker.to_owned(),
+                            worker: u.worker,
                             label: Ok(l),
                             comment,
                         },
                         Err(e) => NamedAnswer {
-                            worker: u.worker.to_owned(),
+                            worker: u.worker,
                             label: Err(e),
                             comment: None,
                         },
@@ -415,13 +417,16 @@ fn single_label_results(
         named
             .iter()
             .flatten()
-            .filter_map(|a| a.label.as_ref().ok().cloned()),
+            .filter_map(|a| a.label.as_ref().ok().map(|l| (*l).to_owned())),
     );
     let mut items = Vec::with_capacity(prepared.len());
-    let mut comments: Vec<Vec<String>> = Vec::with_capacity(prepared.len());
-    for (p, answers) in prepared.iter_mut().zip(&named) {
-        let mut votes = Vec::new();
+    let mut comments: Vec<Vec<&str>> = Vec::with_capacity(prepared.len());
+    // Answers left out, per object: recorded once the borrowed answers are no longer needed.
+    let mut skips: Vec<Vec<Skipped>> = Vec::with_capacity(prepared.len());
+    for answers in &named {
+        let mut votes = Vec::with_capacity(answers.len());
         let mut object_comments = Vec::new();
+        let mut object_skips = Vec::new();
         for NamedAnswer {
             worker,
             label,
@@ -431,22 +436,23 @@ fn single_label_results(
             match label {
                 Ok(name) => match classes.iter().position(|c| c == name) {
                     Some(class) => {
-                        votes.push((worker.as_str(), class));
-                        object_comments.extend(comment.clone());
+                        votes.push((*worker, class));
+                        object_comments.extend(*comment);
                     }
-                    None => p.skipped.push(Skipped {
-                        worker: worker.clone(),
+                    None => object_skips.push(Skipped {
+                        worker: (*worker).to_owned(),
                         reason: format!("label `{name}` is not one of the job's labels"),
                     }),
                 },
-                Err(reason) => p.skipped.push(Skipped {
-                    worker: worker.clone(),
+                Err(reason) => object_skips.push(Skipped {
+                    worker: (*worker).to_owned(),
                     reason: reason.clone(),
                 }),
             }
         }
         items.push(SingleLabelItem { votes });
         comments.push(object_comments);
+        skips.push(object_skips);
     }
     // Class ids made up from this batch's labels mean nothing in another batch: no cross-batch quality.
     let empty = WorkerPriors::empty();
@@ -455,7 +461,7 @@ fn single_label_results(
     if stable {
         stats.absorb(&outcome.stats);
     }
-    outcome
+    let results = outcome
         .items
         .iter()
         .zip(&comments)
@@ -486,7 +492,11 @@ fn single_label_results(
                 }
             }
         })
-        .collect()
+        .collect();
+    for (p, object_skips) in prepared.iter_mut().zip(skips) {
+        p.skipped.extend(object_skips);
+    }
+    results
 }
 
 fn multi_label_results(
@@ -497,7 +507,7 @@ fn multi_label_results(
     stats: &mut WorkerStats,
 ) -> Vec<ObjectResult> {
     let task = TaskType::TextMultiLabelClassification;
-    let named: Vec<Vec<NamedAnswer<Vec<String>>>> = prepared
+    let named: Vec<Vec<NamedAnswer<'_, Vec<&str>>>> = prepared
         .iter()
         .map(|p| {
             p.usable
@@ -506,12 +516,10 @@ fn multi_label_results(
                     let labels = element_for(&u.content, task)
                         .map_err(|e| e.to_string())
                         .and_then(|out| {
-                            multi_labels(out)
-                                .map(|ls| ls.into_iter().map(str::to_owned).collect())
-                                .ok_or_else(|| "answer has no labels".to_owned())
+                            multi_labels(out).ok_or_else(|| "answer has no labels".to_owned())
                         });
                     NamedAnswer {
-                        worker: u.worker.to_owned(),
+                        worker: u.worker,
                         label: labels,
                         comment: None,
                     }
@@ -526,19 +534,19 @@ fn multi_label_results(
             .flatten()
             .filter_map(|a| a.label.as_ref().ok())
             .flatten()
-            .cloned(),
+            .map(|l| (*l).to_owned()),
     );
     let mut items = Vec::with_capacity(prepared.len());
-    for (p, answers) in prepared.iter_mut().zip(&named) {
-        let mut votes = Vec::new();
+    let mut skips: Vec<Vec<Skipped>> = Vec::with_capacity(prepared.len());
+    for answers in &named {
+        let mut votes = Vec::with_capacity(answers.len());
+        let mut object_skips = Vec::new();
         for NamedAnswer { worker, label, .. } in answers {
             match label {
                 Ok(names) => {
-                    let unknown: Vec<&String> =
-                        names.iter().filter(|n| !classes.contains(n)).collect();
-                    if let Some(name) = unknown.first() {
-                        p.skipped.push(Skipped {
-                            worker: worker.clone(),
+                    if let Some(name) = names.iter().find(|n| !classes.iter().any(|c| c == *n)) {
+                        object_skips.push(Skipped {
+                            worker: (*worker).to_owned(),
                             reason: format!("label `{name}` is not one of the job's labels"),
                         });
                         continue;
@@ -547,15 +555,16 @@ fn multi_label_results(
                         .iter()
                         .filter_map(|n| classes.iter().position(|c| c == n))
                         .collect();
-                    votes.push((worker.as_str(), ids));
+                    votes.push((*worker, ids));
                 }
-                Err(reason) => p.skipped.push(Skipped {
-                    worker: worker.clone(),
+                Err(reason) => object_skips.push(Skipped {
+                    worker: (*worker).to_owned(),
                     reason: reason.clone(),
                 }),
             }
         }
         items.push(MultiLabelItem { votes });
+        skips.push(object_skips);
     }
     let empty = WorkerPriors::empty();
     let priors = if stable { priors } else { &empty };
@@ -563,7 +572,7 @@ fn multi_label_results(
     if stable {
         stats.absorb(&outcome.stats);
     }
-    outcome
+    let results = outcome
         .items
         .iter()
         .zip(&items)
@@ -591,7 +600,11 @@ fn multi_label_results(
                 confidence: round_confidence(mean),
             }
         })
-        .collect()
+        .collect();
+    for (p, object_skips) in prepared.iter_mut().zip(skips) {
+        p.skipped.extend(object_skips);
+    }
+    results
 }
 
 /// The usable answers' element outputs for `task`, with the workers' reliabilities; answers without
