@@ -60,6 +60,7 @@
 //!
 //! All numeric work happens in [`em`] on dense worker indices and flat arrays.
 
+mod calibration;
 pub mod csv;
 mod em;
 pub mod synthetic;
