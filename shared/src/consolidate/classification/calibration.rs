@@ -257,3 +257,52 @@ pub(crate) fn calibrate(
     let rho = fit_correlation(votes, model, posterior, config);
     temper(votes, rho, posterior);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn votes_of(items: &[&[(u32, u32)]], n_classes: usize) -> Votes {
+        let mut votes = Votes {
+            n_classes,
+            n_workers: 4,
+            offsets: vec![0],
+            ..Votes::default()
+        };
+        for item in items {
+            for &(w, a) in *item {
+                votes.worker.push(w);
+                votes.answer.push(a);
+            }
+            votes.offsets.push(votes.worker.len());
+        }
+        votes
+    }
+
+    #[test]
+    fn tempering_discounts_many_votes_more_and_keeps_the_argmax() {
+        let votes = votes_of(
+            &[
+                &[(0, 1)],
+                &[(0, 1), (1, 1)],
+                &[(0, 1), (1, 1), (2, 1), (3, 0)],
+            ],
+            2,
+        );
+        let before = vec![0.1, 0.9, 0.01, 0.99, 0.001, 0.999];
+        let mut after = before.clone();
+        temper(&votes, 0.0, &mut after);
+        assert_eq!(after, before);
+        temper(&votes, 0.5, &mut after);
+        assert_eq!(&after[..2], &before[..2], "a single vote is never scaled");
+        for row in after.chunks_exact(2) {
+            assert!(row[1] > row[0]);
+            assert!((row[0] + row[1] - 1.0).abs() < 1e-12);
+        }
+        // tau(2) = 2/3, tau(4) = 2/5: both rows come down, the 4-vote row by a larger factor.
+        assert!(after[3] < 0.99 && after[5] < 0.999);
+        let log_odds = |p: f64| (p / (1.0 - p)).ln();
+        let ratio = log_odds(after[5]) / log_odds(before[5]);
+        assert!((ratio - 0.4).abs() < 1e-9, "{ratio}");
+    }
+}
