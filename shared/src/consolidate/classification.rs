@@ -54,12 +54,24 @@
 //! * **Confidence** is the posterior probability of the chosen label (not rounded; the output layer
 //!   rounds). An item answered by a single worker gets `0.0`, as in Ground Truth, unless that worker is
 //!   known from earlier batches (`priors`), in which case their track record gives a real posterior.
+//! * **Correlated votes** (`calibrate`, [`calibration`]). Dawid-Skene counts ten agreeing votes as ten
+//!   independent pieces of evidence; real crowds share blind spots, and the posterior is over-confident.
+//!   The votes on an item are modelled as exchangeable with an intra-item correlation `rho`, so `n` of
+//!   them carry the evidence of `n / (1 + (n − 1) rho)` independent votes (the design effect): each
+//!   item's log-posterior is scaled by that factor. `rho` is chosen without gold, as the value that best
+//!   predicts every vote from the other votes of its item, with the item also taken out of every worker's
+//!   confusion row (a vote must not vouch for the model that predicts it). It comes out near 0 on crowds
+//!   that fit the model (synthetic) and at 0.1–0.25 on the shared real sets; the argmax never changes.
+//!   Expected calibration error (10 bins): rte 0.025, temp 0.035, bluebirds 0.052, synthetic 10k 0.003;
+//!   on dog 0.11, because 7 % of its unanimous items are wrong against gold, and a blind spot shared by
+//!   the whole crowd leaves no trace in the votes for any gold-free model to see.
 //! * **Ties** are broken deterministically: the lower class index (as crowd-kit's majority vote does).
 //! * **Multi-label** is binary relevance: one two-class problem per class, over the workers who answered
 //!   the item (ticking a class = "present", not ticking it = "absent").
 //!
 //! All numeric work happens in [`em`] on dense worker indices and flat arrays.
 
+mod calibration;
 pub mod csv;
 mod em;
 pub mod synthetic;
@@ -133,7 +145,7 @@ pub struct ClassificationConfig {
     pub min_answers_for_own_matrix: usize,
     /// Credit each vote with the posterior computed without it (see the module docs).
     pub leave_one_out: bool,
-    /// Temper over-confident posteriors with the temperature that best predicts held-out votes.
+    /// Discount correlated votes by the design effect that best predicts held-out votes (module docs).
     pub calibrate: bool,
 }
 

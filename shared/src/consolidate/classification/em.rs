@@ -5,6 +5,7 @@
 //! string: the public API in the parent module maps worker ids to indices once, up front.
 
 use super::ClassificationConfig;
+use super::calibration;
 
 /// Votes grouped by item (CSR): item `i`'s votes are `worker[offsets[i]..offsets[i + 1]]` with the
 /// matching `answer`s.
@@ -448,118 +449,16 @@ pub(crate) fn dawid_skene(
         }
     }
     if config.calibrate {
-        let temperature = held_out_temperature(votes, &model, &log_class_prior);
-        temper(votes, temperature, &mut posterior);
+        let fitted = calibration::FittedModel {
+            pi: &model.pi,
+            log_class_prior: &log_class_prior,
+            total_counts: &total_counts,
+        };
+        calibration::calibrate(votes, &fitted, config, &mut posterior);
     }
     EmOutput {
         posterior,
         batch_counts,
-    }
-}
-
-/// The temperatures tried by [`held_out_temperature`]; 1 is the plain posterior.
-const TEMPERATURES: [f64; 12] = [
-    1.0, 0.85, 0.7, 0.6, 0.5, 0.42, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1,
-];
-
-/// At most this many items are used to choose the temperature (evenly spread over the batch): the choice
-/// is one number, and scoring every vote of a 100 000-item set would cost more than EM itself.
-const MAX_ITEMS_FOR_TEMPERATURE: usize = 1000;
-
-/// Chooses the temperature that makes the posterior best at predicting held-out votes.
-///
-/// Dawid-Skene assumes that workers err independently given the true class, so ten agreeing votes count
-/// as ten independent pieces of evidence and the posterior says 0.999. Real crowds share blind spots (a
-/// hard item fools many workers at once): the evidence is worth less, and the posterior is over-confident
-/// (on the shared RTE set a 7-to-3 split is right 91 % of the time, not 99 %). Without gold, the check
-/// available is the crowd itself: for every vote, the posterior computed from the *other* votes of its
-/// item, raised to the power `tau` and renormalised, predicts that vote through the worker's confusion
-/// row. The `tau` with the best held-out log-likelihood is kept. On data that fits the model (the
-/// synthetic crowds) that is 1 and nothing changes; on over-dispersed real crowds it is below 1 and the
-/// confidence drops towards what the disagreement supports. Temperature scaling never changes the argmax.
-pub(crate) fn held_out_temperature(
-    votes: &Votes,
-    model: &WorkerModel,
-    log_class_prior: &[f64],
-) -> f64 {
-    let k = votes.n_classes;
-    let scored: Vec<usize> = (0..votes.n_items())
-        .filter(|&i| votes.range(i).len() >= 2)
-        .collect();
-    if scored.is_empty() {
-        return 1.0;
-    }
-    let stride = scored.len().div_ceil(MAX_ITEMS_FOR_TEMPERATURE).max(1);
-    let mut item_ll = vec![0.0; k];
-    let mut held = vec![0.0; k];
-    let mut own_probability = vec![0.0; k];
-    let sampled: Vec<usize> = scored.iter().step_by(stride).copied().collect();
-    let mut score_of = |tau: f64| {
-        let mut total = 0.0;
-        for &item in &sampled {
-            let range = votes.range(item);
-            item_ll.copy_from_slice(log_class_prior);
-            for v in range.clone() {
-                let base = (votes.worker[v] as usize * k + votes.answer[v] as usize) * k;
-                for (r, lp) in item_ll
-                    .iter_mut()
-                    .zip(&model.log_pi_by_answer[base..base + k])
-                {
-                    *r += lp;
-                }
-            }
-            for v in range {
-                let base = (votes.worker[v] as usize * k + votes.answer[v] as usize) * k;
-                let own = &model.log_pi_by_answer[base..base + k];
-                for (p, lp) in own_probability.iter_mut().zip(own) {
-                    *p = lp.exp();
-                }
-                for c in 0..k {
-                    held[c] = tau * (item_ll[c] - own[c]);
-                }
-                softmax_in_place(&mut held);
-                let predictive: f64 = held.iter().zip(&own_probability).map(|(p, q)| p * q).sum();
-                total += predictive.max(1e-300).ln();
-            }
-        }
-        total
-    };
-    // The held-out log-likelihood is unimodal in the temperature in practice: scan from 1 downwards and
-    // stop once it is clearly worse than the best so far (on a crowd that fits the model, after two).
-    let mut best = (TEMPERATURES[0], score_of(TEMPERATURES[0]));
-    for &tau in &TEMPERATURES[1..] {
-        let s = score_of(tau);
-        let margin = 1e-6 * best.1.abs().max(1.0);
-        // A lower temperature must win clearly: rounding noise must not decide it.
-        if s > best.1 + margin {
-            best = (tau, s);
-        } else if s < best.1 - margin {
-            break;
-        }
-    }
-    best.0
-}
-
-/// Raises every multi-vote item's posterior to the power `tau` and renormalises (single-vote items keep
-/// theirs: their confidence is decided by the caller).
-fn temper(votes: &Votes, tau: f64, posterior: &mut [f64]) {
-    let k = votes.n_classes;
-    if (tau - 1.0).abs() < 1e-12 {
-        return;
-    }
-    for item in 0..votes.n_items() {
-        if votes.range(item).len() < 2 {
-            continue;
-        }
-        let row = &mut posterior[item * k..(item + 1) * k];
-        for p in row.iter_mut() {
-            *p = if *p > 0.0 {
-                tau * p.ln()
-            } else {
-                f64::NEG_INFINITY
-            };
-        }
-        softmax_in_place(row);
     }
 }
 

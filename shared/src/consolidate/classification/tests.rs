@@ -326,14 +326,14 @@ fn real_sets_match_the_best_crowdkit_method_and_beat_majority_vote() {
 
 #[test]
 fn real_sets_confidence_calibration() {
-    // The target is ECE <= 0.05. It holds on temp; on the others the crowd's errors are correlated
-    // (e.g. 7 % of unanimous dog items are wrong) beyond what tempering recovers without gold, so
-    // these bounds guard against regressions rather than certify the target.
+    // The target is ECE <= 0.05. It holds on rte (0.025) and temp (0.035); bluebirds measures 0.0515;
+    // on dog (0.110) 7 % of the unanimous items are wrong against gold, a blind spot shared by the whole
+    // crowd that no gold-free model can see in the votes. Bounds above 0.05 are regression guards.
     for (name, bound) in [
         ("snow2008_temp", 0.05),
-        ("welinder2010_bluebirds", 0.07),
-        ("snow2008_rte", 0.07),
-        ("zheng2017_dog", 0.15),
+        ("snow2008_rte", 0.05),
+        ("welinder2010_bluebirds", 0.055),
+        ("zheng2017_dog", 0.12),
     ] {
         let (table, gold) = load_real(name);
         let (_, ece) = evaluate(&table, &gold, &ds());
