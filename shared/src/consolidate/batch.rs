@@ -269,7 +269,8 @@ pub fn consolidate_batch(
                 summary.skipped_answers += p.skipped.len();
                 let id = &p.object.dataset_object_id;
                 // Each result is used once: taken, not cloned.
-                let result = std::mem::replace(&mut results[i], ObjectResult::Failed(String::new()));
+                let result =
+                    std::mem::replace(&mut results[i], ObjectResult::Failed(String::new()));
                 match result {
                     ObjectResult::Failed(reason) => {
                         entries.push(failure_entry(id, lan, &common, &reason, &p.skipped));
