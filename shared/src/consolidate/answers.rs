@@ -40,23 +40,36 @@ pub fn parse_content(content: &str) -> Result<Map<String, Value>, AnswerError> {
 }
 
 /// The answer kind an element output looks like, when it looks like a built-in one.
+///
+/// Called for every answer of a batch (task inference, element lookup), so it reads the output's few
+/// keys in one pass instead of hashing each candidate key; the precedence is boxes, mask, entities,
+/// single label, multi-label.
 pub fn kind_of_output(output: &Value) -> Option<AnswerKind> {
     let obj = output.as_object()?;
-    if obj.contains_key("boundingBoxes") {
-        return Some(AnswerKind::BoundingBoxes);
+    let (mut label, mut labels, mut entities) = (None, None, None);
+    let mut segmentation = false;
+    for (key, value) in obj {
+        match key.as_str() {
+            "boundingBoxes" => return Some(AnswerKind::BoundingBoxes),
+            "labeledImage" => segmentation = true,
+            "entities" => entities = Some(value),
+            "label" => label = Some(value),
+            "labels" => labels = Some(value),
+            _ => {}
+        }
     }
-    if obj.contains_key("labeledImage") {
+    if segmentation {
         return Some(AnswerKind::SegmentationMask);
     }
-    if let Some(Value::Array(items)) = obj.get("entities")
+    if let Some(Value::Array(items)) = entities
         && items.iter().all(|e| e.get("startOffset").is_some())
     {
         return Some(AnswerKind::Entities);
     }
-    if obj.get("label").is_some_and(Value::is_string) {
+    if label.is_some_and(Value::is_string) {
         return Some(AnswerKind::SingleLabel);
     }
-    if let Some(Value::Array(items)) = obj.get("labels")
+    if let Some(Value::Array(items)) = labels
         && items.iter().all(Value::is_string)
     {
         return Some(AnswerKind::MultiLabel);

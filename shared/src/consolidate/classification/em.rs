@@ -87,11 +87,15 @@ pub(crate) struct WorkerModel {
     /// The clamped probabilities in the same answer-major layout: the E-step multiplies these instead of
     /// summing logs, which saves `K` exponentials per item and epoch.
     pi_by_answer: Vec<f64>,
+    /// Each worker's prior row per true class (`[w][true][answered]`): the pooled matrix shifted by the
+    /// worker's skill, which their own counts are smoothed towards. The calibration reads it.
+    prior_rows: Vec<f64>,
 }
 
 impl WorkerModel {
     fn new(n_workers: usize, k: usize) -> Self {
         Self {
+            prior_rows: vec![0.0; n_workers * k * k],
             pi: vec![0.0; n_workers * k * k],
             log_pi_by_answer: vec![0.0; n_workers * k * k],
             pi_by_answer: vec![0.0; n_workers * k * k],
@@ -177,6 +181,7 @@ fn fit_worker_model(
                     (1.0 - diagonal) / (k as f64 - 1.0)
                 };
             }
+            model.prior_rows[base + t * k..base + (t + 1) * k].copy_from_slice(&prior_row);
             let row_counts = &counts[t * k..(t + 1) * k];
             let row_total: f64 = row_counts.iter().sum();
             let strength = config.confusion_prior_strength;
@@ -451,6 +456,7 @@ pub(crate) fn dawid_skene(
     if config.calibrate {
         let fitted = calibration::FittedModel {
             pi: &model.pi,
+            prior_rows: &model.prior_rows,
             log_class_prior: &log_class_prior,
             total_counts: &total_counts,
         };
