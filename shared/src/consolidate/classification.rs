@@ -183,7 +183,7 @@ pub struct MultiLabelItem<'a> {
 }
 
 /// The consolidated answer for one single-label item.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ItemEstimate {
     /// The chosen class; `None` only for an item without (valid) votes.
     pub label: Option<usize>,
@@ -419,39 +419,34 @@ pub fn consolidate_single_label(
         run_method(&votes, &prior_counts, config)
     };
 
-    // Estimates are written in input order straight away (through the inverse of `order`).
-    let mut position_of = vec![0; order.len()];
-    for (position, &input_index) in order.iter().enumerate() {
-        position_of[input_index] = position;
-    }
-    let estimates: Vec<ItemEstimate> = position_of
-        .iter()
-        .map(|&item| {
-            let posterior = output.posterior[item * k..(item + 1) * k].to_vec();
-            let range = votes.offsets[item]..votes.offsets[item + 1];
-            match range.len() {
-                0 => ItemEstimate {
-                    label: None,
-                    confidence: 0.0,
+    // Estimates are made in canonical order, reading the posterior and the votes in sequence, and
+    // stored at their input position: a scattered write is cheaper than a scattered read.
+    let mut estimates: Vec<ItemEstimate> = vec![ItemEstimate::default(); items.len()];
+    for (item, &input_index) in order.iter().enumerate() {
+        let posterior = output.posterior[item * k..(item + 1) * k].to_vec();
+        let range = votes.offsets[item]..votes.offsets[item + 1];
+        estimates[input_index] = match range.len() {
+            0 => ItemEstimate {
+                label: None,
+                confidence: 0.0,
+                posterior,
+            },
+            1 if !known[votes.worker[range.start] as usize] => ItemEstimate {
+                label: Some(votes.answer[range.start] as usize),
+                confidence: 0.0,
+                posterior,
+            },
+            _ => {
+                let label = argmax_with_ties(&posterior);
+                let confidence = label.and_then(|l| posterior.get(l).copied()).unwrap_or(0.0);
+                ItemEstimate {
+                    label,
+                    confidence,
                     posterior,
-                },
-                1 if !known[votes.worker[range.start] as usize] => ItemEstimate {
-                    label: Some(votes.answer[range.start] as usize),
-                    confidence: 0.0,
-                    posterior,
-                },
-                _ => {
-                    let label = argmax_with_ties(&posterior);
-                    let confidence = label.and_then(|l| posterior.get(l).copied()).unwrap_or(0.0);
-                    ItemEstimate {
-                        label,
-                        confidence,
-                        posterior,
-                    }
                 }
             }
-        })
-        .collect();
+        };
+    }
 
     let mut stats = WorkerStats::new();
     if k >= 2 {
