@@ -653,29 +653,38 @@ pub fn consolidate_masks(
     if usable.is_empty() {
         return Err(NoUsableAnswer { dropped }.into());
     }
-    // All masks are at hand: one blocked pass when the pattern ids fit 16 bits, else worker by worker.
     let slices: Vec<&[u8]> = usable.iter().map(|mask| mask.classes).collect();
-    let patterns = match votes::patterns_of_masks(&slices, pixel_count, class_count) {
-        Some(patterns) => patterns,
-        None => {
-            let mut accumulator = PatternAccumulator::new(pixel_count, class_count, slices.len());
-            for mask in &slices {
-                accumulator.add(mask);
-            }
-            accumulator.finish()
-        }
-    };
     let reliabilities: Vec<f64> = usable
         .iter()
         .map(|mask| effective_reliability(mask.reliability, config.neutral_reliability))
         .collect();
-    let inference = votes::infer(
-        &patterns,
-        size.width as usize,
-        size.height as usize,
+    let (width, height) = (size.width as usize, size.height as usize);
+    // All masks are at hand: eight pixels at a time when a pattern id fits a byte; else one blocked pass
+    // when it fits 16 bits, else worker by worker.
+    let inference = match votes::infer_masks(
+        &slices,
+        width,
+        height,
+        class_count,
         &reliabilities,
         config.inference(),
-    );
+    ) {
+        Some(inference) => inference,
+        None => {
+            let patterns = match votes::patterns_of_masks(&slices, pixel_count, class_count) {
+                Some(patterns) => patterns,
+                None => {
+                    let mut accumulator =
+                        PatternAccumulator::new(pixel_count, class_count, slices.len());
+                    for mask in &slices {
+                        accumulator.add(mask);
+                    }
+                    accumulator.finish()
+                }
+            };
+            votes::infer(&patterns, width, height, &reliabilities, config.inference())
+        }
+    };
     let confidence = if usable.len() == 1 {
         usable
             .first()

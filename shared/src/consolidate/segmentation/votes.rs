@@ -71,9 +71,9 @@ enum PatternIds {
     },
 }
 
-/// Distinct patterns of an image, with their pixel counts, and each pixel's pattern index.
+/// Distinct patterns of an image, with their pixel counts.
 #[derive(Debug)]
-pub(crate) struct Patterns {
+pub(crate) struct PatternTable {
     /// Workers per pattern (the stride of `answers`).
     pub(crate) workers: usize,
     /// Classes (compact indices).
@@ -82,6 +82,13 @@ pub(crate) struct Patterns {
     pub(crate) answers: Vec<u8>,
     /// Pixels per pattern.
     pub(crate) counts: Vec<u64>,
+}
+
+/// Distinct patterns of an image, with their pixel counts, and each pixel's pattern index.
+#[derive(Debug)]
+pub(crate) struct Patterns {
+    /// The distinct patterns.
+    pub(crate) table: PatternTable,
     /// Per pixel: its id (a radix code or an interned id).
     pub(crate) pixel_ids: PixelIds,
     /// Id → pattern index (radix codes are sparse; interned ids are the pattern indices already).
@@ -238,11 +245,13 @@ impl PatternAccumulator {
                     Err(_) => PixelIds::Wide(ids),
                 };
                 Patterns {
-                    workers,
-                    classes: self.classes,
-                    answers,
+                    table: PatternTable {
+                        workers,
+                        classes: self.classes,
+                        answers,
+                        counts,
+                    },
                     id_to_pattern: (0..patterns.len() as u32).collect(),
-                    counts,
                     pixel_ids,
                 }
             }
@@ -307,10 +316,12 @@ fn radix_patterns(ids: Vec<u16>, counts: &[u64], classes: usize, workers: usize)
         }
     }
     Patterns {
-        workers,
-        classes,
-        answers,
-        counts: kept_counts,
+        table: PatternTable {
+            workers,
+            classes,
+            answers,
+            counts: kept_counts,
+        },
         pixel_ids: PixelIds::Narrow(ids),
         id_to_pattern,
     }
@@ -393,7 +404,8 @@ pub(crate) struct Inference {
     pub(crate) worker_agreement: Vec<f64>,
 }
 
-/// Learns the workers' accuracies, decides every pixel and cleans contested ones.
+/// Learns the workers' accuracies, decides every pixel and cleans contested ones (any number of classes
+/// and workers; [`infer_masks`] is the fast path for the common small cases).
 pub(crate) fn infer(
     patterns: &Patterns,
     width: usize,
@@ -401,24 +413,9 @@ pub(crate) fn infer(
     reliabilities: &[f64],
     params: InferenceParams,
 ) -> Inference {
-    let posteriors = one_coin_em(patterns, reliabilities, params);
-    let classes = patterns.classes;
-    let workers = patterns.workers;
-    let pattern_count = patterns.counts.len();
-    let decision: Vec<u8> = (0..pattern_count)
-        .map(|p| {
-            decide(
-                &posteriors[p * classes..(p + 1) * classes],
-                params.foreground_threshold,
-            )
-        })
-        .collect();
-    let contested: Vec<bool> = (0..pattern_count)
-        .map(|p| {
-            let answers = &patterns.answers[p * workers..(p + 1) * workers];
-            answers.windows(2).any(|pair| pair[0] != pair[1])
-        })
-        .collect();
+    let table = &patterns.table;
+    let posteriors = one_coin_em(table, reliabilities, params);
+    let verdicts = Verdicts::new(table, &posteriors, params.foreground_threshold);
 
     // Decide every pixel: one table lookup each.
     let mut mask: Vec<u8> = match &patterns.pixel_ids {
@@ -426,7 +423,7 @@ pub(crate) fn infer(
             // A full table indexed by a u16 needs no bounds check: the loop is a plain gather.
             let mut by_id = [0u8; 1 << 16];
             for (entry, &p) in by_id.iter_mut().zip(&patterns.id_to_pattern) {
-                *entry = decision.get(p as usize).copied().unwrap_or(0);
+                *entry = verdicts.decision.get(p as usize).copied().unwrap_or(0);
             }
             ids.iter().map(|&id| by_id[usize::from(id)]).collect()
         }
@@ -437,81 +434,315 @@ pub(crate) fn infer(
                     .id_to_pattern
                     .get(id as usize)
                     .map_or(0, |&p| p as usize);
-                decision.get(pattern).copied().unwrap_or(0)
+                verdicts.decision.get(pattern).copied().unwrap_or(0)
             })
             .collect(),
     };
+    let mut outcome = verdicts.outcome(table);
+    if params.smooth && table.workers > 1 {
+        let pattern_at = |pixel: usize| patterns.pattern_of(pixel);
+        let changes = cleaning_changes(
+            &mask,
+            width,
+            height,
+            table.classes,
+            &posteriors,
+            &verdicts.contested,
+            params.foreground_threshold,
+            pattern_at,
+        );
+        apply_changes(&changes, &mut mask, &mut outcome, table.classes, pattern_at);
+    }
+    finish(table, &posteriors, &outcome, mask)
+}
 
-    // Pixels per (pattern, final class), for the expected IoU and the agreements.
-    let mut outcome = vec![0u64; pattern_count * classes];
-    for (p, &count) in patterns.counts.iter().enumerate() {
-        outcome[p * classes + usize::from(decision[p])] = count;
+/// Bytes with every bit-0 set: `byte × ONES` repeats a byte over a word.
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// The high bit of every byte.
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The fast path of [`infer`] for masks that are all at hand, when every pattern fits one byte
+/// (`classes^workers` ≤ 256: two classes up to eight workers, three up to five): `None` otherwise (or on a
+/// mask of the wrong length), and the caller takes the general path. Same result as [`infer`], bit for bit.
+///
+/// Why it is faster: pixels are handled eight at a time as `u64` words. A word of pattern ids is
+/// `Σ mask word × classes^w` (SWAR: no byte carries into the next since every id is below 256), and a word
+/// whose eight ids are equal (everyone agrees there, or the same disagreement runs on: most of an image) is
+/// counted, decided and compared with its neighbours as one value. Memory is one byte of id per pixel
+/// besides the result, and a bitmap.
+pub(crate) fn infer_masks(
+    masks: &[&[u8]],
+    width: usize,
+    height: usize,
+    classes: usize,
+    reliabilities: &[f64],
+    params: InferenceParams,
+) -> Option<Inference> {
+    let classes = classes.clamp(1, 256);
+    let workers = masks.len();
+    let pixels = width.checked_mul(height)?;
+    let space = radix_space(classes, workers)?;
+    if !(1..=8).contains(&workers)
+        || space > 256
+        || classes > 128
+        || masks.iter().any(|m| m.len() != pixels)
+    {
+        return None;
+    }
+    let multipliers: Vec<u64> = (0..workers)
+        .map(|w| classes.pow(w as u32) as u64)
+        .collect();
+    let id_at = |pixel: usize| -> u8 {
+        let mut id = 0usize;
+        for (mask, &multiplier) in masks.iter().zip(&multipliers) {
+            let class = usize::from(mask[pixel]);
+            if class < classes {
+                id += class * multiplier as usize;
+            }
+        }
+        id as u8
+    };
+
+    // Pass 1: pattern ids and their counts, whole words first (the worker count a constant there, so that
+    // the loop over workers unrolls), then the pixels past the last whole word.
+    let mut ids = vec![0u8; pixels];
+    let mut counts = [0u64; 256];
+    let (id_words, _) = ids.as_chunks_mut::<8>();
+    let words = WordPass {
+        classes,
+        over_limit: (128 - classes as u64) * ONES,
+    };
+    match workers {
+        1 => words.run::<1>(masks, &multipliers, id_words, &mut counts),
+        2 => words.run::<2>(masks, &multipliers, id_words, &mut counts),
+        3 => words.run::<3>(masks, &multipliers, id_words, &mut counts),
+        4 => words.run::<4>(masks, &multipliers, id_words, &mut counts),
+        5 => words.run::<5>(masks, &multipliers, id_words, &mut counts),
+        6 => words.run::<6>(masks, &multipliers, id_words, &mut counts),
+        7 => words.run::<7>(masks, &multipliers, id_words, &mut counts),
+        _ => words.run::<8>(masks, &multipliers, id_words, &mut counts),
+    }
+    let tail_start = pixels / 8 * 8;
+    for pixel in tail_start..pixels {
+        let id = id_at(pixel);
+        ids[pixel] = id;
+        counts[usize::from(id)] += 1;
     }
 
-    if params.smooth && workers > 1 {
-        // Only a contested pixel next to a decision edge can change: a neighbourhood whose pixels were all
-        // decided alike cannot flip its centre (every posterior in it favours that class, so does their
-        // weighted mean).
-        let mut scores = vec![0.0f64; classes];
-        let mut changes: Vec<(u32, u8)> = Vec::new();
-        // Binary masks: one posterior per pixel is enough, looked up straight from the pixel's id.
-        let binary = classes == 2;
-        let foreground_by_id: Vec<f64> = if binary {
-            patterns
-                .id_to_pattern
-                .iter()
-                .map(|&p| posteriors.get(p as usize * 2 + 1).copied().unwrap_or(0.0))
-                .collect()
+    // The patterns, in code order as the general path has them (the EM's sums come out identical).
+    let mut id_to_pattern = [0u8; 256];
+    let mut answers = Vec::new();
+    let mut kept_counts = Vec::new();
+    for (code, &count) in counts.iter().enumerate().take(space) {
+        if count == 0 {
+            continue;
+        }
+        id_to_pattern[code] = kept_counts.len() as u8;
+        kept_counts.push(count);
+        let mut rest = code;
+        for _ in 0..workers {
+            answers.push((rest % classes) as u8);
+            rest /= classes;
+        }
+    }
+    let table = PatternTable {
+        workers,
+        classes,
+        answers,
+        counts: kept_counts,
+    };
+    let posteriors = one_coin_em(&table, reliabilities, params);
+    let verdicts = Verdicts::new(&table, &posteriors, params.foreground_threshold);
+
+    // Pass 2: decide every pixel, a word at a time where its eight ids are equal.
+    let mut decision_by_id = [0u8; 256];
+    for (entry, &p) in decision_by_id.iter_mut().zip(&id_to_pattern).take(space) {
+        *entry = verdicts.decision.get(usize::from(p)).copied().unwrap_or(0);
+    }
+    let mut mask = vec![0u8; pixels];
+    for (out, id_chunk) in mask.chunks_exact_mut(8).zip(ids.chunks_exact(8)) {
+        let first = id_chunk[0];
+        if word_at(id_chunk, 0) == u64::from(first) * ONES {
+            out.copy_from_slice(&(u64::from(decision_by_id[usize::from(first)]) * ONES).to_le_bytes());
         } else {
-            Vec::new()
-        };
-        let foreground_of = |pixel: usize| match &patterns.pixel_ids {
-            PixelIds::Narrow(ids) => foreground_by_id
-                .get(usize::from(ids[pixel]))
-                .copied()
-                .unwrap_or(0.0),
-            PixelIds::Wide(_) => posteriors
-                .get(patterns.pattern_of(pixel) * 2 + 1)
-                .copied()
-                .unwrap_or(0.0),
-        };
-        for pixel in edge_neighbourhoods(&mask, width, height) {
-            let pixel = pixel as usize;
-            let pattern = patterns.pattern_of(pixel);
-            if !contested.get(pattern).copied().unwrap_or(false) {
-                continue;
+            for (class, &id) in out.iter_mut().zip(id_chunk) {
+                *class = decision_by_id[usize::from(id)];
             }
-            let (x, y) = (pixel % width, pixel / width);
-            if binary {
-                // A pixel decided foreground with a posterior of at least twice the threshold keeps it
-                // whatever its neighbours say (its own weight is half the neighbourhood's at most).
-                let own = foreground_of(pixel);
-                if mask[pixel] == 1
-                    && own * CENTRE_WEIGHT >= 2.0 * CENTRE_WEIGHT * params.foreground_threshold
-                {
-                    continue;
-                }
-                let (mut foreground, mut total) = (0.0, 0.0);
-                for ny in y.saturating_sub(1)..(y + 2).min(height) {
-                    for nx in x.saturating_sub(1)..(x + 2).min(width) {
-                        let neighbour = ny * width + nx;
-                        let weight = if neighbour == pixel {
-                            CENTRE_WEIGHT
-                        } else {
-                            1.0
-                        };
-                        total += weight;
-                        foreground += weight * foreground_of(neighbour);
+        }
+    }
+    for pixel in tail_start..pixels {
+        mask[pixel] = decision_by_id[usize::from(ids[pixel])];
+    }
+
+    let mut outcome = verdicts.outcome(&table);
+    if params.smooth && workers > 1 {
+        let pattern_at = |pixel: usize| usize::from(id_to_pattern[usize::from(ids[pixel])]);
+        let changes = cleaning_changes(
+            &mask,
+            width,
+            height,
+            classes,
+            &posteriors,
+            &verdicts.contested,
+            params.foreground_threshold,
+            pattern_at,
+        );
+        apply_changes(&changes, &mut mask, &mut outcome, classes, pattern_at);
+    }
+    Some(finish(&table, &posteriors, &outcome, mask))
+}
+
+/// Pass 1 of [`infer_masks`] over the whole words of `W` masks.
+struct WordPass {
+    classes: usize,
+    /// Per byte `128 - classes`: `(b & 0x7f) + (128 - classes)` reaches the high bit exactly when
+    /// `b ≥ classes` (for `b < 128`; the high bit of `b` itself covers the rest).
+    over_limit: u64,
+}
+
+impl WordPass {
+    /// Writes the pattern ids of every whole word (`ids.len()` words) and adds them to `counts`.
+    fn run<const W: usize>(
+        &self,
+        masks: &[&[u8]],
+        multipliers: &[u64],
+        ids: &mut [[u8; 8]],
+        counts: &mut [u64; 256],
+    ) {
+        let n = ids.len();
+        let (Ok(masks), Ok(multipliers)) = (
+            <[&[u8]; W]>::try_from(masks),
+            <[u64; W]>::try_from(multipliers),
+        ) else {
+            return;
+        };
+        // Every mask cut to the same `n` words, so that indexing them needs no bounds checks in the loop.
+        let words: [&[[u8; 8]]; W] = masks.map(|mask| {
+            let (whole, _) = mask.as_chunks::<8>();
+            &whole[..n.min(whole.len())]
+        });
+        if words.iter().any(|w| w.len() != n) {
+            return;
+        }
+        for (k, out) in ids.iter_mut().enumerate() {
+            let (mut id, mut invalid) = (0u64, 0u64);
+            for w in 0..W {
+                let word = u64::from_le_bytes(words[w][k]);
+                invalid |= word | ((word & !HIGHS) + self.over_limit);
+                id = id.wrapping_add(word.wrapping_mul(multipliers[w]));
+            }
+            if invalid & HIGHS != 0 {
+                // A class past the table somewhere in these eight pixels: it counts as background.
+                let mut bytes = [0u8; 8];
+                for (i, byte) in bytes.iter_mut().enumerate() {
+                    let mut code = 0u64;
+                    for w in 0..W {
+                        let class = words[w][k][i];
+                        if usize::from(class) < self.classes {
+                            code += u64::from(class) * multipliers[w];
+                        }
                     }
+                    *byte = code as u8;
                 }
-                let class = u8::from(foreground >= params.foreground_threshold * total);
-                if class != mask[pixel] {
-                    changes.push((pixel as u32, class));
-                }
-                continue;
+                id = u64::from_le_bytes(bytes);
             }
-            scores.iter_mut().for_each(|s| *s = 0.0);
-            let mut total = 0.0;
+            let bytes = id.to_le_bytes();
+            // Mostly the same id eight times over: one count.
+            if id == u64::from(bytes[0]) * ONES {
+                counts[usize::from(bytes[0])] += 8;
+            } else {
+                for &byte in &bytes {
+                    counts[usize::from(byte)] += 1;
+                }
+            }
+            *out = bytes;
+        }
+    }
+}
+
+/// Eight bytes from `at` as a little-endian word (byte `i` = pixel `at + i`); 0 past the end.
+#[inline]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    bytes
+        .get(at..at + 8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// Per pattern: its decided class, and whether its workers disagree.
+struct Verdicts {
+    decision: Vec<u8>,
+    contested: Vec<bool>,
+}
+
+impl Verdicts {
+    fn new(table: &PatternTable, posteriors: &[f64], threshold: f64) -> Self {
+        let (classes, workers) = (table.classes, table.workers);
+        let decision = posteriors
+            .chunks(classes)
+            .map(|row| decide(row, threshold))
+            .collect();
+        let contested = table
+            .answers
+            .chunks(workers.max(1))
+            .map(|answers| answers.windows(2).any(|pair| pair[0] != pair[1]))
+            .collect();
+        Self {
+            decision,
+            contested,
+        }
+    }
+
+    /// Pixels per (pattern, class decided), before cleaning.
+    fn outcome(&self, table: &PatternTable) -> Vec<u64> {
+        let classes = table.classes;
+        let mut outcome = vec![0u64; table.counts.len() * classes];
+        for (p, (&count, &class)) in table.counts.iter().zip(&self.decision).enumerate() {
+            outcome[p * classes + usize::from(class)] = count;
+        }
+        outcome
+    }
+}
+
+/// The cleaning's verdicts, `(pixel, class)` for the pixels that change: every contested pixel near a
+/// decision edge is decided on its posteriors summed over its 3×3 neighbourhood (its own weighing
+/// `CENTRE_WEIGHT`). Only such a pixel can change: a neighbourhood whose pixels were all decided alike
+/// cannot flip its centre (every posterior in it favours that class, so does their weighted mean). The
+/// changes are returned, not applied, so that every pixel is judged on the same uncleaned posteriors.
+#[allow(clippy::too_many_arguments)] // Internal; the alternative is a one-use struct.
+fn cleaning_changes(
+    mask: &[u8],
+    width: usize,
+    height: usize,
+    classes: usize,
+    posteriors: &[f64],
+    contested: &[bool],
+    threshold: f64,
+    pattern_at: impl Fn(usize) -> usize,
+) -> Vec<(u32, u8)> {
+    let mut scores = vec![0.0f64; classes];
+    let mut changes: Vec<(u32, u8)> = Vec::new();
+    let binary = classes == 2;
+    let row_of = |pattern: usize| posteriors.get(pattern * classes..(pattern + 1) * classes);
+    let foreground_of = |pixel: usize| {
+        row_of(pattern_at(pixel))
+            .and_then(|row| row.get(1))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    for_each_near_edge(mask, width, height, |pixel| {
+        if !contested.get(pattern_at(pixel)).copied().unwrap_or(false) {
+            return;
+        }
+        let (x, y) = (pixel % width, pixel / width);
+        if binary {
+            // A pixel decided foreground with a posterior of at least twice the threshold keeps it
+            // whatever its neighbours say (its own weight is half the neighbourhood's at most).
+            let own = foreground_of(pixel);
+            if mask[pixel] == 1 && own * CENTRE_WEIGHT >= 2.0 * CENTRE_WEIGHT * threshold {
+                return;
+            }
+            let (mut foreground, mut total) = (0.0, 0.0);
             for ny in y.saturating_sub(1)..(y + 2).min(height) {
                 for nx in x.saturating_sub(1)..(x + 2).min(width) {
                     let neighbour = ny * width + nx;
@@ -521,98 +752,138 @@ pub(crate) fn infer(
                         1.0
                     };
                     total += weight;
-                    let pattern = patterns.pattern_of(neighbour);
-                    for (score, posterior) in scores
-                        .iter_mut()
-                        .zip(&posteriors[pattern * classes..(pattern + 1) * classes])
-                    {
+                    foreground += weight * foreground_of(neighbour);
+                }
+            }
+            let class = u8::from(foreground >= threshold * total);
+            if class != mask[pixel] {
+                changes.push((pixel as u32, class));
+            }
+            return;
+        }
+        scores.iter_mut().for_each(|s| *s = 0.0);
+        let mut total = 0.0;
+        for ny in y.saturating_sub(1)..(y + 2).min(height) {
+            for nx in x.saturating_sub(1)..(x + 2).min(width) {
+                let neighbour = ny * width + nx;
+                let weight = if neighbour == pixel {
+                    CENTRE_WEIGHT
+                } else {
+                    1.0
+                };
+                total += weight;
+                if let Some(row) = row_of(pattern_at(neighbour)) {
+                    for (score, posterior) in scores.iter_mut().zip(row) {
                         *score += weight * posterior;
                     }
                 }
             }
-            scores.iter_mut().for_each(|s| *s /= total);
-            let class = decide(&scores, params.foreground_threshold);
-            if class != mask[pixel] {
-                changes.push((pixel as u32, class));
-            }
         }
-        for (pixel, class) in changes {
-            let pixel = pixel as usize;
-            let pattern = patterns.pattern_of(pixel);
-            outcome[pattern * classes + usize::from(mask[pixel])] -= 1;
-            outcome[pattern * classes + usize::from(class)] += 1;
-            mask[pixel] = class;
+        scores.iter_mut().for_each(|s| *s /= total);
+        let class = decide(&scores, threshold);
+        if class != mask[pixel] {
+            changes.push((pixel as u32, class));
         }
-    }
+    });
+    changes
+}
 
+/// Applies the cleaning's changes to the mask and to the pixels per (pattern, class).
+fn apply_changes(
+    changes: &[(u32, u8)],
+    mask: &mut [u8],
+    outcome: &mut [u64],
+    classes: usize,
+    pattern_at: impl Fn(usize) -> usize,
+) {
+    for &(pixel, class) in changes {
+        let pixel = pixel as usize;
+        let pattern = pattern_at(pixel);
+        outcome[pattern * classes + usize::from(mask[pixel])] -= 1;
+        outcome[pattern * classes + usize::from(class)] += 1;
+        mask[pixel] = class;
+    }
+}
+
+/// The inference's outcome from the final mask and pixels per (pattern, class).
+fn finish(table: &PatternTable, posteriors: &[f64], outcome: &[u64], mask: Vec<u8>) -> Inference {
     Inference {
         expected_iou: expected_iou(
-            &outcome,
-            &temper(&posteriors, classes, CONFIDENCE_TEMPERATURE),
-            classes,
+            outcome,
+            &temper(posteriors, table.classes, CONFIDENCE_TEMPERATURE),
+            table.classes,
         ),
-        worker_agreement: worker_agreement(patterns, &outcome),
+        worker_agreement: worker_agreement(table, outcome),
         mask,
     }
 }
 
-/// Every pixel within one pixel (8-neighbourhood) of a decision edge, in pixel order. A pixel has a
-/// differently decided 8-neighbour exactly when it is within one pixel of two 4-adjacent pixels that differ,
-/// so it is enough to find those pairs (comparing eight pixels at a time: masks are mostly long runs), mark
-/// them in a bitmap and dilate the bitmap by one pixel, 64 pixels per operation.
-fn edge_neighbourhoods(mask: &[u8], width: usize, height: usize) -> Vec<u32> {
+/// Bit `i` set when byte `i` of `word` (little-endian) is not zero.
+#[inline]
+fn nonzero_bytes(word: u64) -> u64 {
+    // Fold each byte onto its low bit, then gather the eight low bits into one byte with a multiply (each
+    // bit lands on its own position of the top byte, with no carries).
+    let mut folded = word | (word >> 4);
+    folded |= folded >> 2;
+    folded |= folded >> 1;
+    (folded & ONES).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+/// Calls `visit` on every pixel within one pixel (8-neighbourhood) of a decision edge, in pixel order. A
+/// pixel has a differently decided 8-neighbour exactly when it is within one pixel of two 4-adjacent
+/// pixels that differ, so it is enough to find those pairs, mark them in a bitmap and dilate the bitmap by
+/// one pixel. Pairs are compared eight at a time (a word against the word one pixel on, or one row down:
+/// mostly equal, as masks are long runs), marks and dilation go 64 pixels per operation.
+fn for_each_near_edge(mask: &[u8], width: usize, height: usize, mut visit: impl FnMut(usize)) {
     if width == 0 || height == 0 {
-        return Vec::new();
+        return;
     }
     let stride = width.div_ceil(64);
-    let mut edges = vec![0u64; stride * height];
-    let mut mark = |x: usize, y: usize| {
-        if let Some(word) = edges.get_mut(y * stride + x / 64) {
-            *word |= 1 << (x % 64);
-        }
-    };
-    let word = |row: &[u8], at: usize| -> u64 {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&row[at..at + 8]);
-        u64::from_ne_bytes(bytes)
-    };
+    // `edges` row y: pixels of row y in a differing 4-adjacent pair.
+    let mut edges = vec![0u64; stride * (height + 1)];
+    let full = width / 8 * 8;
     for y in 0..height {
         let row = &mask[y * width..(y + 1) * width];
-        // Horizontal pairs (x, x + 1).
-        let mut x = 0;
-        while x + 1 < width {
-            if x + 9 <= width && word(row, x) == word(row, x + 1) {
-                x += 8;
-                continue;
+        let below = (y + 1 < height).then(|| &mask[(y + 1) * width..(y + 2) * width]);
+        let (here, rest) = edges[y * stride..(y + 2) * stride].split_at_mut(stride);
+        // Bit x of `right`: pixel x differs from x + 1; of `down`: from the pixel below.
+        let mark = |bits: &mut [u64], x: usize, set: u64| {
+            if let Some(word) = bits.get_mut(x / 64) {
+                *word |= set << (x % 64);
             }
-            if row[x] != row[x + 1] {
-                mark(x, y);
-                mark(x + 1, y);
+        };
+        for x in (0..full).step_by(8) {
+            let word = word_at(row, x);
+            // The next eight pixels' right neighbours: this word moved one byte down, and the pixel after.
+            let next = row.get(x + 8).map_or(word >> 56, |&b| u64::from(b));
+            let right_diff = word ^ ((word >> 8) | (next << 56));
+            if right_diff != 0 {
+                let right = nonzero_bytes(right_diff);
+                mark(here, x, right | (right << 1));
+                if x % 64 == 56 && right & 0x80 != 0 {
+                    mark(here, x + 8, 1);
+                }
             }
-            x += 1;
+            if let Some(below) = below {
+                let down_diff = word ^ word_at(below, x);
+                if down_diff != 0 {
+                    let down = nonzero_bytes(down_diff);
+                    mark(here, x, down);
+                    mark(rest, x, down);
+                }
+            }
         }
-        // Vertical pairs (y, y + 1).
-        if y + 1 < height {
-            let below = &mask[(y + 1) * width..(y + 2) * width];
-            if row == below {
-                continue;
+        for x in full..width {
+            if x + 1 < width && row[x] != row[x + 1] {
+                mark(here, x, 0b11);
             }
-            let mut x = 0;
-            while x < width {
-                if x + 8 <= width && word(row, x) == word(below, x) {
-                    x += 8;
-                    continue;
-                }
-                if row[x] != below[x] {
-                    mark(x, y);
-                    mark(x, y + 1);
-                }
-                x += 1;
+            if below.is_some_and(|below| below[x] != row[x]) {
+                mark(here, x, 1);
+                mark(rest, x, 1);
             }
         }
     }
     // Dilate: vertically by OR-ing neighbouring rows, then horizontally by shifting with carries.
-    let mut around = Vec::new();
     let mut near = vec![0u64; stride];
     for y in 0..height {
         let row = |y: usize| &edges[y * stride..(y + 1) * stride];
@@ -633,13 +904,12 @@ fn edge_neighbourhoods(mask: &[u8], width: usize, height: usize) -> Vec<u32> {
             while bits != 0 {
                 let x = i * 64 + bits.trailing_zeros() as usize;
                 if x < width {
-                    around.push((y * width + x) as u32);
+                    visit(y * width + x);
                 }
                 bits &= bits - 1;
             }
         }
     }
-    around
 }
 
 /// Posteriors flattened by `temperature` (> 1 flattens): `p^(1/T)`, renormalised per pattern.
@@ -676,7 +946,7 @@ fn decide(posterior: &[f64], threshold: f64) -> u8 {
 /// Posteriors per pattern (`pattern_count × classes`) under the one-coin model, by EM on the pattern
 /// histogram restricted to the painted region (see the module docs).
 pub(crate) fn one_coin_em(
-    patterns: &Patterns,
+    patterns: &PatternTable,
     reliabilities: &[f64],
     params: InferenceParams,
 ) -> Vec<f64> {
@@ -812,7 +1082,7 @@ pub(crate) fn expected_iou(outcome: &[u64], posteriors: &[f64], classes: usize) 
     }
 }
 
-fn worker_agreement(patterns: &Patterns, outcome: &[u64]) -> Vec<f64> {
+fn worker_agreement(patterns: &PatternTable, outcome: &[u64]) -> Vec<f64> {
     let (classes, workers) = (patterns.classes, patterns.workers);
     let mut agreed = vec![0u64; workers];
     let mut total = 0u64;
