@@ -440,18 +440,39 @@ pub(crate) fn infer(
     };
     let mut outcome = verdicts.outcome(table);
     if params.smooth && table.workers > 1 {
+        let classes = table.classes;
         let pattern_at = |pixel: usize| patterns.pattern_of(pixel);
-        let changes = cleaning_changes(
-            &mask,
+        let near = near_edges(&pair_edges(&mask, width, height), width, height);
+        let changes = Cleaning {
+            mask: &mask,
             width,
             height,
-            table.classes,
-            &posteriors,
-            &verdicts.contested,
-            params.foreground_threshold,
-            pattern_at,
+            classes,
+            threshold: params.foreground_threshold,
+        }
+        .changes(
+            &near,
+            |pixel| {
+                verdicts
+                    .contested
+                    .get(pattern_at(pixel))
+                    .copied()
+                    .unwrap_or(false)
+            },
+            |pixel| {
+                let pattern = pattern_at(pixel);
+                posteriors
+                    .get(pattern * classes..(pattern + 1) * classes)
+                    .unwrap_or(&[])
+            },
+            |pixel| {
+                posteriors
+                    .get(pattern_at(pixel) * classes + 1)
+                    .copied()
+                    .unwrap_or(0.0)
+            },
         );
-        apply_changes(&changes, &mut mask, &mut outcome, table.classes, pattern_at);
+        apply_changes(&changes, &mut mask, &mut outcome, classes, pattern_at);
     }
     finish(table, &posteriors, &outcome, mask)
 }
@@ -462,14 +483,19 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The fast path of [`infer`] for masks that are all at hand, when every pattern fits one byte
-/// (`classes^workers` ≤ 256: two classes up to eight workers, three up to five): `None` otherwise (or on a
-/// mask of the wrong length), and the caller takes the general path. Same result as [`infer`], bit for bit.
+/// (`classes^workers` ≤ 256 and at most eight workers: two classes up to eight workers, three up to five):
+/// `None` otherwise (or on a mask of the wrong length), and the caller takes the general path. Same result
+/// as [`infer`], bit for bit.
 ///
-/// Why it is faster: pixels are handled eight at a time as `u64` words. A word of pattern ids is
-/// `Σ mask word × classes^w` (SWAR: no byte carries into the next since every id is below 256), and a word
-/// whose eight ids are equal (everyone agrees there, or the same disagreement runs on: most of an image) is
-/// counted, decided and compared with its neighbours as one value. Memory is one byte of id per pixel
-/// besides the result, and a bitmap.
+/// Why it is faster: pixels are handled eight at a time as `u64` words, and most words need almost no
+/// work. Pass 1 reads the masks once; where every worker gave the same class to all eight pixels (most of
+/// an image), the word's ids are that class times `1 + classes + classes² …` and its decision is, almost
+/// surely, that class: it is written to the result straight away, with one count. Other words get their
+/// ids as `Σ mask word × classes^w` (SWAR: every id is below 256, so no byte carries into the next) and are
+/// listed. After the EM on the counts, pass 2 decides only the listed words (or every word, on the rare
+/// image where a unanimous pattern is not decided as its class). Decision edges are found on bit planes of
+/// the result (one bit per pixel and class bit, 64 pixels per operation), filled in as words are decided.
+/// Memory: one byte of id per pixel besides the result, and the bit planes.
 pub(crate) fn infer_masks(
     masks: &[&[u8]],
     width: usize,
@@ -492,41 +518,23 @@ pub(crate) fn infer_masks(
     let multipliers: Vec<u64> = (0..workers)
         .map(|w| classes.pow(w as u32) as u64)
         .collect();
-    let id_at = |pixel: usize| -> u8 {
-        let mut id = 0usize;
-        for (mask, &multiplier) in masks.iter().zip(&multipliers) {
-            let class = usize::from(mask[pixel]);
-            if class < classes {
-                id += class * multiplier as usize;
-            }
-        }
-        id as u8
-    };
-
-    // Pass 1: pattern ids and their counts, whole words first (the worker count a constant there, so that
-    // the loop over workers unrolls), then the pixels past the last whole word.
-    let mut ids = vec![0u8; pixels];
+    let mut image = WordImage::new(width, height, classes);
     let mut counts = [0u64; 256];
-    let (id_words, _) = ids.as_chunks_mut::<8>();
-    let words = WordPass {
+    let mut listed: Vec<u32> = Vec::new();
+    let pass = WordPass {
         classes,
         over_limit: (128 - classes as u64) * ONES,
+        multipliers: &multipliers,
     };
     match workers {
-        1 => words.run::<1>(masks, &multipliers, id_words, &mut counts),
-        2 => words.run::<2>(masks, &multipliers, id_words, &mut counts),
-        3 => words.run::<3>(masks, &multipliers, id_words, &mut counts),
-        4 => words.run::<4>(masks, &multipliers, id_words, &mut counts),
-        5 => words.run::<5>(masks, &multipliers, id_words, &mut counts),
-        6 => words.run::<6>(masks, &multipliers, id_words, &mut counts),
-        7 => words.run::<7>(masks, &multipliers, id_words, &mut counts),
-        _ => words.run::<8>(masks, &multipliers, id_words, &mut counts),
-    }
-    let tail_start = pixels / 8 * 8;
-    for pixel in tail_start..pixels {
-        let id = id_at(pixel);
-        ids[pixel] = id;
-        counts[usize::from(id)] += 1;
+        1 => pass.run::<1>(masks, &mut image, &mut counts, &mut listed),
+        2 => pass.run::<2>(masks, &mut image, &mut counts, &mut listed),
+        3 => pass.run::<3>(masks, &mut image, &mut counts, &mut listed),
+        4 => pass.run::<4>(masks, &mut image, &mut counts, &mut listed),
+        5 => pass.run::<5>(masks, &mut image, &mut counts, &mut listed),
+        6 => pass.run::<6>(masks, &mut image, &mut counts, &mut listed),
+        7 => pass.run::<7>(masks, &mut image, &mut counts, &mut listed),
+        _ => pass.run::<8>(masks, &mut image, &mut counts, &mut listed),
     }
 
     // The patterns, in code order as the general path has them (the EM's sums come out identical).
@@ -554,109 +562,432 @@ pub(crate) fn infer_masks(
     let posteriors = one_coin_em(&table, reliabilities, params);
     let verdicts = Verdicts::new(&table, &posteriors, params.foreground_threshold);
 
-    // Pass 2: decide every pixel, a word at a time where its eight ids are equal.
+    // Pass 2: decide what pass 1 left open.
     let mut decision_by_id = [0u8; 256];
     for (entry, &p) in decision_by_id.iter_mut().zip(&id_to_pattern).take(space) {
         *entry = verdicts.decision.get(usize::from(p)).copied().unwrap_or(0);
     }
-    let mut mask = vec![0u8; pixels];
-    for (out, id_chunk) in mask.chunks_exact_mut(8).zip(ids.chunks_exact(8)) {
-        let first = id_chunk[0];
-        if word_at(id_chunk, 0) == u64::from(first) * ONES {
-            out.copy_from_slice(&(u64::from(decision_by_id[usize::from(first)]) * ONES).to_le_bytes());
-        } else {
-            for (class, &id) in out.iter_mut().zip(id_chunk) {
-                *class = decision_by_id[usize::from(id)];
-            }
-        }
-    }
-    for pixel in tail_start..pixels {
-        mask[pixel] = decision_by_id[usize::from(ids[pixel])];
+    let unanimous: usize = multipliers.iter().map(|&m| m as usize).sum();
+    let unanimous_kept = (0..classes).all(|class| {
+        let id = class * unanimous;
+        counts[id] == 0 || usize::from(decision_by_id[id]) == class
+    });
+    if unanimous_kept {
+        image.decide_listed(&listed, &decision_by_id);
+    } else {
+        image.decide_all(&decision_by_id);
     }
 
+    let WordImage {
+        ids, mut mask, planes, ..
+    } = image;
+    if ids.len() != pixels || mask.len() != pixels {
+        // Cannot happen (every length was checked); the general path would still answer.
+        return None;
+    }
     let mut outcome = verdicts.outcome(&table);
     if params.smooth && workers > 1 {
         let pattern_at = |pixel: usize| usize::from(id_to_pattern[usize::from(ids[pixel])]);
-        let changes = cleaning_changes(
-            &mask,
+        // Posteriors and contest by id, so that a pixel's costs one lookup.
+        let mut rows_by_id = vec![0.0f64; 256 * classes];
+        let mut contested_by_id = [false; 256];
+        let mut foreground_by_id = [0.0f64; 256];
+        for (id, &p) in id_to_pattern.iter().enumerate().take(space) {
+            let p = usize::from(p);
+            if counts[id] == 0 {
+                continue;
+            }
+            if let Some(row) = posteriors.get(p * classes..(p + 1) * classes) {
+                rows_by_id[id * classes..(id + 1) * classes].copy_from_slice(row);
+                foreground_by_id[id] = row.get(1).copied().unwrap_or(0.0);
+            }
+            contested_by_id[id] = verdicts.contested.get(p).copied().unwrap_or(false);
+        }
+        let changes = Cleaning {
+            mask: &mask,
             width,
             height,
             classes,
-            &posteriors,
-            &verdicts.contested,
-            params.foreground_threshold,
-            pattern_at,
+            threshold: params.foreground_threshold,
+        }
+        .changes(
+            &near_edges(&planes.pair_edges(), width, height),
+            |pixel| contested_by_id[usize::from(ids[pixel])],
+            |pixel| {
+                let id = usize::from(ids[pixel]);
+                &rows_by_id[id * classes..(id + 1) * classes]
+            },
+            |pixel| foreground_by_id[usize::from(ids[pixel])],
         );
         apply_changes(&changes, &mut mask, &mut outcome, classes, pattern_at);
     }
     Some(finish(&table, &posteriors, &outcome, mask))
 }
 
-/// Pass 1 of [`infer_masks`] over the whole words of `W` masks.
-struct WordPass {
+/// The per-pixel state of [`infer_masks`]: ids, the result so far, and its bit planes.
+struct WordImage {
+    width: usize,
+    /// Whole words per row (`width / 8`); the rest of a row goes pixel by pixel.
+    words_per_row: usize,
+    ids: Vec<u8>,
+    mask: Vec<u8>,
+    planes: BitPlanes,
+}
+
+impl WordImage {
+    fn new(width: usize, height: usize, classes: usize) -> Self {
+        let pixels = width * height;
+        Self {
+            width,
+            words_per_row: width / 8,
+            // Filled by pass 1 in order (no zeroing pass).
+            ids: Vec::with_capacity(pixels),
+            mask: Vec::with_capacity(pixels),
+            planes: BitPlanes::new(width, height, classes),
+        }
+    }
+
+    /// Whole word `k` (row-major over the whole words of every row) starts at this pixel.
+    #[inline]
+    fn word_start(&self, k: usize) -> (usize, usize) {
+        let (y, i) = (k / self.words_per_row, k % self.words_per_row);
+        (y, i * 8)
+    }
+
+    /// Decides the listed words (and the row tails, always listed) from their ids.
+    fn decide_listed(&mut self, listed: &[u32], decision_by_id: &[u8; 256]) {
+        for &entry in listed {
+            if entry & TAIL_FLAG != 0 {
+                self.decide_tail((entry & !TAIL_FLAG) as usize, decision_by_id);
+            } else {
+                let (y, x) = self.word_start(entry as usize);
+                self.decide_word(y, x, decision_by_id);
+            }
+        }
+    }
+
+    /// Decides every pixel from its id, bit planes rebuilt.
+    fn decide_all(&mut self, decision_by_id: &[u8; 256]) {
+        self.planes.clear();
+        let height = self.planes.height;
+        for y in 0..height {
+            for i in 0..self.words_per_row {
+                self.decide_word(y, i * 8, decision_by_id);
+            }
+            self.decide_tail(y, decision_by_id);
+        }
+    }
+
+    #[inline]
+    fn decide_word(&mut self, y: usize, x: usize, decision_by_id: &[u8; 256]) {
+        let at = y * self.width + x;
+        let (Some(ids), Some(out)) = (self.ids.get(at..at + 8), self.mask.get_mut(at..at + 8)) else {
+            return;
+        };
+        let mut decided = [0u8; 8];
+        for (class, &id) in decided.iter_mut().zip(ids) {
+            *class = decision_by_id[usize::from(id)];
+        }
+        out.copy_from_slice(&decided);
+        self.planes.set_word(y, x, u64::from_le_bytes(decided));
+    }
+
+    fn decide_tail(&mut self, y: usize, decision_by_id: &[u8; 256]) {
+        for x in self.words_per_row * 8..self.width {
+            let at = y * self.width + x;
+            let class = decision_by_id[usize::from(self.ids[at])];
+            self.mask[at] = class;
+            self.planes.set_pixel(y, x, class);
+        }
+    }
+}
+
+/// Flags a row number in the list of words pass 2 must decide: that row's pixels past its whole words.
+const TAIL_FLAG: u32 = 1 << 31;
+
+/// Pass 1 of [`infer_masks`].
+struct WordPass<'a> {
     classes: usize,
     /// Per byte `128 - classes`: `(b & 0x7f) + (128 - classes)` reaches the high bit exactly when
     /// `b ≥ classes` (for `b < 128`; the high bit of `b` itself covers the rest).
     over_limit: u64,
+    multipliers: &'a [u64],
 }
 
-impl WordPass {
-    /// Writes the pattern ids of every whole word (`ids.len()` words) and adds them to `counts`.
+impl WordPass<'_> {
+    /// Pattern ids of every pixel of `W` masks, counted; unanimous words decided, the others listed.
     fn run<const W: usize>(
         &self,
         masks: &[&[u8]],
-        multipliers: &[u64],
-        ids: &mut [[u8; 8]],
+        image: &mut WordImage,
         counts: &mut [u64; 256],
+        listed: &mut Vec<u32>,
     ) {
-        let n = ids.len();
         let (Ok(masks), Ok(multipliers)) = (
             <[&[u8]; W]>::try_from(masks),
-            <[u64; W]>::try_from(multipliers),
+            <[u64; W]>::try_from(self.multipliers),
         ) else {
             return;
         };
-        // Every mask cut to the same `n` words, so that indexing them needs no bounds checks in the loop.
-        let words: [&[[u8; 8]]; W] = masks.map(|mask| {
-            let (whole, _) = mask.as_chunks::<8>();
-            &whole[..n.min(whole.len())]
-        });
-        if words.iter().any(|w| w.len() != n) {
+        // The id of a pixel everyone gave class c: c × (1 + classes + classes² …).
+        let unanimous: u64 = multipliers.iter().sum();
+        let (width, n) = (image.width, image.words_per_row);
+        let height = image.planes.height;
+        let planes = image.planes.count;
+        let mut tally = Tally::default();
+        let mut k = 0u32;
+        for y in 0..height {
+            let row = y * width..(y + 1) * width;
+            // Every row cut to the same `n` words, so that indexing them needs no bounds checks.
+            let rows: [&[[u8; 8]]; W] = masks.map(|mask| {
+                let whole = mask.get(row.clone()).map_or(&[][..], |r| r.as_chunks::<8>().0);
+                &whole[..n.min(whole.len())]
+            });
+            if rows.iter().any(|r| r.len() != n) {
+                return;
+            }
+            // 64 pixels (eight words) at a time, so that each plane word is written once.
+            for group in (0..n).step_by(8) {
+                let mut plane_bits = [0u64; 8];
+                for i in group..(group + 8).min(n) {
+                    let first = u64::from_le_bytes(rows[0][i]);
+                    let mut differ = 0u64;
+                    for r in &rows[1..] {
+                        differ |= u64::from_le_bytes(r[i]) ^ first;
+                    }
+                    if differ == 0 && (first | ((first & !HIGHS) + self.over_limit)) & HIGHS == 0 {
+                        // Everyone agrees on these eight pixels (valid classes): decided as given.
+                        let id = first.wrapping_mul(unanimous);
+                        tally.add_word(id);
+                        image.ids.extend_from_slice(&id.to_le_bytes());
+                        image.mask.extend_from_slice(&first.to_le_bytes());
+                        for (j, bits) in plane_bits.iter_mut().enumerate().take(planes) {
+                            *bits |= low_bits(first >> j) << ((i - group) * 8);
+                        }
+                        continue;
+                    }
+                    let (mut id, mut invalid) = (0u64, 0u64);
+                    for w in 0..W {
+                        let word = u64::from_le_bytes(rows[w][i]);
+                        invalid |= word | ((word & !HIGHS) + self.over_limit);
+                        id = id.wrapping_add(word.wrapping_mul(multipliers[w]));
+                    }
+                    if invalid & HIGHS != 0 {
+                        // A class past the table somewhere in these eight pixels: it counts as
+                        // background.
+                        let mut bytes = [0u8; 8];
+                        for (b, byte) in bytes.iter_mut().enumerate() {
+                            *byte = self.id_of(rows.iter().map(|r| r[i][b]));
+                        }
+                        id = u64::from_le_bytes(bytes);
+                    }
+                    tally.add_word(id);
+                    image.ids.extend_from_slice(&id.to_le_bytes());
+                    // Decided in pass 2.
+                    image.mask.extend_from_slice(&[0; 8]);
+                    listed.push(k + i as u32);
+                }
+                image.planes.set_group(y, group * 8, &plane_bits);
+            }
+            k += n as u32;
+            if n * 8 < width {
+                for x in n * 8..width {
+                    let id = self.id_of(
+                        masks
+                            .iter()
+                            .map(|m| m.get(y * width + x).copied().unwrap_or(0)),
+                    );
+                    image.ids.push(id);
+                    image.mask.push(0);
+                    tally.add(id, 1);
+                }
+                listed.push(TAIL_FLAG | y as u32);
+            }
+        }
+        tally.into(counts);
+    }
+
+    /// The id of one pixel from its workers' classes (a class past the table counts as background).
+    fn id_of(&self, classes: impl Iterator<Item = u8>) -> u8 {
+        let mut id = 0u64;
+        for (class, &multiplier) in classes.zip(self.multipliers) {
+            if usize::from(class) < self.classes {
+                id += u64::from(class) * multiplier;
+            }
+        }
+        id as u8
+    }
+}
+
+/// Pixels per id, counted without a memory round trip per word: runs of one id (most of an image) add up
+/// in a register, other words go to four tables in turn (so that repeated ids do not wait on each other).
+#[derive(Default)]
+struct Tally {
+    run_id: u8,
+    run: u64,
+    tables: Vec<[u64; 256]>,
+}
+
+impl Tally {
+    #[inline(always)]
+    fn add(&mut self, id: u8, count: u64) {
+        if id == self.run_id {
+            self.run += count;
+        } else {
+            self.flush();
+            self.run_id = id;
+            self.run = count;
+        }
+    }
+
+    #[inline]
+    fn flush(&mut self) {
+        if self.tables.is_empty() {
+            self.tables = vec![[0; 256]; 4];
+        }
+        self.tables[0][usize::from(self.run_id)] += self.run;
+        self.run = 0;
+    }
+
+    /// Adds a word of eight ids.
+    #[inline(always)]
+    fn add_word(&mut self, ids: u64) {
+        let first = ids as u8;
+        if ids == u64::from(first) * ONES {
+            self.add(first, 8);
             return;
         }
-        for (k, out) in ids.iter_mut().enumerate() {
-            let (mut id, mut invalid) = (0u64, 0u64);
-            for w in 0..W {
-                let word = u64::from_le_bytes(words[w][k]);
-                invalid |= word | ((word & !HIGHS) + self.over_limit);
-                id = id.wrapping_add(word.wrapping_mul(multipliers[w]));
-            }
-            if invalid & HIGHS != 0 {
-                // A class past the table somewhere in these eight pixels: it counts as background.
-                let mut bytes = [0u8; 8];
-                for (i, byte) in bytes.iter_mut().enumerate() {
-                    let mut code = 0u64;
-                    for w in 0..W {
-                        let class = words[w][k][i];
-                        if usize::from(class) < self.classes {
-                            code += u64::from(class) * multipliers[w];
-                        }
-                    }
-                    *byte = code as u8;
-                }
-                id = u64::from_le_bytes(bytes);
-            }
-            let bytes = id.to_le_bytes();
-            // Mostly the same id eight times over: one count.
-            if id == u64::from(bytes[0]) * ONES {
-                counts[usize::from(bytes[0])] += 8;
-            } else {
-                for &byte in &bytes {
-                    counts[usize::from(byte)] += 1;
-                }
-            }
-            *out = bytes;
+        if self.tables.is_empty() {
+            self.tables = vec![[0; 256]; 4];
         }
+        for (b, id) in ids.to_le_bytes().into_iter().enumerate() {
+            if let Some(table) = self.tables.get_mut(b % 4) {
+                table[usize::from(id)] += 1;
+            }
+        }
+    }
+
+    fn into(mut self, counts: &mut [u64; 256]) {
+        self.flush();
+        for table in &self.tables {
+            for (count, &more) in counts.iter_mut().zip(table) {
+                *count += more;
+            }
+        }
+    }
+}
+
+/// The result as bit planes: plane `j` holds bit `j` of every pixel's class, 64 pixels a word, rows padded
+/// to whole words. Two pixels differ exactly when some plane does, so decision edges are found 64 pixels
+/// at a time.
+struct BitPlanes {
+    width: usize,
+    height: usize,
+    /// Words per row.
+    stride: usize,
+    /// Planes (bits per class index: 0 for one class).
+    count: usize,
+    /// `bits[(j * height + y) * stride + i]`.
+    bits: Vec<u64>,
+}
+
+impl BitPlanes {
+    fn new(width: usize, height: usize, classes: usize) -> Self {
+        let count = (usize::BITS - (classes.max(1) - 1).leading_zeros()) as usize;
+        let stride = width.div_ceil(64);
+        Self {
+            width,
+            height,
+            stride,
+            count,
+            bits: vec![0; count * height * stride],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.bits.iter_mut().for_each(|word| *word = 0);
+    }
+
+    /// Sets the bits of eight pixels from `(x, y)` (`x` a multiple of 8) to those of `classes` (a word of
+    /// class bytes).
+    #[inline]
+    fn set_word(&mut self, y: usize, x: usize, classes: u64) {
+        for j in 0..self.count {
+            let packed = low_bits(classes >> j);
+            let at = (j * self.height + y) * self.stride + x / 64;
+            if let Some(word) = self.bits.get_mut(at) {
+                let shift = x % 64;
+                *word = (*word & !(0xff << shift)) | (packed << shift);
+            }
+        }
+    }
+
+    /// Stores the plane words of 64 pixels from `(x, y)` (`x` a multiple of 64).
+    #[inline(always)]
+    fn set_group(&mut self, y: usize, x: usize, bits: &[u64; 8]) {
+        for (j, &bits) in bits.iter().enumerate().take(self.count) {
+            if let Some(word) = self
+                .bits
+                .get_mut((j * self.height + y) * self.stride + x / 64)
+            {
+                *word = bits;
+            }
+        }
+    }
+
+    #[inline]
+    fn set_pixel(&mut self, y: usize, x: usize, class: u8) {
+        for j in 0..self.count {
+            let at = (j * self.height + y) * self.stride + x / 64;
+            if let Some(word) = self.bits.get_mut(at) {
+                let bit = 1u64 << (x % 64);
+                if (class >> j) & 1 == 1 {
+                    *word |= bit;
+                } else {
+                    *word &= !bit;
+                }
+            }
+        }
+    }
+
+    /// The pixels in a differing 4-adjacent pair, as [`pair_edges`] finds them on the byte mask.
+    fn pair_edges(&self) -> Vec<u64> {
+        let (width, height, stride) = (self.width, self.height, self.stride);
+        // Bits past the width in the last word of a row: no pixel there.
+        let last_bits = match width % 64 {
+            0 => u64::MAX,
+            r => (1u64 << r) - 1,
+        };
+        let mut edges = vec![0u64; stride * height];
+        for y in 0..height {
+            for i in 0..stride {
+                let last = i + 1 == stride;
+                let valid = if last { last_bits } else { u64::MAX };
+                // Pairs (x, x + 1) within the row: x + 1 must be a pixel too.
+                let pair_valid = if last { last_bits >> 1 } else { u64::MAX };
+                let (mut right, mut down) = (0u64, 0u64);
+                for j in 0..self.count {
+                    let plane = &self.bits[(j * height + y) * stride..];
+                    let word = plane[i];
+                    let next = if last { 0 } else { plane[i + 1] << 63 };
+                    right |= (word ^ ((word >> 1) | next)) & pair_valid;
+                    if y + 1 < height {
+                        down |= (word ^ plane[stride + i]) & valid;
+                    }
+                }
+                if right != 0 {
+                    edges[y * stride + i] |= right | (right << 1);
+                    if right >> 63 != 0 && !last {
+                        edges[y * stride + i + 1] |= 1;
+                    }
+                }
+                if down != 0 {
+                    edges[y * stride + i] |= down;
+                    edges[(y + 1) * stride + i] |= down;
+                }
+            }
+        }
+        edges
     }
 }
 
@@ -704,45 +1035,85 @@ impl Verdicts {
     }
 }
 
-/// The cleaning's verdicts, `(pixel, class)` for the pixels that change: every contested pixel near a
-/// decision edge is decided on its posteriors summed over its 3×3 neighbourhood (its own weighing
-/// `CENTRE_WEIGHT`). Only such a pixel can change: a neighbourhood whose pixels were all decided alike
-/// cannot flip its centre (every posterior in it favours that class, so does their weighted mean). The
-/// changes are returned, not applied, so that every pixel is judged on the same uncleaned posteriors.
-#[allow(clippy::too_many_arguments)] // Internal; the alternative is a one-use struct.
-fn cleaning_changes(
-    mask: &[u8],
+/// The cleaning of contested pixels near decision edges.
+struct Cleaning<'a> {
+    /// The decided mask.
+    mask: &'a [u8],
     width: usize,
     height: usize,
     classes: usize,
-    posteriors: &[f64],
-    contested: &[bool],
     threshold: f64,
-    pattern_at: impl Fn(usize) -> usize,
-) -> Vec<(u32, u8)> {
-    let mut scores = vec![0.0f64; classes];
-    let mut changes: Vec<(u32, u8)> = Vec::new();
-    let binary = classes == 2;
-    let row_of = |pattern: usize| posteriors.get(pattern * classes..(pattern + 1) * classes);
-    let foreground_of = |pixel: usize| {
-        row_of(pattern_at(pixel))
-            .and_then(|row| row.get(1))
-            .copied()
-            .unwrap_or(0.0)
-    };
-    for_each_near_edge(mask, width, height, |pixel| {
-        if !contested.get(pattern_at(pixel)).copied().unwrap_or(false) {
-            return;
-        }
-        let (x, y) = (pixel % width, pixel / width);
-        if binary {
-            // A pixel decided foreground with a posterior of at least twice the threshold keeps it
-            // whatever its neighbours say (its own weight is half the neighbourhood's at most).
-            let own = foreground_of(pixel);
-            if mask[pixel] == 1 && own * CENTRE_WEIGHT >= 2.0 * CENTRE_WEIGHT * threshold {
+}
+
+impl Cleaning<'_> {
+    /// The cleaning's verdicts, `(pixel, class)` for the pixels that change: every contested pixel in
+    /// `near` (the bitmap of pixels near a decision edge, [`near_edges`]) is decided on its posteriors
+    /// summed over its 3×3 neighbourhood (its own weighing `CENTRE_WEIGHT`). Only such a pixel can change:
+    /// a neighbourhood whose pixels were all decided alike cannot flip its centre (every posterior in it
+    /// favours that class, so does their weighted mean). The changes are returned, not applied, so that
+    /// every pixel is judged on the same uncleaned posteriors. `row_at` gives a pixel's posteriors,
+    /// `foreground_of` its posterior of class 1 (used alone with two classes).
+    fn changes<'r>(
+        &self,
+        near: &[u64],
+        contested_at: impl Fn(usize) -> bool,
+        row_at: impl Fn(usize) -> &'r [f64],
+        foreground_of: impl Fn(usize) -> f64,
+    ) -> Vec<(u32, u8)> {
+        let (mask, width, height, threshold) = (self.mask, self.width, self.height, self.threshold);
+        let mut scores = vec![0.0f64; self.classes];
+        let mut changes: Vec<(u32, u8)> = Vec::new();
+        for_each_bit(near, width, height, |pixel| {
+            if !contested_at(pixel) {
                 return;
             }
-            let (mut foreground, mut total) = (0.0, 0.0);
+            let (x, y) = (pixel % width, pixel / width);
+            if self.classes == 2 {
+                // A pixel decided foreground with a posterior of at least twice the threshold keeps it
+                // whatever its neighbours say (its own weight is half the neighbourhood's at most).
+                let own = foreground_of(pixel);
+                if mask[pixel] == 1 && own * CENTRE_WEIGHT >= 2.0 * CENTRE_WEIGHT * threshold {
+                    return;
+                }
+                if x > 0 && y > 0 && x + 1 < width && y + 1 < height {
+                    // Inside the image: the loop below unrolled, same sums in the same order.
+                    let (up, down) = (pixel - width, pixel + width);
+                    let mut foreground = foreground_of(up - 1);
+                    foreground += foreground_of(up);
+                    foreground += foreground_of(up + 1);
+                    foreground += foreground_of(pixel - 1);
+                    foreground += CENTRE_WEIGHT * own;
+                    foreground += foreground_of(pixel + 1);
+                    foreground += foreground_of(down - 1);
+                    foreground += foreground_of(down);
+                    foreground += foreground_of(down + 1);
+                    let class = u8::from(foreground >= threshold * (CENTRE_WEIGHT + 8.0));
+                    if class != mask[pixel] {
+                        changes.push((pixel as u32, class));
+                    }
+                    return;
+                }
+                let (mut foreground, mut total) = (0.0, 0.0);
+                for ny in y.saturating_sub(1)..(y + 2).min(height) {
+                    for nx in x.saturating_sub(1)..(x + 2).min(width) {
+                        let neighbour = ny * width + nx;
+                        let weight = if neighbour == pixel {
+                            CENTRE_WEIGHT
+                        } else {
+                            1.0
+                        };
+                        total += weight;
+                        foreground += weight * foreground_of(neighbour);
+                    }
+                }
+                let class = u8::from(foreground >= threshold * total);
+                if class != mask[pixel] {
+                    changes.push((pixel as u32, class));
+                }
+                return;
+            }
+            scores.iter_mut().for_each(|s| *s = 0.0);
+            let mut total = 0.0;
             for ny in y.saturating_sub(1)..(y + 2).min(height) {
                 for nx in x.saturating_sub(1)..(x + 2).min(width) {
                     let neighbour = ny * width + nx;
@@ -752,40 +1123,19 @@ fn cleaning_changes(
                         1.0
                     };
                     total += weight;
-                    foreground += weight * foreground_of(neighbour);
-                }
-            }
-            let class = u8::from(foreground >= threshold * total);
-            if class != mask[pixel] {
-                changes.push((pixel as u32, class));
-            }
-            return;
-        }
-        scores.iter_mut().for_each(|s| *s = 0.0);
-        let mut total = 0.0;
-        for ny in y.saturating_sub(1)..(y + 2).min(height) {
-            for nx in x.saturating_sub(1)..(x + 2).min(width) {
-                let neighbour = ny * width + nx;
-                let weight = if neighbour == pixel {
-                    CENTRE_WEIGHT
-                } else {
-                    1.0
-                };
-                total += weight;
-                if let Some(row) = row_of(pattern_at(neighbour)) {
-                    for (score, posterior) in scores.iter_mut().zip(row) {
+                    for (score, posterior) in scores.iter_mut().zip(row_at(neighbour)) {
                         *score += weight * posterior;
                     }
                 }
             }
-        }
-        scores.iter_mut().for_each(|s| *s /= total);
-        let class = decide(&scores, threshold);
-        if class != mask[pixel] {
-            changes.push((pixel as u32, class));
-        }
-    });
-    changes
+            scores.iter_mut().for_each(|s| *s /= total);
+            let class = decide(&scores, threshold);
+            if class != mask[pixel] {
+                changes.push((pixel as u32, class));
+            }
+        });
+        changes
+    }
 }
 
 /// Applies the cleaning's changes to the mask and to the pixels per (pattern, class).
@@ -821,40 +1171,39 @@ fn finish(table: &PatternTable, posteriors: &[f64], outcome: &[u64], mask: Vec<u
 /// Bit `i` set when byte `i` of `word` (little-endian) is not zero.
 #[inline]
 fn nonzero_bytes(word: u64) -> u64 {
-    // Fold each byte onto its low bit, then gather the eight low bits into one byte with a multiply (each
-    // bit lands on its own position of the top byte, with no carries).
     let mut folded = word | (word >> 4);
     folded |= folded >> 2;
     folded |= folded >> 1;
-    (folded & ONES).wrapping_mul(0x0102_0408_1020_4080) >> 56
+    low_bits(folded)
 }
 
-/// Calls `visit` on every pixel within one pixel (8-neighbourhood) of a decision edge, in pixel order. A
-/// pixel has a differently decided 8-neighbour exactly when it is within one pixel of two 4-adjacent
-/// pixels that differ, so it is enough to find those pairs, mark them in a bitmap and dilate the bitmap by
-/// one pixel. Pairs are compared eight at a time (a word against the word one pixel on, or one row down:
-/// mostly equal, as masks are long runs), marks and dilation go 64 pixels per operation.
-fn for_each_near_edge(mask: &[u8], width: usize, height: usize, mut visit: impl FnMut(usize)) {
-    if width == 0 || height == 0 {
-        return;
-    }
+/// Bit `i` = bit 0 of byte `i` of `word`: a multiply gathers the eight low bits into the top byte, each on
+/// its own position, with no carries.
+#[inline]
+fn low_bits(word: u64) -> u64 {
+    (word & ONES).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+/// The pixels of `mask` in a differing 4-adjacent pair, as a bitmap of `width.div_ceil(64)` words per row.
+/// Pairs are compared eight at a time (a word against the word one pixel on, or one row down: mostly
+/// equal, as masks are long runs).
+fn pair_edges(mask: &[u8], width: usize, height: usize) -> Vec<u64> {
     let stride = width.div_ceil(64);
-    // `edges` row y: pixels of row y in a differing 4-adjacent pair.
+    // One spare row, so that a row's marks and the next's are two halves of one slice.
     let mut edges = vec![0u64; stride * (height + 1)];
     let full = width / 8 * 8;
+    let mark = |bits: &mut [u64], x: usize, set: u64| {
+        if let Some(word) = bits.get_mut(x / 64) {
+            *word |= set << (x % 64);
+        }
+    };
     for y in 0..height {
         let row = &mask[y * width..(y + 1) * width];
         let below = (y + 1 < height).then(|| &mask[(y + 1) * width..(y + 2) * width]);
         let (here, rest) = edges[y * stride..(y + 2) * stride].split_at_mut(stride);
-        // Bit x of `right`: pixel x differs from x + 1; of `down`: from the pixel below.
-        let mark = |bits: &mut [u64], x: usize, set: u64| {
-            if let Some(word) = bits.get_mut(x / 64) {
-                *word |= set << (x % 64);
-            }
-        };
         for x in (0..full).step_by(8) {
             let word = word_at(row, x);
-            // The next eight pixels' right neighbours: this word moved one byte down, and the pixel after.
+            // The eight pixels' right neighbours: this word moved one byte down, and the pixel after.
             let next = row.get(x + 8).map_or(word >> 56, |&b| u64::from(b));
             let right_diff = word ^ ((word >> 8) | (next << 56));
             if right_diff != 0 {
@@ -883,30 +1232,50 @@ fn for_each_near_edge(mask: &[u8], width: usize, height: usize, mut visit: impl 
             }
         }
     }
-    // Dilate: vertically by OR-ing neighbouring rows, then horizontally by shifting with carries.
-    let mut near = vec![0u64; stride];
+    edges.truncate(stride * height);
+    edges
+}
+
+/// Every pixel within one pixel (8-neighbourhood) of a decision edge, as a bitmap (`width.div_ceil(64)`
+/// words per row), from the bitmap of the pixels in a differing 4-adjacent pair ([`pair_edges`],
+/// [`BitPlanes::pair_edges`]): a pixel has a differently decided 8-neighbour exactly when it is within one
+/// pixel of such a pair, so the pairs' bitmap is dilated by one pixel, 64 pixels per operation.
+fn near_edges(edges: &[u64], width: usize, height: usize) -> Vec<u64> {
+    let stride = width.div_ceil(64);
+    let mut near = vec![0u64; stride * height];
+    let mut column = vec![0u64; stride];
     for y in 0..height {
         let row = |y: usize| &edges[y * stride..(y + 1) * stride];
-        near.copy_from_slice(row(y));
+        column.copy_from_slice(row(y));
         for other in [y.checked_sub(1), (y + 1 < height).then_some(y + 1)]
             .into_iter()
             .flatten()
         {
-            for (word, &bits) in near.iter_mut().zip(row(other)) {
+            for (word, &bits) in column.iter_mut().zip(row(other)) {
                 *word |= bits;
             }
         }
-        for i in 0..stride {
-            let here = near[i];
-            let left = if i > 0 { near[i - 1] >> 63 } else { 0 };
-            let right = near.get(i + 1).map_or(0, |next| next << 63);
-            let mut bits = here | (here << 1) | (here >> 1) | left | right;
-            while bits != 0 {
-                let x = i * 64 + bits.trailing_zeros() as usize;
-                if x < width {
-                    visit(y * width + x);
-                }
-                bits &= bits - 1;
+        for (i, out) in near[y * stride..(y + 1) * stride].iter_mut().enumerate() {
+            let here = column[i];
+            let left = if i > 0 { column[i - 1] >> 63 } else { 0 };
+            let right = column.get(i + 1).map_or(0, |next| next << 63);
+            *out = here | (here << 1) | (here >> 1) | left | right;
+        }
+    }
+    near
+}
+
+/// Calls `visit` on every pixel whose bit is set in `bits` (`width.div_ceil(64)` words per row), in order.
+fn for_each_bit(bits: &[u64], width: usize, height: usize, mut visit: impl FnMut(usize)) {
+    let stride = width.div_ceil(64);
+    for (at, &word) in bits.iter().enumerate().take(stride * height) {
+        let (y, i) = (at / stride, at % stride);
+        let mut word = word;
+        while word != 0 {
+            let x = i * 64 + word.trailing_zeros() as usize;
+            word &= word - 1;
+            if x < width {
+                visit(y * width + x);
             }
         }
     }
