@@ -479,8 +479,6 @@ pub(crate) fn infer(
 
 /// Bytes with every bit-0 set: `byte × ONES` repeats a byte over a word.
 const ONES: u64 = 0x0101_0101_0101_0101;
-/// The high bit of every byte.
-const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The fast path of [`infer`] for masks that are all at hand, when every pattern fits one byte
 /// (`classes^workers` ≤ 256 and at most eight workers: two classes up to eight workers, three up to five):
@@ -508,11 +506,7 @@ pub(crate) fn infer_masks(
     let workers = masks.len();
     let pixels = width.checked_mul(height)?;
     let space = radix_space(classes, workers)?;
-    if !(1..=8).contains(&workers)
-        || space > 256
-        || classes > 128
-        || masks.iter().any(|m| m.len() != pixels)
-    {
+    if !(1..=8).contains(&workers) || space > 256 || masks.iter().any(|m| m.len() != pixels) {
         return None;
     }
     let multipliers: Vec<u64> = (0..workers)
@@ -523,7 +517,6 @@ pub(crate) fn infer_masks(
     let mut listed: Vec<u32> = Vec::new();
     let pass = WordPass {
         classes,
-        over_limit: (128 - classes as u64) * ONES,
         multipliers: &multipliers,
     };
     match workers {
@@ -640,7 +633,7 @@ impl WordImage {
         Self {
             width,
             words_per_row: width / 8,
-            // Filled by pass 1 in order (no zeroing pass).
+            // Filled by pass 1 row by row (nothing zeroed first).
             ids: Vec::with_capacity(pixels),
             mask: Vec::with_capacity(pixels),
             planes: BitPlanes::new(width, height, classes),
@@ -708,14 +701,18 @@ const TAIL_FLAG: u32 = 1 << 31;
 /// Pass 1 of [`infer_masks`].
 struct WordPass<'a> {
     classes: usize,
-    /// Per byte `128 - classes`: `(b & 0x7f) + (128 - classes)` reaches the high bit exactly when
-    /// `b ≥ classes` (for `b < 128`; the high bit of `b` itself covers the rest).
-    over_limit: u64,
     multipliers: &'a [u64],
 }
 
 impl WordPass<'_> {
     /// Pattern ids of every pixel of `W` masks, counted; unanimous words decided, the others listed.
+    ///
+    /// Row by row, in short loops that each keep their state in registers (the first two are
+    /// vectorised by the compiler): where the workers differ and the largest class; then, when every
+    /// class of the row is valid, the first worker's classes are the result wherever everyone agrees, ids
+    /// of unanimous words are that class times `1 + classes + classes² …`, and only the words where
+    /// workers differ get the full id sum and go to the list for pass 2. A row with a class past the table
+    /// is listed whole (such classes count as background).
     fn run<const W: usize>(
         &self,
         masks: &[&[u8]],
@@ -733,63 +730,91 @@ impl WordPass<'_> {
         let unanimous: u64 = multipliers.iter().sum();
         let (width, n) = (image.width, image.words_per_row);
         let height = image.planes.height;
-        let planes = image.planes.count;
-        let mut tally = Tally::default();
-        let mut k = 0u32;
+        let binary = self.classes == 2;
+        let mut differ = vec![0u64; n];
+        // One row of ids, appended to the image's when complete (so that nothing is zeroed first).
+        let mut id_row = vec![0u8; width];
+        let mut tables = vec![[0u64; 256]; 4];
+        // Two classes: pixels in unanimous words, and how many of them are class 1.
+        let (mut unanimous_pixels, mut unanimous_ones) = (0u64, 0u64);
         for y in 0..height {
             let row = y * width..(y + 1) * width;
+            let first_row = row.start..row.start + n * 8;
             // Every row cut to the same `n` words, so that indexing them needs no bounds checks.
             let rows: [&[[u8; 8]]; W] = masks.map(|mask| {
                 let whole = mask.get(row.clone()).map_or(&[][..], |r| r.as_chunks::<8>().0);
                 &whole[..n.min(whole.len())]
             });
-            if rows.iter().any(|r| r.len() != n) {
+            let Some(first_bytes) = masks[0].get(first_row.clone()) else {
+                return;
+            };
+            if rows.iter().any(|r| r.len() != n) || differ.len() != n || id_row.len() != width {
                 return;
             }
-            // 64 pixels (eight words) at a time, so that each plane word is written once.
-            for group in (0..n).step_by(8) {
-                let mut plane_bits = [0u64; 8];
-                for i in group..(group + 8).min(n) {
-                    let first = u64::from_le_bytes(rows[0][i]);
-                    let mut differ = 0u64;
-                    for r in &rows[1..] {
-                        differ |= u64::from_le_bytes(r[i]) ^ first;
+            let id_words = &mut id_row.as_chunks_mut::<8>().0[..n];
+            let word_base = (y * n) as u32;
+
+            let mut largest = 0u8;
+            for r in &rows {
+                largest = r.as_flattened().iter().fold(largest, |m, &b| m.max(b));
+            }
+            if usize::from(largest) >= self.classes {
+                for (i, ids) in id_words.iter_mut().enumerate() {
+                    for (b, id) in ids.iter_mut().enumerate() {
+                        *id = self.id_of(rows.iter().map(|r| r[i][b]));
                     }
-                    if differ == 0 && (first | ((first & !HIGHS) + self.over_limit)) & HIGHS == 0 {
-                        // Everyone agrees on these eight pixels (valid classes): decided as given.
-                        let id = first.wrapping_mul(unanimous);
-                        tally.add_word(id);
-                        image.ids.extend_from_slice(&id.to_le_bytes());
-                        image.mask.extend_from_slice(&first.to_le_bytes());
-                        for (j, bits) in plane_bits.iter_mut().enumerate().take(planes) {
-                            *bits |= low_bits(first >> j) << ((i - group) * 8);
+                    tally(&mut tables, u64::from_le_bytes(*ids));
+                    listed.push(word_base + i as u32);
+                }
+                // Decided in pass 2.
+                image.mask.resize(image.mask.len() + n * 8, 0);
+            } else {
+                differ.iter_mut().for_each(|d| *d = 0);
+                for r in &rows[1..] {
+                    for ((d, word), first) in differ.iter_mut().zip(r.iter()).zip(rows[0].iter()) {
+                        *d |= u64::from_le_bytes(*word) ^ u64::from_le_bytes(*first);
+                    }
+                }
+                // The first worker's classes stand wherever everyone agrees; pass 2 overwrites the rest.
+                image.mask.extend_from_slice(first_bytes);
+                for (ids, first) in id_words.iter_mut().zip(rows[0].iter()) {
+                    *ids = u64::from_le_bytes(*first).wrapping_mul(unanimous).to_le_bytes();
+                }
+                image.planes.set_row(y, first_bytes);
+                if binary {
+                    unanimous_pixels += (n * 8) as u64;
+                    // Bytes of 0 and 1, summed lane by lane (at most 255 words before a lane could
+                    // overflow), then across the lanes.
+                    for words in rows[0].chunks(255) {
+                        let lanes = words
+                            .iter()
+                            .fold(0u64, |sum, word| sum + u64::from_le_bytes(*word));
+                        unanimous_ones += lanes.to_le_bytes().iter().map(|&b| u64::from(b)).sum::<u64>();
+                    }
+                }
+                for (i, &d) in differ.iter().enumerate() {
+                    if d == 0 {
+                        if !binary {
+                            tally(&mut tables, u64::from_le_bytes(id_words[i]));
                         }
                         continue;
                     }
-                    let (mut id, mut invalid) = (0u64, 0u64);
+                    let mut id = 0u64;
                     for w in 0..W {
-                        let word = u64::from_le_bytes(rows[w][i]);
-                        invalid |= word | ((word & !HIGHS) + self.over_limit);
-                        id = id.wrapping_add(word.wrapping_mul(multipliers[w]));
+                        id = id.wrapping_add(
+                            u64::from_le_bytes(rows[w][i]).wrapping_mul(multipliers[w]),
+                        );
                     }
-                    if invalid & HIGHS != 0 {
-                        // A class past the table somewhere in these eight pixels: it counts as
-                        // background.
-                        let mut bytes = [0u8; 8];
-                        for (b, byte) in bytes.iter_mut().enumerate() {
-                            *byte = self.id_of(rows.iter().map(|r| r[i][b]));
-                        }
-                        id = u64::from_le_bytes(bytes);
+                    id_words[i] = id.to_le_bytes();
+                    tally(&mut tables, id);
+                    listed.push(word_base + i as u32);
+                    if binary {
+                        // Not unanimous after all: taken back out of the unanimous counts.
+                        unanimous_pixels -= 8;
+                        unanimous_ones -= u64::from_le_bytes(rows[0][i]).wrapping_mul(ONES) >> 56;
                     }
-                    tally.add_word(id);
-                    image.ids.extend_from_slice(&id.to_le_bytes());
-                    // Decided in pass 2.
-                    image.mask.extend_from_slice(&[0; 8]);
-                    listed.push(k + i as u32);
                 }
-                image.planes.set_group(y, group * 8, &plane_bits);
             }
-            k += n as u32;
             if n * 8 < width {
                 for x in n * 8..width {
                     let id = self.id_of(
@@ -797,14 +822,24 @@ impl WordPass<'_> {
                             .iter()
                             .map(|m| m.get(y * width + x).copied().unwrap_or(0)),
                     );
-                    image.ids.push(id);
-                    image.mask.push(0);
-                    tally.add(id, 1);
+                    id_row[x] = id;
+                    tables[0][usize::from(id)] += 1;
                 }
+                image.mask.resize(image.mask.len() + width - n * 8, 0);
                 listed.push(TAIL_FLAG | y as u32);
             }
+            image.ids.extend_from_slice(&id_row);
         }
-        tally.into(counts);
+        // Unanimous words of two classes were counted apart: class 0 (id 0) and class 1 (id `unanimous`).
+        counts[0] += unanimous_pixels - unanimous_ones;
+        if let Some(count) = counts.get_mut(unanimous as usize) {
+            *count += unanimous_ones;
+        }
+        for table in &tables {
+            for (count, &more) in counts.iter_mut().zip(table) {
+                *count += more;
+            }
+        }
     }
 
     /// The id of one pixel from its workers' classes (a class past the table counts as background).
@@ -819,61 +854,17 @@ impl WordPass<'_> {
     }
 }
 
-/// Pixels per id, counted without a memory round trip per word: runs of one id (most of an image) add up
-/// in a register, other words go to four tables in turn (so that repeated ids do not wait on each other).
-#[derive(Default)]
-struct Tally {
-    run_id: u8,
-    run: u64,
-    tables: Vec<[u64; 256]>,
-}
-
-impl Tally {
-    #[inline(always)]
-    fn add(&mut self, id: u8, count: u64) {
-        if id == self.run_id {
-            self.run += count;
-        } else {
-            self.flush();
-            self.run_id = id;
-            self.run = count;
-        }
+/// Adds a word of eight ids to the counts: at once when they are all equal, else byte by byte, each to
+/// its own table (so that repeated ids do not wait on each other's increments).
+#[inline(always)]
+fn tally(tables: &mut [[u64; 256]], ids: u64) {
+    let first = ids as u8;
+    if ids == u64::from(first) * ONES {
+        tables[0][usize::from(first)] += 8;
+        return;
     }
-
-    #[inline]
-    fn flush(&mut self) {
-        if self.tables.is_empty() {
-            self.tables = vec![[0; 256]; 4];
-        }
-        self.tables[0][usize::from(self.run_id)] += self.run;
-        self.run = 0;
-    }
-
-    /// Adds a word of eight ids.
-    #[inline(always)]
-    fn add_word(&mut self, ids: u64) {
-        let first = ids as u8;
-        if ids == u64::from(first) * ONES {
-            self.add(first, 8);
-            return;
-        }
-        if self.tables.is_empty() {
-            self.tables = vec![[0; 256]; 4];
-        }
-        for (b, id) in ids.to_le_bytes().into_iter().enumerate() {
-            if let Some(table) = self.tables.get_mut(b % 4) {
-                table[usize::from(id)] += 1;
-            }
-        }
-    }
-
-    fn into(mut self, counts: &mut [u64; 256]) {
-        self.flush();
-        for table in &self.tables {
-            for (count, &more) in counts.iter_mut().zip(table) {
-                *count += more;
-            }
-        }
+    for (b, id) in ids.to_le_bytes().into_iter().enumerate() {
+        tables[b % 4][usize::from(id)] += 1;
     }
 }
 
@@ -922,15 +913,22 @@ impl BitPlanes {
         }
     }
 
-    /// Stores the plane words of 64 pixels from `(x, y)` (`x` a multiple of 64).
-    #[inline(always)]
-    fn set_group(&mut self, y: usize, x: usize, bits: &[u64; 8]) {
-        for (j, &bits) in bits.iter().enumerate().take(self.count) {
-            if let Some(word) = self
-                .bits
-                .get_mut((j * self.height + y) * self.stride + x / 64)
-            {
-                *word = bits;
+    /// Sets the bits of the whole words of row `y` from `classes` (class bytes, a multiple of 8 long).
+    fn set_row(&mut self, y: usize, classes: &[u8]) {
+        for j in 0..self.count {
+            let start = (j * self.height + y) * self.stride;
+            let Some(out) = self.bits.get_mut(start..start + self.stride) else {
+                return;
+            };
+            for (word, group) in out.iter_mut().zip(classes.chunks(64)) {
+                let mut bits = 0u64;
+                for (i, eight) in group.as_chunks::<8>().0.iter().enumerate() {
+                    bits |= low_bits(u64::from_le_bytes(*eight) >> j) << (i * 8);
+                }
+                // Keeps the bits of pixels past the whole words (set pixel by pixel).
+                let whole = (group.len() / 8 * 8) as u32;
+                let kept = u64::MAX.checked_shl(whole).unwrap_or(0);
+                *word = (*word & kept) | bits;
             }
         }
     }
