@@ -674,15 +674,17 @@ impl WordImage {
     #[inline]
     fn decide_word(&mut self, y: usize, x: usize, decision_by_id: &[u8; 256]) {
         let at = y * self.width + x;
-        let (Some(ids), Some(out)) = (self.ids.get(at..at + 8), self.mask.get_mut(at..at + 8)) else {
+        let ids = word_at(&self.ids, at);
+        let Some(out) = self.mask.get_mut(at..at + 8) else {
             return;
         };
-        let mut decided = [0u8; 8];
-        for (class, &id) in decided.iter_mut().zip(ids) {
-            *class = decision_by_id[usize::from(id)];
+        // Built in a register: eight byte stores read back as one word would stall.
+        let mut decided = 0u64;
+        for b in 0..8 {
+            decided |= u64::from(decision_by_id[((ids >> (8 * b)) & 0xff) as usize]) << (8 * b);
         }
-        out.copy_from_slice(&decided);
-        self.planes.set_word(y, x, u64::from_le_bytes(decided));
+        out.copy_from_slice(&decided.to_le_bytes());
+        self.planes.set_word(y, x, decided);
     }
 
     fn decide_tail(&mut self, y: usize, decision_by_id: &[u8; 256]) {
@@ -754,11 +756,30 @@ impl WordPass<'_> {
             let id_words = &mut id_row.as_chunks_mut::<8>().0[..n];
             let word_base = (y * n) as u32;
 
-            let mut largest = 0u8;
-            for r in &rows {
-                largest = r.as_flattened().iter().fold(largest, |m, &b| m.max(b));
+            // Where the workers differ, and every bit any worker set (a power-of-two class count is
+            // valid when no bit past its top one is set); one straight-line loop, vectorised.
+            let mut bits = 0u64;
+            for (i, d) in differ.iter_mut().enumerate() {
+                let first = u64::from_le_bytes(rows[0][i]);
+                let (mut diff, mut any) = (0u64, first);
+                for r in &rows[1..] {
+                    let word = u64::from_le_bytes(r[i]);
+                    diff |= word ^ first;
+                    any |= word;
+                }
+                *d = diff;
+                bits |= any;
             }
-            if usize::from(largest) >= self.classes {
+            let valid = if self.classes.is_power_of_two() {
+                bits & !((self.classes as u64 - 1) * ONES) == 0
+            } else {
+                let mut largest = 0u8;
+                for r in &rows {
+                    largest = r.as_flattened().iter().fold(largest, |m, &b| m.max(b));
+                }
+                usize::from(largest) < self.classes
+            };
+            if !valid {
                 for (i, ids) in id_words.iter_mut().enumerate() {
                     for (b, id) in ids.iter_mut().enumerate() {
                         *id = self.id_of(rows.iter().map(|r| r[i][b]));
@@ -769,28 +790,24 @@ impl WordPass<'_> {
                 // Decided in pass 2.
                 image.mask.resize(image.mask.len() + n * 8, 0);
             } else {
-                differ.iter_mut().for_each(|d| *d = 0);
-                for r in &rows[1..] {
-                    for ((d, word), first) in differ.iter_mut().zip(r.iter()).zip(rows[0].iter()) {
-                        *d |= u64::from_le_bytes(*word) ^ u64::from_le_bytes(*first);
-                    }
-                }
                 // The first worker's classes stand wherever everyone agrees; pass 2 overwrites the rest.
                 image.mask.extend_from_slice(first_bytes);
-                for (ids, first) in id_words.iter_mut().zip(rows[0].iter()) {
-                    *ids = u64::from_le_bytes(*first).wrapping_mul(unanimous).to_le_bytes();
-                }
                 image.planes.set_row(y, first_bytes);
-                if binary {
-                    unanimous_pixels += (n * 8) as u64;
-                    // Bytes of 0 and 1, summed lane by lane (at most 255 words before a lane could
-                    // overflow), then across the lanes.
-                    for words in rows[0].chunks(255) {
-                        let lanes = words
-                            .iter()
-                            .fold(0u64, |sum, word| sum + u64::from_le_bytes(*word));
+                // Ids as if everyone agreed, and (two classes) the bytes of 0 and 1 summed lane by lane,
+                // 255 words at most before a lane could overflow, then across the lanes.
+                for (ids, firsts) in id_words.chunks_mut(255).zip(rows[0].chunks(255)) {
+                    let mut lanes = 0u64;
+                    for (ids, first) in ids.iter_mut().zip(firsts) {
+                        let first = u64::from_le_bytes(*first);
+                        *ids = first.wrapping_mul(unanimous).to_le_bytes();
+                        lanes += first;
+                    }
+                    if binary {
                         unanimous_ones += lanes.to_le_bytes().iter().map(|&b| u64::from(b)).sum::<u64>();
                     }
+                }
+                if binary {
+                    unanimous_pixels += (n * 8) as u64;
                 }
                 for (i, &d) in differ.iter().enumerate() {
                     if d == 0 {
