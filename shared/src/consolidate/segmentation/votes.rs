@@ -800,7 +800,7 @@ impl WordPass<'_> {
                     for (ids, first) in ids.iter_mut().zip(firsts) {
                         let first = u64::from_le_bytes(*first);
                         *ids = first.wrapping_mul(unanimous).to_le_bytes();
-                        lanes += first;
+                        lanes = lanes.wrapping_add(first);
                     }
                     if binary {
                         unanimous_ones += lanes.to_le_bytes().iter().map(|&b| u64::from(b)).sum::<u64>();
