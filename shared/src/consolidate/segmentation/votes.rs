@@ -514,7 +514,7 @@ pub(crate) fn infer_masks(
         .collect();
     let mut image = WordImage::new(width, height, classes);
     let mut counts = [0u64; 256];
-    let mut listed: Vec<u32> = Vec::new();
+    let mut listed: Vec<Open> = Vec::new();
     let pass = WordPass {
         classes,
         multipliers: &multipliers,
@@ -640,21 +640,14 @@ impl WordImage {
         }
     }
 
-    /// Whole word `k` (row-major over the whole words of every row) starts at this pixel.
-    #[inline]
-    fn word_start(&self, k: usize) -> (usize, usize) {
-        let (y, i) = (k / self.words_per_row, k % self.words_per_row);
-        (y, i * 8)
-    }
-
     /// Decides the listed words (and the row tails, always listed) from their ids.
-    fn decide_listed(&mut self, listed: &[u32], decision_by_id: &[u8; 256]) {
-        for &entry in listed {
-            if entry & TAIL_FLAG != 0 {
-                self.decide_tail((entry & !TAIL_FLAG) as usize, decision_by_id);
+    fn decide_listed(&mut self, listed: &[Open], decision_by_id: &[u8; 256]) {
+        for open in listed {
+            let y = open.y as usize;
+            if open.x == TAIL {
+                self.decide_tail(y, decision_by_id);
             } else {
-                let (y, x) = self.word_start(entry as usize);
-                self.decide_word(y, x, decision_by_id);
+                self.decide_word(y, open.x as usize, open.ids, decision_by_id);
             }
         }
     }
@@ -665,16 +658,17 @@ impl WordImage {
         let height = self.planes.height;
         for y in 0..height {
             for i in 0..self.words_per_row {
-                self.decide_word(y, i * 8, decision_by_id);
+                let ids = word_at(&self.ids, y * self.width + i * 8);
+                self.decide_word(y, i * 8, ids, decision_by_id);
             }
             self.decide_tail(y, decision_by_id);
         }
     }
 
+    /// Decides the eight pixels from `(x, y)`, whose ids are `ids`.
     #[inline]
-    fn decide_word(&mut self, y: usize, x: usize, decision_by_id: &[u8; 256]) {
+    fn decide_word(&mut self, y: usize, x: usize, ids: u64, decision_by_id: &[u8; 256]) {
         let at = y * self.width + x;
-        let ids = word_at(&self.ids, at);
         let Some(out) = self.mask.get_mut(at..at + 8) else {
             return;
         };
@@ -697,8 +691,17 @@ impl WordImage {
     }
 }
 
-/// Flags a row number in the list of words pass 2 must decide: that row's pixels past its whole words.
-const TAIL_FLAG: u32 = 1 << 31;
+/// A word pass 2 must decide: its row, first column and ids (kept from pass 1, so that pass 2 need not
+/// read them back).
+struct Open {
+    y: u32,
+    /// [`TAIL`] for the row's pixels past its whole words.
+    x: u32,
+    ids: u64,
+}
+
+/// [`Open::x`] of a row's tail.
+const TAIL: u32 = u32::MAX;
 
 /// Pass 1 of [`infer_masks`].
 struct WordPass<'a> {
@@ -720,7 +723,7 @@ impl WordPass<'_> {
         masks: &[&[u8]],
         image: &mut WordImage,
         counts: &mut [u64; 256],
-        listed: &mut Vec<u32>,
+        listed: &mut Vec<Open>,
     ) {
         let (Ok(masks), Ok(multipliers)) = (
             <[&[u8]; W]>::try_from(masks),
@@ -754,7 +757,6 @@ impl WordPass<'_> {
                 return;
             }
             let id_words = &mut id_row.as_chunks_mut::<8>().0[..n];
-            let word_base = (y * n) as u32;
 
             // Where the workers differ, and every bit any worker set (a power-of-two class count is
             // valid when no bit past its top one is set); one straight-line loop, vectorised.
@@ -785,7 +787,11 @@ impl WordPass<'_> {
                         *id = self.id_of(rows.iter().map(|r| r[i][b]));
                     }
                     tally(&mut tables, u64::from_le_bytes(*ids));
-                    listed.push(word_base + i as u32);
+                    listed.push(Open {
+                        y: y as u32,
+                        x: (i * 8) as u32,
+                        ids: u64::from_le_bytes(*ids),
+                    });
                 }
                 // Decided in pass 2.
                 image.mask.resize(image.mask.len() + n * 8, 0);
@@ -824,7 +830,11 @@ impl WordPass<'_> {
                     }
                     id_words[i] = id.to_le_bytes();
                     tally(&mut tables, id);
-                    listed.push(word_base + i as u32);
+                    listed.push(Open {
+                        y: y as u32,
+                        x: (i * 8) as u32,
+                        ids: id,
+                    });
                     if binary {
                         // Not unanimous after all: taken back out of the unanimous counts.
                         unanimous_pixels -= 8;
@@ -843,7 +853,11 @@ impl WordPass<'_> {
                     tables[0][usize::from(id)] += 1;
                 }
                 image.mask.resize(image.mask.len() + width - n * 8, 0);
-                listed.push(TAIL_FLAG | y as u32);
+                listed.push(Open {
+                    y: y as u32,
+                    x: TAIL,
+                    ids: 0,
+                });
             }
             image.ids.extend_from_slice(&id_row);
         }
@@ -965,7 +979,8 @@ impl BitPlanes {
         }
     }
 
-    /// The pixels in a differing 4-adjacent pair, as [`pair_edges`] finds them on the byte mask.
+    /// The pixels in a differing 4-adjacent pair, as [`pair_edges`] finds them on the byte mask (marks are
+    /// ORs of shifted differences, so each plane can mark on its own).
     fn pair_edges(&self) -> Vec<u64> {
         let (width, height, stride) = (self.width, self.height, self.stride);
         // Bits past the width in the last word of a row: no pixel there.
@@ -973,35 +988,30 @@ impl BitPlanes {
             0 => u64::MAX,
             r => (1u64 << r) - 1,
         };
-        let mut edges = vec![0u64; stride * height];
-        for y in 0..height {
-            for i in 0..stride {
-                let last = i + 1 == stride;
-                let valid = if last { last_bits } else { u64::MAX };
-                // Pairs (x, x + 1) within the row: x + 1 must be a pixel too.
-                let pair_valid = if last { last_bits >> 1 } else { u64::MAX };
-                let (mut right, mut down) = (0u64, 0u64);
-                for j in 0..self.count {
-                    let plane = &self.bits[(j * height + y) * stride..];
-                    let word = plane[i];
-                    let next = if last { 0 } else { plane[i + 1] << 63 };
-                    right |= (word ^ ((word >> 1) | next)) & pair_valid;
-                    if y + 1 < height {
-                        down |= (word ^ plane[stride + i]) & valid;
-                    }
-                }
-                if right != 0 {
-                    edges[y * stride + i] |= right | (right << 1);
+        let mut edges = vec![0u64; stride * (height + 1)];
+        for plane in self.bits.chunks_exact(stride * height).take(self.count) {
+            for y in 0..height {
+                let here = &plane[y * stride..(y + 1) * stride];
+                let below = plane.get((y + 1) * stride..(y + 2) * stride);
+                let (marks, marks_below) = edges[y * stride..(y + 2) * stride].split_at_mut(stride);
+                for i in 0..stride {
+                    let last = i + 1 == stride;
+                    let valid = if last { last_bits } else { u64::MAX };
+                    // Pairs (x, x + 1) within the row: x + 1 must be a pixel too.
+                    let pair_valid = if last { last_bits >> 1 } else { u64::MAX };
+                    let word = here[i];
+                    let next = if last { 0 } else { here[i + 1] << 63 };
+                    let right = (word ^ ((word >> 1) | next)) & pair_valid;
+                    let down = below.map_or(0, |below| (word ^ below[i]) & valid);
+                    marks[i] |= right | (right << 1) | down;
                     if right >> 63 != 0 && !last {
-                        edges[y * stride + i + 1] |= 1;
+                        marks[i + 1] |= 1;
                     }
-                }
-                if down != 0 {
-                    edges[y * stride + i] |= down;
-                    edges[(y + 1) * stride + i] |= down;
+                    marks_below[i] |= down;
                 }
             }
         }
+        edges.truncate(stride * height);
         edges
     }
 }
@@ -1078,11 +1088,10 @@ impl Cleaning<'_> {
         let (mask, width, height, threshold) = (self.mask, self.width, self.height, self.threshold);
         let mut scores = vec![0.0f64; self.classes];
         let mut changes: Vec<(u32, u8)> = Vec::new();
-        for_each_bit(near, width, height, |pixel| {
+        for_each_bit(near, width, height, |pixel, x, y| {
             if !contested_at(pixel) {
                 return;
             }
-            let (x, y) = (pixel % width, pixel / width);
             if self.classes == 2 {
                 // A pixel decided foreground with a posterior of at least twice the threshold keeps it
                 // whatever its neighbours say (its own weight is half the neighbourhood's at most).
@@ -1258,39 +1267,39 @@ fn pair_edges(mask: &[u8], width: usize, height: usize) -> Vec<u64> {
 fn near_edges(edges: &[u64], width: usize, height: usize) -> Vec<u64> {
     let stride = width.div_ceil(64);
     let mut near = vec![0u64; stride * height];
-    let mut column = vec![0u64; stride];
+    let row = |y: usize| edges.get(y * stride..(y + 1) * stride).unwrap_or(&[]);
     for y in 0..height {
-        let row = |y: usize| &edges[y * stride..(y + 1) * stride];
-        column.copy_from_slice(row(y));
-        for other in [y.checked_sub(1), (y + 1 < height).then_some(y + 1)]
-            .into_iter()
-            .flatten()
-        {
-            for (word, &bits) in column.iter_mut().zip(row(other)) {
-                *word |= bits;
-            }
-        }
+        let (above, here) = (y.checked_sub(1).map_or(&[][..], row), row(y));
+        let below = row(y + 1);
+        // Column `i` of the vertical dilation: this row's bits and its neighbours'.
+        let column = |i: usize| {
+            here.get(i).copied().unwrap_or(0)
+                | above.get(i).copied().unwrap_or(0)
+                | below.get(i).copied().unwrap_or(0)
+        };
         for (i, out) in near[y * stride..(y + 1) * stride].iter_mut().enumerate() {
-            let here = column[i];
-            let left = if i > 0 { column[i - 1] >> 63 } else { 0 };
-            let right = column.get(i + 1).map_or(0, |next| next << 63);
-            *out = here | (here << 1) | (here >> 1) | left | right;
+            let bits = column(i);
+            let left = if i > 0 { column(i - 1) >> 63 } else { 0 };
+            let right = column(i + 1) << 63;
+            *out = bits | (bits << 1) | (bits >> 1) | left | right;
         }
     }
     near
 }
 
-/// Calls `visit` on every pixel whose bit is set in `bits` (`width.div_ceil(64)` words per row), in order.
-fn for_each_bit(bits: &[u64], width: usize, height: usize, mut visit: impl FnMut(usize)) {
+/// Calls `visit(pixel, x, y)` on every pixel whose bit is set in `bits` (`width.div_ceil(64)` words per
+/// row), in order.
+fn for_each_bit(bits: &[u64], width: usize, height: usize, mut visit: impl FnMut(usize, usize, usize)) {
     let stride = width.div_ceil(64);
-    for (at, &word) in bits.iter().enumerate().take(stride * height) {
-        let (y, i) = (at / stride, at % stride);
-        let mut word = word;
-        while word != 0 {
-            let x = i * 64 + word.trailing_zeros() as usize;
-            word &= word - 1;
-            if x < width {
-                visit(y * width + x);
+    for (y, row) in bits.chunks_exact(stride.max(1)).take(height).enumerate() {
+        for (i, &word) in row.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                let x = i * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                if x < width {
+                    visit(y * width + x, x, y);
+                }
             }
         }
     }
