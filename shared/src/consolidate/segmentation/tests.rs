@@ -602,15 +602,17 @@ fn the_fast_path_matches_the_general_path() {
                     ..SegmentationConfig::default()
                 }
                 .inference();
-                let fast = votes::infer_masks(&slices, width, height, classes, &reliabilities, params)
-                    .expect("the fast path takes these");
-                let patterns = votes::patterns_of_masks(&slices, pixels, classes).unwrap_or_else(|| {
-                    let mut accumulator = PatternAccumulator::new(pixels, classes, workers);
-                    for mask in &slices {
-                        accumulator.add(mask);
-                    }
-                    accumulator.finish()
-                });
+                let fast =
+                    votes::infer_masks(&slices, width, height, classes, &reliabilities, params)
+                        .expect("the fast path takes these");
+                let patterns =
+                    votes::patterns_of_masks(&slices, pixels, classes).unwrap_or_else(|| {
+                        let mut accumulator = PatternAccumulator::new(pixels, classes, workers);
+                        for mask in &slices {
+                            accumulator.add(mask);
+                        }
+                        accumulator.finish()
+                    });
                 let general = votes::infer(&patterns, width, height, &reliabilities, params);
                 let what = format!("case {case} round {round} smooth {smooth}");
                 assert_eq!(fast.mask, general.mask, "{what}");

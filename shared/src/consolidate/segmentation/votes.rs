@@ -12,6 +12,18 @@
 //! image whatever the number of workers. When all masks are at hand anyway (`patterns_of_masks`), the ids
 //! are built block by block from every mask at once and counted in the same pass.
 //!
+//! ## Fast path: eight pixels a word
+//! When all masks are at hand and a pattern id fits one byte (`classes^workers` ≤ 256, at most eight
+//! workers: the common two-class masks up to eight workers, three classes up to five), `infer_masks`
+//! gives the same result bit for bit (a test holds it to that) at a fraction of the cost. Most of an
+//! image is pixels every worker agrees on, so most words of eight pixels need no per-pixel work: one
+//! vectorised loop per row finds the words where workers differ; a unanimous word's ids are its classes
+//! times `1 + classes + classes² …`, its decision (almost surely, and checked after the EM) its classes,
+//! copied to the result straight away; only the other words (about 15% on crowd-kit's benchmark masks)
+//! get the full id sum, a count per pixel and, after the EM, a decision per pixel. Decision edges are
+//! found on bit planes of the result (64 pixels per operation). On crowd-kit's benchmark masks this takes
+//! 100 images of 256² × 5 workers from about 18 ms to about 8 ms.
+//!
 //! ## Model: one coin per worker and image, on the painted region
 //! Each worker has one accuracy per image, the probability of giving a pixel its true class, measured only
 //! on the *painted region* (pixels some worker gave a class other than background): everywhere else every
@@ -509,9 +521,7 @@ pub(crate) fn infer_masks(
     if !(1..=8).contains(&workers) || space > 256 || masks.iter().any(|m| m.len() != pixels) {
         return None;
     }
-    let multipliers: Vec<u64> = (0..workers)
-        .map(|w| classes.pow(w as u32) as u64)
-        .collect();
+    let multipliers: Vec<u64> = (0..workers).map(|w| classes.pow(w as u32) as u64).collect();
     let mut image = WordImage::new(width, height, classes);
     let mut counts = [0u64; 256];
     let mut listed: Vec<Open> = Vec::new();
@@ -572,7 +582,10 @@ pub(crate) fn infer_masks(
     }
 
     let WordImage {
-        ids, mut mask, planes, ..
+        ids,
+        mut mask,
+        planes,
+        ..
     } = image;
     if ids.len() != pixels || mask.len() != pixels {
         // Cannot happen (every length was checked); the general path would still answer.
@@ -596,6 +609,7 @@ pub(crate) fn infer_masks(
             }
             contested_by_id[id] = verdicts.contested.get(p).copied().unwrap_or(false);
         }
+        let near = near_edges(&planes.pair_edges(), width, height);
         let changes = Cleaning {
             mask: &mask,
             width,
@@ -604,7 +618,7 @@ pub(crate) fn infer_masks(
             threshold: params.foreground_threshold,
         }
         .changes(
-            &near_edges(&planes.pair_edges(), width, height),
+            &near,
             |pixel| contested_by_id[usize::from(ids[pixel])],
             |pixel| {
                 let id = usize::from(ids[pixel]);
@@ -747,7 +761,9 @@ impl WordPass<'_> {
             let first_row = row.start..row.start + n * 8;
             // Every row cut to the same `n` words, so that indexing them needs no bounds checks.
             let rows: [&[[u8; 8]]; W] = masks.map(|mask| {
-                let whole = mask.get(row.clone()).map_or(&[][..], |r| r.as_chunks::<8>().0);
+                let whole = mask
+                    .get(row.clone())
+                    .map_or(&[][..], |r| r.as_chunks::<8>().0);
                 &whole[..n.min(whole.len())]
             });
             let Some(first_bytes) = masks[0].get(first_row.clone()) else {
@@ -759,18 +775,19 @@ impl WordPass<'_> {
             let id_words = &mut id_row.as_chunks_mut::<8>().0[..n];
 
             // Where the workers differ, and every bit any worker set (a power-of-two class count is
-            // valid when no bit past its top one is set); one straight-line loop, vectorised.
+            // valid when no bit past its top one is set): straight-line loops, vectorised, one mask at a
+            // time (streaming one mask's row, then the next, is faster than interleaving them).
             let mut bits = 0u64;
-            for (i, d) in differ.iter_mut().enumerate() {
-                let first = u64::from_le_bytes(rows[0][i]);
-                let (mut diff, mut any) = (0u64, first);
-                for r in &rows[1..] {
-                    let word = u64::from_le_bytes(r[i]);
-                    diff |= word ^ first;
-                    any |= word;
+            for (d, first) in differ.iter_mut().zip(rows[0].iter()) {
+                *d = 0;
+                bits |= u64::from_le_bytes(*first);
+            }
+            for r in &rows[1..] {
+                for ((d, word), first) in differ.iter_mut().zip(r.iter()).zip(rows[0].iter()) {
+                    let word = u64::from_le_bytes(*word);
+                    *d |= word ^ u64::from_le_bytes(*first);
+                    bits |= word;
                 }
-                *d = diff;
-                bits |= any;
             }
             let valid = if self.classes.is_power_of_two() {
                 bits & !((self.classes as u64 - 1) * ONES) == 0
@@ -798,58 +815,70 @@ impl WordPass<'_> {
             } else {
                 // The first worker's classes stand wherever everyone agrees; pass 2 overwrites the rest.
                 image.mask.extend_from_slice(first_bytes);
-                image.planes.set_row(y, first_bytes);
-                // Ids as if everyone agreed, and (two classes) the bytes of 0 and 1 summed lane by lane,
-                // 255 words at most before a lane could overflow, then across the lanes.
-                for (ids, firsts) in id_words.chunks_mut(255).zip(rows[0].chunks(255)) {
-                    let mut lanes = 0u64;
-                    for (ids, first) in ids.iter_mut().zip(firsts) {
-                        let first = u64::from_le_bytes(*first);
-                        *ids = first.wrapping_mul(unanimous).to_le_bytes();
-                        lanes = lanes.wrapping_add(first);
-                    }
-                    if binary {
-                        unanimous_ones += lanes.to_le_bytes().iter().map(|&b| u64::from(b)).sum::<u64>();
-                    }
-                }
                 if binary {
-                    unanimous_pixels += (n * 8) as u64;
-                }
-                for (i, &d) in differ.iter().enumerate() {
-                    if d == 0 {
-                        if !binary {
-                            tally(&mut tables, u64::from_le_bytes(id_words[i]));
+                    // One loop for the ids as if everyone agreed, the single bit plane, and the count of
+                    // class 1 (bytes of 0 and 1 summed lane by lane over 64 pixels, then across lanes).
+                    let plane = image.planes.row_mut(0, y);
+                    for ((bits, ids), firsts) in plane
+                        .iter_mut()
+                        .zip(id_words.chunks_mut(8))
+                        .zip(rows[0].chunks(8))
+                    {
+                        let (mut packed, mut lanes) = (0u64, 0u64);
+                        for (b, (ids, first)) in ids.iter_mut().zip(firsts).enumerate() {
+                            let first = u64::from_le_bytes(*first);
+                            *ids = first.wrapping_mul(unanimous).to_le_bytes();
+                            packed |= low_bits(first) << (8 * b);
+                            lanes += first;
                         }
-                        continue;
+                        // Pixels past the whole words are set in pass 2, after this.
+                        *bits |= packed;
+                        unanimous_ones += lanes.wrapping_mul(ONES) >> 56;
                     }
-                    let mut id = 0u64;
-                    for w in 0..W {
-                        id = id.wrapping_add(
-                            u64::from_le_bytes(rows[w][i]).wrapping_mul(multipliers[w]),
-                        );
+                    unanimous_pixels += (n * 8) as u64;
+                } else {
+                    image.planes.set_row(y, first_bytes);
+                    for (ids, first) in id_words.iter_mut().zip(rows[0].iter()) {
+                        *ids = u64::from_le_bytes(*first)
+                            .wrapping_mul(unanimous)
+                            .to_le_bytes();
                     }
-                    id_words[i] = id.to_le_bytes();
-                    tally(&mut tables, id);
-                    listed.push(Open {
-                        y: y as u32,
-                        x: (i * 8) as u32,
-                        ids: id,
-                    });
-                    if binary {
-                        // Not unanimous after all: taken back out of the unanimous counts.
-                        unanimous_pixels -= 8;
-                        unanimous_ones -= u64::from_le_bytes(rows[0][i]).wrapping_mul(ONES) >> 56;
+                }
+                if !binary {
+                    for (ids, &d) in id_words.iter().zip(differ.iter()) {
+                        if d == 0 {
+                            tally(&mut tables, u64::from_le_bytes(*ids));
+                        }
+                    }
+                }
+                // The words where workers differ, 64 at a time as a bit mask: a branch per such word
+                // rather than a hard-to-predict one per word.
+                for (chunk, words) in differ.chunks(64).enumerate() {
+                    let mut open = 0u64;
+                    for (b, &d) in words.iter().enumerate() {
+                        open |= u64::from(d != 0) << b;
+                    }
+                    while open != 0 {
+                        let i = chunk * 64 + open.trailing_zeros() as usize;
+                        open &= open - 1;
+                        self.open_word(&rows, i, y, id_words, &mut tables, listed);
+                        if binary {
+                            // Not unanimous after all: taken back out of the unanimous counts.
+                            unanimous_pixels -= 8;
+                            unanimous_ones -=
+                                u64::from_le_bytes(rows[0][i]).wrapping_mul(ONES) >> 56;
+                        }
                     }
                 }
             }
             if n * 8 < width {
-                for x in n * 8..width {
+                for (x, slot) in id_row.iter_mut().enumerate().skip(n * 8) {
                     let id = self.id_of(
                         masks
                             .iter()
                             .map(|m| m.get(y * width + x).copied().unwrap_or(0)),
                     );
-                    id_row[x] = id;
+                    *slot = id;
                     tables[0][usize::from(id)] += 1;
                 }
                 image.mask.resize(image.mask.len() + width - n * 8, 0);
@@ -871,6 +900,32 @@ impl WordPass<'_> {
                 *count += more;
             }
         }
+    }
+
+    /// A word where workers differ: its ids (all classes valid), counted, kept, and listed for pass 2.
+    #[inline(always)]
+    fn open_word<const W: usize>(
+        &self,
+        rows: &[&[[u8; 8]]; W],
+        i: usize,
+        y: usize,
+        id_words: &mut [[u8; 8]],
+        tables: &mut [[u64; 256]],
+        listed: &mut Vec<Open>,
+    ) {
+        let mut id = 0u64;
+        for (row, &multiplier) in rows.iter().zip(self.multipliers) {
+            id = id.wrapping_add(u64::from_le_bytes(row[i]).wrapping_mul(multiplier));
+        }
+        if let Some(word) = id_words.get_mut(i) {
+            *word = id.to_le_bytes();
+        }
+        tally(tables, id);
+        listed.push(Open {
+            y: y as u32,
+            x: (i * 8) as u32,
+            ids: id,
+        });
     }
 
     /// The id of one pixel from its workers' classes (a class past the table counts as background).
@@ -942,6 +997,14 @@ impl BitPlanes {
                 *word = (*word & !(0xff << shift)) | (packed << shift);
             }
         }
+    }
+
+    /// The words of row `y` in plane `j` (empty if out of range).
+    fn row_mut(&mut self, j: usize, y: usize) -> &mut [u64] {
+        let start = (j * self.height + y) * self.stride;
+        self.bits
+            .get_mut(start..start + self.stride)
+            .unwrap_or(&mut [])
     }
 
     /// Sets the bits of the whole words of row `y` from `classes` (class bytes, a multiple of 8 long).
@@ -1267,21 +1330,29 @@ fn pair_edges(mask: &[u8], width: usize, height: usize) -> Vec<u64> {
 fn near_edges(edges: &[u64], width: usize, height: usize) -> Vec<u64> {
     let stride = width.div_ceil(64);
     let mut near = vec![0u64; stride * height];
-    let row = |y: usize| edges.get(y * stride..(y + 1) * stride).unwrap_or(&[]);
-    for y in 0..height {
-        let (above, here) = (y.checked_sub(1).map_or(&[][..], row), row(y));
-        let below = row(y + 1);
-        // Column `i` of the vertical dilation: this row's bits and its neighbours'.
-        let column = |i: usize| {
-            here.get(i).copied().unwrap_or(0)
-                | above.get(i).copied().unwrap_or(0)
-                | below.get(i).copied().unwrap_or(0)
-        };
-        for (i, out) in near[y * stride..(y + 1) * stride].iter_mut().enumerate() {
-            let bits = column(i);
-            let left = if i > 0 { column(i - 1) >> 63 } else { 0 };
-            let right = column(i + 1) << 63;
-            *out = bits | (bits << 1) | (bits >> 1) | left | right;
+    if stride == 0 {
+        return near;
+    }
+    // Vertical dilation of one row first (this row's bits and its neighbours'), then horizontal.
+    let mut column = vec![0u64; stride];
+    for (y, out) in near.chunks_exact_mut(stride).enumerate() {
+        let here = &edges[y * stride..(y + 1) * stride];
+        column.copy_from_slice(here);
+        if let Some(above) = y
+            .checked_sub(1)
+            .map(|a| &edges[a * stride..(a + 1) * stride])
+        {
+            column.iter_mut().zip(above).for_each(|(c, &a)| *c |= a);
+        }
+        if let Some(below) = edges.get((y + 1) * stride..(y + 2) * stride) {
+            column.iter_mut().zip(below).for_each(|(c, &b)| *c |= b);
+        }
+        let mut carry_in = 0u64;
+        for (i, out) in out.iter_mut().enumerate() {
+            let bits = column[i];
+            let right = column.get(i + 1).map_or(0, |next| next << 63);
+            *out = bits | (bits << 1) | (bits >> 1) | carry_in | right;
+            carry_in = bits >> 63;
         }
     }
     near
@@ -1289,7 +1360,12 @@ fn near_edges(edges: &[u64], width: usize, height: usize) -> Vec<u64> {
 
 /// Calls `visit(pixel, x, y)` on every pixel whose bit is set in `bits` (`width.div_ceil(64)` words per
 /// row), in order.
-fn for_each_bit(bits: &[u64], width: usize, height: usize, mut visit: impl FnMut(usize, usize, usize)) {
+fn for_each_bit(
+    bits: &[u64],
+    width: usize,
+    height: usize,
+    mut visit: impl FnMut(usize, usize, usize),
+) {
     let stride = width.div_ceil(64);
     for (y, row) in bits.chunks_exact(stride.max(1)).take(height).enumerate() {
         for (i, &word) in row.iter().enumerate() {
