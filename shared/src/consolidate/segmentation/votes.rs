@@ -687,10 +687,16 @@ impl WordImage {
             return;
         };
         // Built in a register: eight byte stores read back as one word would stall.
-        let mut decided = 0u64;
-        for b in 0..8 {
-            decided |= u64::from(decision_by_id[((ids >> (8 * b)) & 0xff) as usize]) << (8 * b);
-        }
+        let first = ids as u8;
+        let decided = if ids == u64::from(first) * ONES {
+            u64::from(decision_by_id[usize::from(first)]) * ONES
+        } else {
+            let mut decided = 0u64;
+            for b in 0..8 {
+                decided |= u64::from(decision_by_id[((ids >> (8 * b)) & 0xff) as usize]) << (8 * b);
+            }
+            decided
+        };
         out.copy_from_slice(&decided.to_le_bytes());
         self.planes.set_word(y, x, decided);
     }
@@ -1439,13 +1445,17 @@ pub(crate) fn one_coin_em(
     let mut accuracy: Vec<f64> = (0..workers).map(reliability).collect();
     let mut posteriors = vec![0.0f64; pattern_count * classes];
     let wrong_share = 1.0 / (classes.max(2) - 1) as f64;
-    let estimate_posteriors = |accuracy: &[f64], posteriors: &mut [f64]| {
-        let right: Vec<f64> = accuracy.iter().map(|a| a.ln()).collect();
-        let wrong: Vec<f64> = accuracy
-            .iter()
-            .map(|a| ((1.0 - a) * wrong_share).ln())
-            .collect();
-        let mut logs = vec![0.0f64; classes];
+    // Buffers reused by every round (the EM runs once per image, a few rounds each).
+    let (mut right, mut wrong, mut logs) = (
+        vec![0.0f64; workers],
+        vec![0.0f64; workers],
+        vec![0.0f64; classes],
+    );
+    let mut estimate_posteriors = |accuracy: &[f64], posteriors: &mut [f64]| {
+        for ((right, wrong), a) in right.iter_mut().zip(wrong.iter_mut()).zip(accuracy) {
+            *right = a.ln();
+            *wrong = ((1.0 - a) * wrong_share).ln();
+        }
         for p in 0..pattern_count {
             let answers = &patterns.answers[p * workers..(p + 1) * workers];
             for (k, log) in logs.iter_mut().enumerate() {
@@ -1464,7 +1474,8 @@ pub(crate) fn one_coin_em(
             let top = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let mut total = 0.0;
             for log in logs.iter_mut() {
-                *log = (*log - top).exp();
+                // exp(0) is exactly 1: the top class needs no call.
+                *log = if *log == top { 1.0 } else { (*log - top).exp() };
                 total += *log;
             }
             for (value, fresh) in posteriors[p * classes..(p + 1) * classes]
@@ -1487,11 +1498,11 @@ pub(crate) fn one_coin_em(
     if painted_pixels == 0.0 {
         return posteriors;
     }
+    let mut decision = vec![0u8; pattern_count];
     for _ in 0..params.max_iterations {
-        let decision: Vec<u8> = posteriors
-            .chunks(classes)
-            .map(|row| decide(row, params.foreground_threshold))
-            .collect();
+        for (decided, row) in decision.iter_mut().zip(posteriors.chunks(classes)) {
+            *decided = decide(row, params.foreground_threshold);
+        }
         let mut largest_change = 0.0f64;
         for (w, accuracy) in accuracy.iter_mut().enumerate() {
             let mut right = params.prior_strength * reliability(w);
@@ -1504,6 +1515,10 @@ pub(crate) fn one_coin_em(
             let fresh = (right / (painted_pixels + params.prior_strength)).clamp(0.01, 0.99);
             largest_change = largest_change.max((fresh - *accuracy).abs());
             *accuracy = fresh;
+        }
+        if largest_change == 0.0 {
+            // Same accuracies, same posteriors: nothing to recompute.
+            break;
         }
         estimate_posteriors(&accuracy, &mut posteriors);
         if largest_change <= params.tolerance {
