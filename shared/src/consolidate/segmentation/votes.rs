@@ -455,7 +455,7 @@ pub(crate) fn infer(
     if params.smooth && table.workers > 1 {
         let classes = table.classes;
         let pattern_at = |pixel: usize| patterns.pattern_of(pixel);
-        let near = near_edges(&pair_edges(&mask, width, height), width, height);
+        let near = BitPlanes::of_mask(&mask, width, height, classes).odd_ones_out();
         let changes = Cleaning {
             mask: &mask,
             width,
@@ -610,7 +610,7 @@ pub(crate) fn infer_masks(
             }
             contested_by_id[id] = verdicts.contested.get(p).copied().unwrap_or(false);
         }
-        let near = near_edges(&planes.pair_edges(), width, height);
+        let near = planes.odd_ones_out();
         let changes = Cleaning {
             mask: &mask,
             width,
@@ -1049,40 +1049,67 @@ impl BitPlanes {
         }
     }
 
-    /// The pixels in a differing 4-adjacent pair, as [`pair_edges`] finds them on the byte mask (marks are
-    /// ORs of shifted differences, so each plane can mark on its own).
-    fn pair_edges(&self) -> Vec<u64> {
+    /// The planes of a byte mask (classes past the planes' range keep their low bits).
+    fn of_mask(mask: &[u8], width: usize, height: usize, classes: usize) -> Self {
+        let mut planes = Self::new(width, height, classes);
+        let whole = width / 8 * 8;
+        for (y, row) in mask.chunks_exact(width.max(1)).take(height).enumerate() {
+            planes.set_row(y, &row[..whole]);
+            for (x, &class) in row.iter().enumerate().skip(whole) {
+                planes.set_pixel(y, x, class);
+            }
+        }
+        planes
+    }
+
+    /// The pixels with a differently decided 8-neighbour, as a bitmap (`stride` words per row): the only
+    /// ones the cleaning can change, since a 3×3 neighbourhood decided alike cannot flip its centre. A
+    /// pixel differs from a neighbour exactly when some plane does; each plane is compared with itself
+    /// shifted by one pixel in all eight directions, 64 pixels per operation.
+    fn odd_ones_out(&self) -> Vec<u64> {
         let (width, height, stride) = (self.width, self.height, self.stride);
-        // Bits past the width in the last word of a row: no pixel there.
+        let mut odd = vec![0u64; stride * height];
+        if stride == 0 {
+            return odd;
+        }
+        // Bits of real pixels in a row's last word; pixels with a left, with a right neighbour.
         let last_bits = match width % 64 {
             0 => u64::MAX,
             r => (1u64 << r) - 1,
         };
-        let mut edges = vec![0u64; stride * (height + 1)];
         for plane in self.bits.chunks_exact(stride * height).take(self.count) {
-            for y in 0..height {
-                let here = &plane[y * stride..(y + 1) * stride];
-                let below = plane.get((y + 1) * stride..(y + 2) * stride);
-                let (marks, marks_below) = edges[y * stride..(y + 2) * stride].split_at_mut(stride);
+            let row = |y: usize| &plane[y * stride..(y + 1) * stride];
+            for (y, out) in odd.chunks_exact_mut(stride).enumerate() {
+                let here = row(y);
+                let above = y.checked_sub(1).map(row);
+                let below = (y + 1 < height).then(|| row(y + 1));
                 for i in 0..stride {
                     let last = i + 1 == stride;
                     let valid = if last { last_bits } else { u64::MAX };
-                    // Pairs (x, x + 1) within the row: x + 1 must be a pixel too.
-                    let pair_valid = if last { last_bits >> 1 } else { u64::MAX };
+                    // Pixels with a left neighbour (not x = 0), with a right one (not x = width - 1).
+                    let has_left = if i == 0 { !1u64 } else { u64::MAX };
+                    let has_right = if last { last_bits >> 1 } else { u64::MAX };
+                    // A row's words moved one pixel: bit x holds pixel x - 1 (left) or x + 1 (right).
+                    let shifted = |words: &[u64]| {
+                        let word = words[i];
+                        let before = if i == 0 { 0 } else { words[i - 1] >> 63 };
+                        let after = if last { 0 } else { words[i + 1] << 63 };
+                        ((word << 1) | before, (word >> 1) | after)
+                    };
                     let word = here[i];
-                    let next = if last { 0 } else { here[i + 1] << 63 };
-                    let right = (word ^ ((word >> 1) | next)) & pair_valid;
-                    let down = below.map_or(0, |below| (word ^ below[i]) & valid);
-                    marks[i] |= right | (right << 1) | down;
-                    if right >> 63 != 0 && !last {
-                        marks[i + 1] |= 1;
+                    let (left, right) = shifted(here);
+                    let mut differ = ((word ^ left) & has_left) | ((word ^ right) & has_right);
+                    for other in [above, below].into_iter().flatten() {
+                        let (left, right) = shifted(other);
+                        differ |= (word ^ other[i])
+                            | ((word ^ left) & has_left)
+                            | ((word ^ right) & has_right);
                     }
-                    marks_below[i] |= down;
+                    out[i] |= differ & valid;
                 }
             }
         }
-        edges.truncate(stride * height);
-        edges
+        odd
     }
 }
 
@@ -1142,11 +1169,11 @@ struct Cleaning<'a> {
 
 impl Cleaning<'_> {
     /// The cleaning's verdicts, `(pixel, class)` for the pixels that change: every contested pixel in
-    /// `near` (the bitmap of pixels near a decision edge, [`near_edges`]) is decided on its posteriors
-    /// summed over its 3×3 neighbourhood (its own weighing `CENTRE_WEIGHT`). Only such a pixel can change:
-    /// a neighbourhood whose pixels were all decided alike cannot flip its centre (every posterior in it
-    /// favours that class, so does their weighted mean). The changes are returned, not applied, so that
-    /// every pixel is judged on the same uncleaned posteriors. `row_at` gives a pixel's posteriors,
+    /// `near` (the pixels with a differently decided 8-neighbour, [`BitPlanes::odd_ones_out`]) is decided
+    /// on its posteriors summed over its 3×3 neighbourhood (its own weighing `CENTRE_WEIGHT`). Only such a
+    /// pixel can change: a neighbourhood whose pixels were all decided alike cannot flip its centre (every
+    /// posterior in it favours that class, so does their weighted mean). The changes are returned, not
+    /// applied, so that every pixel is judged on the same uncleaned posteriors. `row_at` gives a pixel's posteriors,
     /// `foreground_of` its posterior of class 1 (used alone with two classes).
     fn changes<'r>(
         &self,
@@ -1262,107 +1289,11 @@ fn finish(table: &PatternTable, posteriors: &[f64], outcome: &[u64], mask: Vec<u
     }
 }
 
-/// Bit `i` set when byte `i` of `word` (little-endian) is not zero.
-#[inline]
-fn nonzero_bytes(word: u64) -> u64 {
-    let mut folded = word | (word >> 4);
-    folded |= folded >> 2;
-    folded |= folded >> 1;
-    low_bits(folded)
-}
-
 /// Bit `i` = bit 0 of byte `i` of `word`: a multiply gathers the eight low bits into the top byte, each on
 /// its own position, with no carries.
 #[inline]
 fn low_bits(word: u64) -> u64 {
     (word & ONES).wrapping_mul(0x0102_0408_1020_4080) >> 56
-}
-
-/// The pixels of `mask` in a differing 4-adjacent pair, as a bitmap of `width.div_ceil(64)` words per row.
-/// Pairs are compared eight at a time (a word against the word one pixel on, or one row down: mostly
-/// equal, as masks are long runs).
-fn pair_edges(mask: &[u8], width: usize, height: usize) -> Vec<u64> {
-    let stride = width.div_ceil(64);
-    // One spare row, so that a row's marks and the next's are two halves of one slice.
-    let mut edges = vec![0u64; stride * (height + 1)];
-    let full = width / 8 * 8;
-    let mark = |bits: &mut [u64], x: usize, set: u64| {
-        if let Some(word) = bits.get_mut(x / 64) {
-            *word |= set << (x % 64);
-        }
-    };
-    for y in 0..height {
-        let row = &mask[y * width..(y + 1) * width];
-        let below = (y + 1 < height).then(|| &mask[(y + 1) * width..(y + 2) * width]);
-        let (here, rest) = edges[y * stride..(y + 2) * stride].split_at_mut(stride);
-        for x in (0..full).step_by(8) {
-            let word = word_at(row, x);
-            // The eight pixels' right neighbours: this word moved one byte down, and the pixel after.
-            let next = row.get(x + 8).map_or(word >> 56, |&b| u64::from(b));
-            let right_diff = word ^ ((word >> 8) | (next << 56));
-            if right_diff != 0 {
-                let right = nonzero_bytes(right_diff);
-                mark(here, x, right | (right << 1));
-                if x % 64 == 56 && right & 0x80 != 0 {
-                    mark(here, x + 8, 1);
-                }
-            }
-            if let Some(below) = below {
-                let down_diff = word ^ word_at(below, x);
-                if down_diff != 0 {
-                    let down = nonzero_bytes(down_diff);
-                    mark(here, x, down);
-                    mark(rest, x, down);
-                }
-            }
-        }
-        for x in full..width {
-            if x + 1 < width && row[x] != row[x + 1] {
-                mark(here, x, 0b11);
-            }
-            if below.is_some_and(|below| below[x] != row[x]) {
-                mark(here, x, 1);
-                mark(rest, x, 1);
-            }
-        }
-    }
-    edges.truncate(stride * height);
-    edges
-}
-
-/// Every pixel within one pixel (8-neighbourhood) of a decision edge, as a bitmap (`width.div_ceil(64)`
-/// words per row), from the bitmap of the pixels in a differing 4-adjacent pair ([`pair_edges`],
-/// [`BitPlanes::pair_edges`]): a pixel has a differently decided 8-neighbour exactly when it is within one
-/// pixel of such a pair, so the pairs' bitmap is dilated by one pixel, 64 pixels per operation.
-fn near_edges(edges: &[u64], width: usize, height: usize) -> Vec<u64> {
-    let stride = width.div_ceil(64);
-    let mut near = vec![0u64; stride * height];
-    if stride == 0 {
-        return near;
-    }
-    // Vertical dilation of one row first (this row's bits and its neighbours'), then horizontal.
-    let mut column = vec![0u64; stride];
-    for (y, out) in near.chunks_exact_mut(stride).enumerate() {
-        let here = &edges[y * stride..(y + 1) * stride];
-        column.copy_from_slice(here);
-        if let Some(above) = y
-            .checked_sub(1)
-            .map(|a| &edges[a * stride..(a + 1) * stride])
-        {
-            column.iter_mut().zip(above).for_each(|(c, &a)| *c |= a);
-        }
-        if let Some(below) = edges.get((y + 1) * stride..(y + 2) * stride) {
-            column.iter_mut().zip(below).for_each(|(c, &b)| *c |= b);
-        }
-        let mut carry_in = 0u64;
-        for (i, out) in out.iter_mut().enumerate() {
-            let bits = column[i];
-            let right = column.get(i + 1).map_or(0, |next| next << 63);
-            *out = bits | (bits << 1) | (bits >> 1) | carry_in | right;
-            carry_in = bits >> 63;
-        }
-    }
-    near
 }
 
 /// Calls `visit(pixel, x, y)` on every pixel whose bit is set in `bits` (`width.div_ceil(64)` words per
