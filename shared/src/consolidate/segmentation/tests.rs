@@ -635,6 +635,30 @@ fn the_fast_path_matches_the_general_path() {
     }
 }
 
+/// Empty images (no rows, or no columns) go through both paths without a panic (proptest found a
+/// zero-row image tripping the edge scan once).
+#[test]
+fn empty_images_are_consolidated() {
+    for (width, height) in [(1, 0), (0, 1), (0, 0), (9, 0)] {
+        let empty: Vec<u8> = Vec::new();
+        let ids = ["a", "b"];
+        let workers: Vec<WorkerMask<'_>> = ids
+            .iter()
+            .map(|id| WorkerMask {
+                worker_id: id,
+                classes: &empty,
+                reliability: None,
+            })
+            .collect();
+        for classes in [0, 2, 3] {
+            let size = ImageSize { width, height };
+            let result = consolidate_masks(&workers, size, classes, &SegmentationConfig::default())
+                .expect("empty masks of an empty image are usable");
+            assert!(result.classes.is_empty());
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Synthetic crowd with known truth: two objects (an ellipse of class 1, a rectangle of class 2) per image,
 // workers with boundary noise, specks, and biases (painting generously, sparingly, or confusing classes).
@@ -1037,6 +1061,46 @@ mod never_panics {
             if let Ok(result) = consolidate_masks(&workers, size, classes, &SegmentationConfig::default()) {
                 prop_assert_eq!(result.classes.len(), (width * height) as usize);
                 prop_assert!((0.0..=1.0).contains(&result.confidence));
+            }
+        }
+
+        #[test]
+        fn fast_path_matches_general_path(
+            width in 0usize..40,
+            height in 0usize..12,
+            workers in 1usize..7,
+            classes in 1usize..5,
+            seed in any::<u64>(),
+        ) {
+            // Masks of runs (so that whole words agree) with noise and now and then a class past the table.
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut draw = |range: std::ops::Range<usize>| rand::Rng::random_range(&mut rng, range);
+            let pixels = width * height;
+            let run = draw(3..20);
+            let base: Vec<u8> = (0..pixels).map(|p| ((p / run) % classes) as u8).collect();
+            let masks: Vec<Vec<u8>> = (0..workers)
+                .map(|_| {
+                    base.iter()
+                        .map(|&c| match draw(0..40) {
+                            0 => draw(0..256) as u8,
+                            1..=4 => draw(0..classes) as u8,
+                            _ => c,
+                        })
+                        .collect()
+                })
+                .collect();
+            let slices: Vec<&[u8]> = masks.iter().map(Vec::as_slice).collect();
+            let reliabilities = vec![0.8; workers];
+            let params = SegmentationConfig::default().inference();
+            if let Some(fast) =
+                votes::infer_masks(&slices, width, height, classes, &reliabilities, params)
+            {
+                let patterns = votes::patterns_of_masks(&slices, pixels, classes)
+                    .expect("radix ids fit when byte ids do");
+                let general = votes::infer(&patterns, width, height, &reliabilities, params);
+                prop_assert_eq!(fast.mask, general.mask);
+                prop_assert_eq!(fast.expected_iou.to_bits(), general.expected_iou.to_bits());
+                prop_assert_eq!(fast.worker_agreement, general.worker_agreement);
             }
         }
     }

@@ -1069,7 +1069,7 @@ impl BitPlanes {
     fn odd_ones_out(&self) -> Vec<u64> {
         let (width, height, stride) = (self.width, self.height, self.stride);
         let mut odd = vec![0u64; stride * height];
-        if stride == 0 {
+        if stride == 0 || height == 0 {
             return odd;
         }
         // Bits of real pixels in a row's last word; pixels with a left, with a right neighbour.
