@@ -6,7 +6,7 @@
 //!   on 10 of the images. Side by side in one session on a shared 2-core machine (nine rounds):
 //!   `consolidate_masks` 8.8–11.1 ms; SegmentationMajorityVote 0.24–0.32 s as the script times it (one
 //!   run per process: 24–34× ours), 0.094–0.133 s when repeated in one process (8.5–12×);
-//!   SegmentationEM 5.5–6.1 s.
+//!   SegmentationEM 4.8–14.4 s (the machine was shared: its load varied).
 //! * `boxes`: [`consolidate_boxes`] on 10,000 images × 5 workers × ~5 boxes, against a bare
 //!   `serde_json::from_str::<Value>` of the same answers' JSON (target: at most 1.5× the parse).
 //! * `spans`: [`consolidate_spans`] on 10,000 texts × 3 workers (Ground Truth's default for NER), against
