@@ -1,9 +1,12 @@
 //! Criterion benches of the geometry consolidators, each beside the baseline it is judged against:
 //!
 //! * `segmentation`: [`consolidate_masks`] on 100 images of 256² with 5 workers, the shape of crowd-kit's
-//!   segmentation bench (`crowdkit_bench.py seg`: SegmentationMajorityVote 0.69 s, SegmentationEM 50.9 s on
-//!   a 2-core machine; target: 20× faster than its majority vote), with our own plain per-pixel majority
-//!   vote alongside, and the PNG round trip (decode five worker PNGs, encode one) on 10 of the images.
+//!   segmentation bench (`crowdkit_bench.py seg`; target: 20× faster than its majority vote), with our own
+//!   plain per-pixel majority vote alongside, and the PNG round trip (decode five worker PNGs, encode one)
+//!   on 10 of the images. Side by side in one session on a shared 2-core machine (nine rounds):
+//!   `consolidate_masks` 8.8–11.1 ms; SegmentationMajorityVote 0.24–0.32 s as the script times it (one
+//!   run per process: 24–34× ours), 0.094–0.133 s when repeated in one process (8.5–12×);
+//!   SegmentationEM 4.8–14.4 s (the machine was shared: its load varied).
 //! * `boxes`: [`consolidate_boxes`] on 10,000 images × 5 workers × ~5 boxes, against a bare
 //!   `serde_json::from_str::<Value>` of the same answers' JSON (target: at most 1.5× the parse).
 //! * `spans`: [`consolidate_spans`] on 10,000 texts × 3 workers (Ground Truth's default for NER), against

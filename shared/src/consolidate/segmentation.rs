@@ -21,8 +21,9 @@
 //!    posterior reaches the IoU-optimal threshold, and contested pixels are **cleaned** with their 3×3
 //!    neighbourhood: isolated specks vanish, pixels all workers agree on never change (`votes` explains
 //!    all three). On crowd-kit's own benchmark masks (100 images of 256², 5 workers) this scores a mean IoU
-//!    of 0.859, against 0.857 for crowd-kit's `SegmentationEM` and 0.844 for majority vote, in about 20 ms
-//!    (crowd-kit's majority vote: 0.26–0.6 s; `shared/tests/data/geometry/README.md`).
+//!    of 0.859, against 0.857 for crowd-kit's `SegmentationEM` and 0.844 for majority vote, in 9–11 ms on a
+//!    shared 2-core machine (crowd-kit's majority vote in the same session: 0.24–0.32 s as its bench script
+//!    times it, one run, 0.10–0.12 s once warm; `shared/tests/data/geometry/README.md`).
 //! 5. **Encode** the result as an 8-bit indexed PNG whose pixel values are the class indices and whose
 //!    palette holds the class colours; the caller stores it and writes its URI as the `<LAN>` value.
 //!
@@ -653,29 +654,38 @@ pub fn consolidate_masks(
     if usable.is_empty() {
         return Err(NoUsableAnswer { dropped }.into());
     }
-    // All masks are at hand: one blocked pass when the pattern ids fit 16 bits, else worker by worker.
     let slices: Vec<&[u8]> = usable.iter().map(|mask| mask.classes).collect();
-    let patterns = match votes::patterns_of_masks(&slices, pixel_count, class_count) {
-        Some(patterns) => patterns,
-        None => {
-            let mut accumulator = PatternAccumulator::new(pixel_count, class_count, slices.len());
-            for mask in &slices {
-                accumulator.add(mask);
-            }
-            accumulator.finish()
-        }
-    };
     let reliabilities: Vec<f64> = usable
         .iter()
         .map(|mask| effective_reliability(mask.reliability, config.neutral_reliability))
         .collect();
-    let inference = votes::infer(
-        &patterns,
-        size.width as usize,
-        size.height as usize,
+    let (width, height) = (size.width as usize, size.height as usize);
+    // All masks are at hand: eight pixels at a time when a pattern id fits a byte; else one blocked pass
+    // when it fits 16 bits, else worker by worker.
+    let inference = match votes::infer_masks(
+        &slices,
+        width,
+        height,
+        class_count,
         &reliabilities,
         config.inference(),
-    );
+    ) {
+        Some(inference) => inference,
+        None => {
+            let patterns = match votes::patterns_of_masks(&slices, pixel_count, class_count) {
+                Some(patterns) => patterns,
+                None => {
+                    let mut accumulator =
+                        PatternAccumulator::new(pixel_count, class_count, slices.len());
+                    for mask in &slices {
+                        accumulator.add(mask);
+                    }
+                    accumulator.finish()
+                }
+            };
+            votes::infer(&patterns, width, height, &reliabilities, config.inference())
+        }
+    };
     let confidence = if usable.len() == 1 {
         usable
             .first()

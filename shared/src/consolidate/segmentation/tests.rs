@@ -540,6 +540,125 @@ fn many_classes_and_workers_use_interned_patterns() {
     assert_eq!(result.classes, truth);
 }
 
+/// The word-at-a-time fast path (`votes::infer_masks`) must give the general path's result bit for bit:
+/// odd widths (row tails), one to eight workers, up to 256 classes, classes past the table, single rows
+/// and columns, unanimous pixels decided against their class, with and without cleaning.
+#[test]
+fn the_fast_path_matches_the_general_path() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let cases: [(usize, usize, usize, usize); 13] = [
+        (64, 64, 2, 5),
+        (37, 23, 2, 5),
+        (130, 17, 3, 5),
+        (8, 1, 2, 3),
+        (1, 9, 2, 2),
+        (71, 40, 4, 4),
+        (64, 3, 2, 8),
+        (20, 20, 1, 4),
+        (16, 16, 2, 1),
+        (24, 24, 16, 2),
+        (40, 5, 256, 1),
+        (200, 33, 2, 7),
+        (129, 65, 6, 3),
+    ];
+    for (case, &(width, height, classes, workers)) in cases.iter().enumerate() {
+        for round in 0..4 {
+            let pixels = width * height;
+            let (cy, cx) = (
+                rng.random_range(0.0..height as f64),
+                rng.random_range(0.0..width as f64),
+            );
+            let radius = rng.random_range(1.0..(width.max(height) as f64));
+            let invalid = round == 3;
+            let masks: Vec<Vec<u8>> = (0..workers)
+                .map(|_| {
+                    let (dy, dx) = (rng.random_range(-3.0..3.0), rng.random_range(-3.0..3.0));
+                    let grow = rng.random_range(-2.0..2.0);
+                    let class = rng.random_range(0..classes) as u8;
+                    (0..pixels)
+                        .map(|p| {
+                            let (y, x) = ((p / width) as f64, (p % width) as f64);
+                            let inside = (y - cy - dy).hypot(x - cx - dx) <= radius + grow;
+                            if invalid && rng.random_bool(0.02) {
+                                rng.random_range(classes.min(255)..=255) as u8
+                            } else if rng.random_bool(0.03) {
+                                rng.random_range(0..classes) as u8
+                            } else if inside {
+                                class
+                            } else {
+                                0
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            let slices: Vec<&[u8]> = masks.iter().map(Vec::as_slice).collect();
+            // Round 2: workers known to be nearly always wrong, and a prior that outweighs the image, so
+            // that unanimous pixels are decided against their class (the fast path's rare full pass 2).
+            let contrary = round == 2;
+            let reliabilities: Vec<f64> = (0..workers)
+                .map(|w| match (contrary, w % 2) {
+                    (true, _) => 0.02,
+                    (false, 0) => 0.7,
+                    (false, _) => 0.9,
+                })
+                .collect();
+            for smooth in [true, false] {
+                let params = SegmentationConfig {
+                    smooth,
+                    prior_strength: if contrary { 1e9 } else { 50.0 },
+                    ..SegmentationConfig::default()
+                }
+                .inference();
+                let fast =
+                    votes::infer_masks(&slices, width, height, classes, &reliabilities, params)
+                        .expect("the fast path takes these");
+                let patterns =
+                    votes::patterns_of_masks(&slices, pixels, classes).unwrap_or_else(|| {
+                        let mut accumulator = PatternAccumulator::new(pixels, classes, workers);
+                        for mask in &slices {
+                            accumulator.add(mask);
+                        }
+                        accumulator.finish()
+                    });
+                let general = votes::infer(&patterns, width, height, &reliabilities, params);
+                let what = format!("case {case} round {round} smooth {smooth}");
+                assert_eq!(fast.mask, general.mask, "{what}");
+                assert_eq!(
+                    fast.expected_iou.to_bits(),
+                    general.expected_iou.to_bits(),
+                    "{what}"
+                );
+                assert_eq!(fast.worker_agreement, general.worker_agreement, "{what}");
+            }
+        }
+    }
+}
+
+/// Empty images (no rows, or no columns) go through both paths without a panic (proptest found a
+/// zero-row image tripping the edge scan once).
+#[test]
+fn empty_images_are_consolidated() {
+    for (width, height) in [(1, 0), (0, 1), (0, 0), (9, 0)] {
+        let empty: Vec<u8> = Vec::new();
+        let ids = ["a", "b"];
+        let workers: Vec<WorkerMask<'_>> = ids
+            .iter()
+            .map(|id| WorkerMask {
+                worker_id: id,
+                classes: &empty,
+                reliability: None,
+            })
+            .collect();
+        for classes in [0, 2, 3] {
+            let size = ImageSize { width, height };
+            let result = consolidate_masks(&workers, size, classes, &SegmentationConfig::default())
+                .expect("empty masks of an empty image are usable");
+            assert!(result.classes.is_empty());
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Synthetic crowd with known truth: two objects (an ellipse of class 1, a rectangle of class 2) per image,
 // workers with boundary noise, specks, and biases (painting generously, sparingly, or confusing classes).
@@ -942,6 +1061,46 @@ mod never_panics {
             if let Ok(result) = consolidate_masks(&workers, size, classes, &SegmentationConfig::default()) {
                 prop_assert_eq!(result.classes.len(), (width * height) as usize);
                 prop_assert!((0.0..=1.0).contains(&result.confidence));
+            }
+        }
+
+        #[test]
+        fn fast_path_matches_general_path(
+            width in 0usize..40,
+            height in 0usize..12,
+            workers in 1usize..7,
+            classes in 1usize..5,
+            seed in any::<u64>(),
+        ) {
+            // Masks of runs (so that whole words agree) with noise and now and then a class past the table.
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut draw = |range: std::ops::Range<usize>| rand::Rng::random_range(&mut rng, range);
+            let pixels = width * height;
+            let run = draw(3..20);
+            let base: Vec<u8> = (0..pixels).map(|p| ((p / run) % classes) as u8).collect();
+            let masks: Vec<Vec<u8>> = (0..workers)
+                .map(|_| {
+                    base.iter()
+                        .map(|&c| match draw(0..40) {
+                            0 => draw(0..256) as u8,
+                            1..=4 => draw(0..classes) as u8,
+                            _ => c,
+                        })
+                        .collect()
+                })
+                .collect();
+            let slices: Vec<&[u8]> = masks.iter().map(Vec::as_slice).collect();
+            let reliabilities = vec![0.8; workers];
+            let params = SegmentationConfig::default().inference();
+            if let Some(fast) =
+                votes::infer_masks(&slices, width, height, classes, &reliabilities, params)
+            {
+                let patterns = votes::patterns_of_masks(&slices, pixels, classes)
+                    .expect("radix ids fit when byte ids do");
+                let general = votes::infer(&patterns, width, height, &reliabilities, params);
+                prop_assert_eq!(fast.mask, general.mask);
+                prop_assert_eq!(fast.expected_iou.to_bits(), general.expected_iou.to_bits());
+                prop_assert_eq!(fast.worker_agreement, general.worker_agreement);
             }
         }
     }

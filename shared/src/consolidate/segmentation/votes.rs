@@ -12,6 +12,19 @@
 //! image whatever the number of workers. When all masks are at hand anyway (`patterns_of_masks`), the ids
 //! are built block by block from every mask at once and counted in the same pass.
 //!
+//! ## Fast path: eight pixels a word
+//! When all masks are at hand and a pattern id fits one byte (`classes^workers` ≤ 256, at most eight
+//! workers: the common two-class masks up to eight workers, three classes up to five), `infer_masks`
+//! gives the same result bit for bit (a test holds it to that) at a fraction of the cost. Most of an
+//! image is pixels every worker agrees on, so most words of eight pixels need no per-pixel work: one
+//! vectorised loop per row finds the words where workers differ; a unanimous word's ids are its classes
+//! times `1 + classes + classes² …`, its decision (almost surely, and checked after the EM) its classes,
+//! copied to the result straight away; only the other words (about 15% on crowd-kit's benchmark masks)
+//! get the full id sum, a count per pixel and, after the EM, a decision per pixel. Decision edges are
+//! found on bit planes of the result (64 pixels per operation). The EM and the cleaning are shared with
+//! the general path. On crowd-kit's benchmark masks (100 images of 256² × 5 workers) this takes the
+//! inference from 14–15 ms to 8–9 ms, measured side by side.
+//!
 //! ## Model: one coin per worker and image, on the painted region
 //! Each worker has one accuracy per image, the probability of giving a pixel its true class, measured only
 //! on the *painted region* (pixels some worker gave a class other than background): everywhere else every
@@ -71,9 +84,9 @@ enum PatternIds {
     },
 }
 
-/// Distinct patterns of an image, with their pixel counts, and each pixel's pattern index.
+/// Distinct patterns of an image, with their pixel counts.
 #[derive(Debug)]
-pub(crate) struct Patterns {
+pub(crate) struct PatternTable {
     /// Workers per pattern (the stride of `answers`).
     pub(crate) workers: usize,
     /// Classes (compact indices).
@@ -82,6 +95,13 @@ pub(crate) struct Patterns {
     pub(crate) answers: Vec<u8>,
     /// Pixels per pattern.
     pub(crate) counts: Vec<u64>,
+}
+
+/// Distinct patterns of an image, with their pixel counts, and each pixel's pattern index.
+#[derive(Debug)]
+pub(crate) struct Patterns {
+    /// The distinct patterns.
+    pub(crate) table: PatternTable,
     /// Per pixel: its id (a radix code or an interned id).
     pub(crate) pixel_ids: PixelIds,
     /// Id → pattern index (radix codes are sparse; interned ids are the pattern indices already).
@@ -238,11 +258,13 @@ impl PatternAccumulator {
                     Err(_) => PixelIds::Wide(ids),
                 };
                 Patterns {
-                    workers,
-                    classes: self.classes,
-                    answers,
+                    table: PatternTable {
+                        workers,
+                        classes: self.classes,
+                        answers,
+                        counts,
+                    },
                     id_to_pattern: (0..patterns.len() as u32).collect(),
-                    counts,
                     pixel_ids,
                 }
             }
@@ -307,10 +329,12 @@ fn radix_patterns(ids: Vec<u16>, counts: &[u64], classes: usize, workers: usize)
         }
     }
     Patterns {
-        workers,
-        classes,
-        answers,
-        counts: kept_counts,
+        table: PatternTable {
+            workers,
+            classes,
+            answers,
+            counts: kept_counts,
+        },
         pixel_ids: PixelIds::Narrow(ids),
         id_to_pattern,
     }
@@ -393,7 +417,8 @@ pub(crate) struct Inference {
     pub(crate) worker_agreement: Vec<f64>,
 }
 
-/// Learns the workers' accuracies, decides every pixel and cleans contested ones.
+/// Learns the workers' accuracies, decides every pixel and cleans contested ones (any number of classes
+/// and workers; [`infer_masks`] is the fast path for the common small cases).
 pub(crate) fn infer(
     patterns: &Patterns,
     width: usize,
@@ -401,24 +426,9 @@ pub(crate) fn infer(
     reliabilities: &[f64],
     params: InferenceParams,
 ) -> Inference {
-    let posteriors = one_coin_em(patterns, reliabilities, params);
-    let classes = patterns.classes;
-    let workers = patterns.workers;
-    let pattern_count = patterns.counts.len();
-    let decision: Vec<u8> = (0..pattern_count)
-        .map(|p| {
-            decide(
-                &posteriors[p * classes..(p + 1) * classes],
-                params.foreground_threshold,
-            )
-        })
-        .collect();
-    let contested: Vec<bool> = (0..pattern_count)
-        .map(|p| {
-            let answers = &patterns.answers[p * workers..(p + 1) * workers];
-            answers.windows(2).any(|pair| pair[0] != pair[1])
-        })
-        .collect();
+    let table = &patterns.table;
+    let posteriors = one_coin_em(table, reliabilities, params);
+    let verdicts = Verdicts::new(table, &posteriors, params.foreground_threshold);
 
     // Decide every pixel: one table lookup each.
     let mut mask: Vec<u8> = match &patterns.pixel_ids {
@@ -426,7 +436,7 @@ pub(crate) fn infer(
             // A full table indexed by a u16 needs no bounds check: the loop is a plain gather.
             let mut by_id = [0u8; 1 << 16];
             for (entry, &p) in by_id.iter_mut().zip(&patterns.id_to_pattern) {
-                *entry = decision.get(p as usize).copied().unwrap_or(0);
+                *entry = verdicts.decision.get(p as usize).copied().unwrap_or(0);
             }
             ids.iter().map(|&id| by_id[usize::from(id)]).collect()
         }
@@ -437,59 +447,772 @@ pub(crate) fn infer(
                     .id_to_pattern
                     .get(id as usize)
                     .map_or(0, |&p| p as usize);
-                decision.get(pattern).copied().unwrap_or(0)
+                verdicts.decision.get(pattern).copied().unwrap_or(0)
             })
             .collect(),
     };
+    let mut outcome = verdicts.outcome(table);
+    if params.smooth && table.workers > 1 {
+        let classes = table.classes;
+        let pattern_at = |pixel: usize| patterns.pattern_of(pixel);
+        let near = BitPlanes::of_mask(&mask, width, height, classes).odd_ones_out();
+        let changes = Cleaning {
+            mask: &mask,
+            width,
+            height,
+            classes,
+            threshold: params.foreground_threshold,
+        }
+        .changes(
+            &near,
+            |pixel| {
+                verdicts
+                    .contested
+                    .get(pattern_at(pixel))
+                    .copied()
+                    .unwrap_or(false)
+            },
+            |pixel| {
+                let pattern = pattern_at(pixel);
+                posteriors
+                    .get(pattern * classes..(pattern + 1) * classes)
+                    .unwrap_or(&[])
+            },
+            |pixel| {
+                posteriors
+                    .get(pattern_at(pixel) * classes + 1)
+                    .copied()
+                    .unwrap_or(0.0)
+            },
+        );
+        apply_changes(&changes, &mut mask, &mut outcome, classes, pattern_at);
+    }
+    finish(table, &posteriors, &outcome, mask)
+}
 
-    // Pixels per (pattern, final class), for the expected IoU and the agreements.
-    let mut outcome = vec![0u64; pattern_count * classes];
-    for (p, &count) in patterns.counts.iter().enumerate() {
-        outcome[p * classes + usize::from(decision[p])] = count;
+/// Bytes with every bit-0 set: `byte × ONES` repeats a byte over a word.
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The fast path of [`infer`] for masks that are all at hand, when every pattern fits one byte
+/// (`classes^workers` ≤ 256 and at most eight workers: two classes up to eight workers, three up to five):
+/// `None` otherwise (or on a mask of the wrong length), and the caller takes the general path. Same result
+/// as [`infer`], bit for bit.
+///
+/// Why it is faster: pixels are handled eight at a time as `u64` words, and most words need almost no
+/// work. Pass 1 reads the masks once; where every worker gave the same class to all eight pixels (most of
+/// an image), the word's ids are that class times `1 + classes + classes² …` and its decision is, almost
+/// surely, that class: it is written to the result straight away, with one count. Other words get their
+/// ids as `Σ mask word × classes^w` (SWAR: every id is below 256, so no byte carries into the next) and are
+/// listed. After the EM on the counts, pass 2 decides only the listed words (or every word, on the rare
+/// image where a unanimous pattern is not decided as its class). Decision edges are found on bit planes of
+/// the result (one bit per pixel and class bit, 64 pixels per operation), filled in as words are decided.
+/// Memory: one byte of id per pixel besides the result, and the bit planes.
+pub(crate) fn infer_masks(
+    masks: &[&[u8]],
+    width: usize,
+    height: usize,
+    classes: usize,
+    reliabilities: &[f64],
+    params: InferenceParams,
+) -> Option<Inference> {
+    let classes = classes.clamp(1, 256);
+    let workers = masks.len();
+    let pixels = width.checked_mul(height)?;
+    let space = radix_space(classes, workers)?;
+    if !(1..=8).contains(&workers) || space > 256 || masks.iter().any(|m| m.len() != pixels) {
+        return None;
+    }
+    let multipliers: Vec<u64> = (0..workers).map(|w| classes.pow(w as u32) as u64).collect();
+    let mut image = WordImage::new(width, height, classes);
+    let mut counts = [0u64; 256];
+    let mut listed: Vec<Open> = Vec::new();
+    let pass = WordPass {
+        classes,
+        multipliers: &multipliers,
+    };
+    match workers {
+        1 => pass.run::<1>(masks, &mut image, &mut counts, &mut listed),
+        2 => pass.run::<2>(masks, &mut image, &mut counts, &mut listed),
+        3 => pass.run::<3>(masks, &mut image, &mut counts, &mut listed),
+        4 => pass.run::<4>(masks, &mut image, &mut counts, &mut listed),
+        5 => pass.run::<5>(masks, &mut image, &mut counts, &mut listed),
+        6 => pass.run::<6>(masks, &mut image, &mut counts, &mut listed),
+        7 => pass.run::<7>(masks, &mut image, &mut counts, &mut listed),
+        _ => pass.run::<8>(masks, &mut image, &mut counts, &mut listed),
     }
 
+    // The patterns, in code order as the general path has them (the EM's sums come out identical).
+    let mut id_to_pattern = [0u8; 256];
+    let mut answers = Vec::new();
+    let mut kept_counts = Vec::new();
+    for (code, &count) in counts.iter().enumerate().take(space) {
+        if count == 0 {
+            continue;
+        }
+        id_to_pattern[code] = kept_counts.len() as u8;
+        kept_counts.push(count);
+        let mut rest = code;
+        for _ in 0..workers {
+            answers.push((rest % classes) as u8);
+            rest /= classes;
+        }
+    }
+    let table = PatternTable {
+        workers,
+        classes,
+        answers,
+        counts: kept_counts,
+    };
+    let posteriors = one_coin_em(&table, reliabilities, params);
+    let verdicts = Verdicts::new(&table, &posteriors, params.foreground_threshold);
+
+    // Pass 2: decide what pass 1 left open.
+    let mut decision_by_id = [0u8; 256];
+    for (entry, &p) in decision_by_id.iter_mut().zip(&id_to_pattern).take(space) {
+        *entry = verdicts.decision.get(usize::from(p)).copied().unwrap_or(0);
+    }
+    let unanimous: usize = multipliers.iter().map(|&m| m as usize).sum();
+    let unanimous_kept = (0..classes).all(|class| {
+        let id = class * unanimous;
+        counts[id] == 0 || usize::from(decision_by_id[id]) == class
+    });
+    if unanimous_kept {
+        image.decide_listed(&listed, &decision_by_id);
+    } else {
+        image.decide_all(&decision_by_id);
+    }
+
+    let WordImage {
+        ids,
+        mut mask,
+        planes,
+        ..
+    } = image;
+    if ids.len() != pixels || mask.len() != pixels {
+        // Cannot happen (every length was checked); the general path would still answer.
+        return None;
+    }
+    let mut outcome = verdicts.outcome(&table);
     if params.smooth && workers > 1 {
-        // Only a contested pixel next to a decision edge can change: a neighbourhood whose pixels were all
-        // decided alike cannot flip its centre (every posterior in it favours that class, so does their
-        // weighted mean).
-        let mut scores = vec![0.0f64; classes];
-        let mut changes: Vec<(u32, u8)> = Vec::new();
-        // Binary masks: one posterior per pixel is enough, looked up straight from the pixel's id.
-        let binary = classes == 2;
-        let foreground_by_id: Vec<f64> = if binary {
-            patterns
-                .id_to_pattern
-                .iter()
-                .map(|&p| posteriors.get(p as usize * 2 + 1).copied().unwrap_or(0.0))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let foreground_of = |pixel: usize| match &patterns.pixel_ids {
-            PixelIds::Narrow(ids) => foreground_by_id
-                .get(usize::from(ids[pixel]))
-                .copied()
-                .unwrap_or(0.0),
-            PixelIds::Wide(_) => posteriors
-                .get(patterns.pattern_of(pixel) * 2 + 1)
-                .copied()
-                .unwrap_or(0.0),
-        };
-        for pixel in edge_neighbourhoods(&mask, width, height) {
-            let pixel = pixel as usize;
-            let pattern = patterns.pattern_of(pixel);
-            if !contested.get(pattern).copied().unwrap_or(false) {
+        let pattern_at = |pixel: usize| usize::from(id_to_pattern[usize::from(ids[pixel])]);
+        // Posteriors and contest by id, so that a pixel's costs one lookup.
+        let mut rows_by_id = vec![0.0f64; 256 * classes];
+        let mut contested_by_id = [false; 256];
+        let mut foreground_by_id = [0.0f64; 256];
+        for (id, &p) in id_to_pattern.iter().enumerate().take(space) {
+            let p = usize::from(p);
+            if counts[id] == 0 {
                 continue;
             }
-            let (x, y) = (pixel % width, pixel / width);
-            if binary {
+            if let Some(row) = posteriors.get(p * classes..(p + 1) * classes) {
+                rows_by_id[id * classes..(id + 1) * classes].copy_from_slice(row);
+                foreground_by_id[id] = row.get(1).copied().unwrap_or(0.0);
+            }
+            contested_by_id[id] = verdicts.contested.get(p).copied().unwrap_or(false);
+        }
+        let near = planes.odd_ones_out();
+        let changes = Cleaning {
+            mask: &mask,
+            width,
+            height,
+            classes,
+            threshold: params.foreground_threshold,
+        }
+        .changes(
+            &near,
+            |pixel| contested_by_id[usize::from(ids[pixel])],
+            |pixel| {
+                let id = usize::from(ids[pixel]);
+                &rows_by_id[id * classes..(id + 1) * classes]
+            },
+            |pixel| foreground_by_id[usize::from(ids[pixel])],
+        );
+        apply_changes(&changes, &mut mask, &mut outcome, classes, pattern_at);
+    }
+    Some(finish(&table, &posteriors, &outcome, mask))
+}
+
+/// The per-pixel state of [`infer_masks`]: ids, the result so far, and its bit planes.
+struct WordImage {
+    width: usize,
+    /// Whole words per row (`width / 8`); the rest of a row goes pixel by pixel.
+    words_per_row: usize,
+    ids: Vec<u8>,
+    mask: Vec<u8>,
+    planes: BitPlanes,
+}
+
+impl WordImage {
+    fn new(width: usize, height: usize, classes: usize) -> Self {
+        let pixels = width * height;
+        Self {
+            width,
+            words_per_row: width / 8,
+            // Filled by pass 1 row by row (nothing zeroed first).
+            ids: Vec::with_capacity(pixels),
+            mask: Vec::with_capacity(pixels),
+            planes: BitPlanes::new(width, height, classes),
+        }
+    }
+
+    /// Decides the listed words (and the row tails, always listed) from their ids.
+    fn decide_listed(&mut self, listed: &[Open], decision_by_id: &[u8; 256]) {
+        for open in listed {
+            let y = open.y as usize;
+            if open.x == TAIL {
+                self.decide_tail(y, decision_by_id);
+            } else {
+                self.decide_word(y, open.x as usize, open.ids, decision_by_id);
+            }
+        }
+    }
+
+    /// Decides every pixel from its id, bit planes rebuilt.
+    fn decide_all(&mut self, decision_by_id: &[u8; 256]) {
+        self.planes.clear();
+        let height = self.planes.height;
+        for y in 0..height {
+            for i in 0..self.words_per_row {
+                let ids = word_at(&self.ids, y * self.width + i * 8);
+                self.decide_word(y, i * 8, ids, decision_by_id);
+            }
+            self.decide_tail(y, decision_by_id);
+        }
+    }
+
+    /// Decides the eight pixels from `(x, y)`, whose ids are `ids`.
+    #[inline]
+    fn decide_word(&mut self, y: usize, x: usize, ids: u64, decision_by_id: &[u8; 256]) {
+        let at = y * self.width + x;
+        let Some(out) = self.mask.get_mut(at..at + 8) else {
+            return;
+        };
+        // Built in a register: eight byte stores read back as one word would stall.
+        let first = ids as u8;
+        let decided = if ids == u64::from(first) * ONES {
+            u64::from(decision_by_id[usize::from(first)]) * ONES
+        } else {
+            let mut decided = 0u64;
+            for b in 0..8 {
+                decided |= u64::from(decision_by_id[((ids >> (8 * b)) & 0xff) as usize]) << (8 * b);
+            }
+            decided
+        };
+        out.copy_from_slice(&decided.to_le_bytes());
+        self.planes.set_word(y, x, decided);
+    }
+
+    fn decide_tail(&mut self, y: usize, decision_by_id: &[u8; 256]) {
+        for x in self.words_per_row * 8..self.width {
+            let at = y * self.width + x;
+            let class = decision_by_id[usize::from(self.ids[at])];
+            self.mask[at] = class;
+            self.planes.set_pixel(y, x, class);
+        }
+    }
+}
+
+/// A word pass 2 must decide: its row, first column and ids (kept from pass 1, so that pass 2 need not
+/// read them back).
+struct Open {
+    y: u32,
+    /// [`TAIL`] for the row's pixels past its whole words.
+    x: u32,
+    ids: u64,
+}
+
+/// [`Open::x`] of a row's tail.
+const TAIL: u32 = u32::MAX;
+
+/// Pass 1 of [`infer_masks`].
+struct WordPass<'a> {
+    classes: usize,
+    multipliers: &'a [u64],
+}
+
+impl WordPass<'_> {
+    /// Pattern ids of every pixel of `W` masks, counted; unanimous words decided, the others listed.
+    ///
+    /// Row by row, in short loops that each keep their state in registers (the first two are
+    /// vectorised by the compiler): where the workers differ and the largest class; then, when every
+    /// class of the row is valid, the first worker's classes are the result wherever everyone agrees, ids
+    /// of unanimous words are that class times `1 + classes + classes² …`, and only the words where
+    /// workers differ get the full id sum and go to the list for pass 2. A row with a class past the table
+    /// is listed whole (such classes count as background).
+    fn run<const W: usize>(
+        &self,
+        masks: &[&[u8]],
+        image: &mut WordImage,
+        counts: &mut [u64; 256],
+        listed: &mut Vec<Open>,
+    ) {
+        let (Ok(masks), Ok(multipliers)) = (
+            <[&[u8]; W]>::try_from(masks),
+            <[u64; W]>::try_from(self.multipliers),
+        ) else {
+            return;
+        };
+        // The id of a pixel everyone gave class c: c × (1 + classes + classes² …).
+        let unanimous: u64 = multipliers.iter().sum();
+        let (width, n) = (image.width, image.words_per_row);
+        let height = image.planes.height;
+        let binary = self.classes == 2;
+        let mut differ = vec![0u64; n];
+        // One row of ids, appended to the image's when complete (so that nothing is zeroed first).
+        let mut id_row = vec![0u8; width];
+        let mut tables = vec![[0u64; 256]; 4];
+        // Two classes: pixels in unanimous words, and how many of them are class 1.
+        let (mut unanimous_pixels, mut unanimous_ones) = (0u64, 0u64);
+        for y in 0..height {
+            let row = y * width..(y + 1) * width;
+            let first_row = row.start..row.start + n * 8;
+            // Every row cut to the same `n` words, so that indexing them needs no bounds checks.
+            let rows: [&[[u8; 8]]; W] = masks.map(|mask| {
+                let whole = mask
+                    .get(row.clone())
+                    .map_or(&[][..], |r| r.as_chunks::<8>().0);
+                &whole[..n.min(whole.len())]
+            });
+            let Some(first_bytes) = masks[0].get(first_row.clone()) else {
+                return;
+            };
+            if rows.iter().any(|r| r.len() != n) || differ.len() != n || id_row.len() != width {
+                return;
+            }
+            let id_words = &mut id_row.as_chunks_mut::<8>().0[..n];
+
+            // Where the workers differ, and every bit any worker set (a power-of-two class count is
+            // valid when no bit past its top one is set): straight-line loops, vectorised, one mask at a
+            // time (streaming one mask's row, then the next, is faster than interleaving them).
+            let mut bits = 0u64;
+            for (d, first) in differ.iter_mut().zip(rows[0].iter()) {
+                *d = 0;
+                bits |= u64::from_le_bytes(*first);
+            }
+            for r in &rows[1..] {
+                for ((d, word), first) in differ.iter_mut().zip(r.iter()).zip(rows[0].iter()) {
+                    let word = u64::from_le_bytes(*word);
+                    *d |= word ^ u64::from_le_bytes(*first);
+                    bits |= word;
+                }
+            }
+            let valid = if self.classes.is_power_of_two() {
+                bits & !((self.classes as u64 - 1) * ONES) == 0
+            } else {
+                let mut largest = 0u8;
+                for r in &rows {
+                    largest = r.as_flattened().iter().fold(largest, |m, &b| m.max(b));
+                }
+                usize::from(largest) < self.classes
+            };
+            if !valid {
+                for (i, ids) in id_words.iter_mut().enumerate() {
+                    for (b, id) in ids.iter_mut().enumerate() {
+                        *id = self.id_of(rows.iter().map(|r| r[i][b]));
+                    }
+                    tally(&mut tables, u64::from_le_bytes(*ids));
+                    listed.push(Open {
+                        y: y as u32,
+                        x: (i * 8) as u32,
+                        ids: u64::from_le_bytes(*ids),
+                    });
+                }
+                // Decided in pass 2.
+                image.mask.resize(image.mask.len() + n * 8, 0);
+            } else {
+                // The first worker's classes stand wherever everyone agrees; pass 2 overwrites the rest.
+                image.mask.extend_from_slice(first_bytes);
+                if binary {
+                    // One loop for the ids as if everyone agreed, the single bit plane, and the count of
+                    // class 1 (bytes of 0 and 1 summed lane by lane over 64 pixels, then across lanes).
+                    let plane = image.planes.row_mut(0, y);
+                    for ((bits, ids), firsts) in plane
+                        .iter_mut()
+                        .zip(id_words.chunks_mut(8))
+                        .zip(rows[0].chunks(8))
+                    {
+                        let (mut packed, mut lanes) = (0u64, 0u64);
+                        for (b, (ids, first)) in ids.iter_mut().zip(firsts).enumerate() {
+                            let first = u64::from_le_bytes(*first);
+                            *ids = first.wrapping_mul(unanimous).to_le_bytes();
+                            packed |= low_bits(first) << (8 * b);
+                            lanes += first;
+                        }
+                        // Pixels past the whole words are set in pass 2, after this.
+                        *bits |= packed;
+                        unanimous_ones += lanes.wrapping_mul(ONES) >> 56;
+                    }
+                    unanimous_pixels += (n * 8) as u64;
+                } else {
+                    image.planes.set_row(y, first_bytes);
+                    for (ids, first) in id_words.iter_mut().zip(rows[0].iter()) {
+                        *ids = u64::from_le_bytes(*first)
+                            .wrapping_mul(unanimous)
+                            .to_le_bytes();
+                    }
+                }
+                if !binary {
+                    for (ids, &d) in id_words.iter().zip(differ.iter()) {
+                        if d == 0 {
+                            tally(&mut tables, u64::from_le_bytes(*ids));
+                        }
+                    }
+                }
+                // The words where workers differ, 64 at a time as a bit mask: a branch per such word
+                // rather than a hard-to-predict one per word.
+                for (chunk, words) in differ.chunks(64).enumerate() {
+                    let mut open = 0u64;
+                    for (b, &d) in words.iter().enumerate() {
+                        open |= u64::from(d != 0) << b;
+                    }
+                    while open != 0 {
+                        let i = chunk * 64 + open.trailing_zeros() as usize;
+                        open &= open - 1;
+                        self.open_word(&rows, i, y, id_words, &mut tables, listed);
+                        if binary {
+                            // Not unanimous after all: taken back out of the unanimous counts.
+                            unanimous_pixels -= 8;
+                            unanimous_ones -=
+                                u64::from_le_bytes(rows[0][i]).wrapping_mul(ONES) >> 56;
+                        }
+                    }
+                }
+            }
+            if n * 8 < width {
+                for (x, slot) in id_row.iter_mut().enumerate().skip(n * 8) {
+                    let id = self.id_of(
+                        masks
+                            .iter()
+                            .map(|m| m.get(y * width + x).copied().unwrap_or(0)),
+                    );
+                    *slot = id;
+                    tables[0][usize::from(id)] += 1;
+                }
+                image.mask.resize(image.mask.len() + width - n * 8, 0);
+                listed.push(Open {
+                    y: y as u32,
+                    x: TAIL,
+                    ids: 0,
+                });
+            }
+            image.ids.extend_from_slice(&id_row);
+        }
+        // Unanimous words of two classes were counted apart: class 0 (id 0) and class 1 (id `unanimous`).
+        counts[0] += unanimous_pixels - unanimous_ones;
+        if let Some(count) = counts.get_mut(unanimous as usize) {
+            *count += unanimous_ones;
+        }
+        for table in &tables {
+            for (count, &more) in counts.iter_mut().zip(table) {
+                *count += more;
+            }
+        }
+    }
+
+    /// A word where workers differ: its ids (all classes valid), counted, kept, and listed for pass 2.
+    #[inline(always)]
+    fn open_word<const W: usize>(
+        &self,
+        rows: &[&[[u8; 8]]; W],
+        i: usize,
+        y: usize,
+        id_words: &mut [[u8; 8]],
+        tables: &mut [[u64; 256]],
+        listed: &mut Vec<Open>,
+    ) {
+        let mut id = 0u64;
+        for (row, &multiplier) in rows.iter().zip(self.multipliers) {
+            id = id.wrapping_add(u64::from_le_bytes(row[i]).wrapping_mul(multiplier));
+        }
+        if let Some(word) = id_words.get_mut(i) {
+            *word = id.to_le_bytes();
+        }
+        tally(tables, id);
+        listed.push(Open {
+            y: y as u32,
+            x: (i * 8) as u32,
+            ids: id,
+        });
+    }
+
+    /// The id of one pixel from its workers' classes (a class past the table counts as background).
+    fn id_of(&self, classes: impl Iterator<Item = u8>) -> u8 {
+        let mut id = 0u64;
+        for (class, &multiplier) in classes.zip(self.multipliers) {
+            if usize::from(class) < self.classes {
+                id += u64::from(class) * multiplier;
+            }
+        }
+        id as u8
+    }
+}
+
+/// Adds a word of eight ids to the counts: at once when they are all equal, else byte by byte, each to
+/// its own table (so that repeated ids do not wait on each other's increments).
+#[inline(always)]
+fn tally(tables: &mut [[u64; 256]], ids: u64) {
+    let first = ids as u8;
+    if ids == u64::from(first) * ONES {
+        tables[0][usize::from(first)] += 8;
+        return;
+    }
+    for (b, id) in ids.to_le_bytes().into_iter().enumerate() {
+        tables[b % 4][usize::from(id)] += 1;
+    }
+}
+
+/// The result as bit planes: plane `j` holds bit `j` of every pixel's class, 64 pixels a word, rows padded
+/// to whole words. Two pixels differ exactly when some plane does, so decision edges are found 64 pixels
+/// at a time.
+struct BitPlanes {
+    width: usize,
+    height: usize,
+    /// Words per row.
+    stride: usize,
+    /// Planes (bits per class index: 0 for one class).
+    count: usize,
+    /// `bits[(j * height + y) * stride + i]`.
+    bits: Vec<u64>,
+}
+
+impl BitPlanes {
+    fn new(width: usize, height: usize, classes: usize) -> Self {
+        let count = (usize::BITS - (classes.max(1) - 1).leading_zeros()) as usize;
+        let stride = width.div_ceil(64);
+        Self {
+            width,
+            height,
+            stride,
+            count,
+            bits: vec![0; count * height * stride],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.bits.iter_mut().for_each(|word| *word = 0);
+    }
+
+    /// Sets the bits of eight pixels from `(x, y)` (`x` a multiple of 8) to those of `classes` (a word of
+    /// class bytes).
+    #[inline]
+    fn set_word(&mut self, y: usize, x: usize, classes: u64) {
+        for j in 0..self.count {
+            let packed = low_bits(classes >> j);
+            let at = (j * self.height + y) * self.stride + x / 64;
+            if let Some(word) = self.bits.get_mut(at) {
+                let shift = x % 64;
+                *word = (*word & !(0xff << shift)) | (packed << shift);
+            }
+        }
+    }
+
+    /// The words of row `y` in plane `j` (empty if out of range).
+    fn row_mut(&mut self, j: usize, y: usize) -> &mut [u64] {
+        let start = (j * self.height + y) * self.stride;
+        self.bits
+            .get_mut(start..start + self.stride)
+            .unwrap_or(&mut [])
+    }
+
+    /// Sets the bits of the whole words of row `y` from `classes` (class bytes, a multiple of 8 long).
+    fn set_row(&mut self, y: usize, classes: &[u8]) {
+        for j in 0..self.count {
+            let start = (j * self.height + y) * self.stride;
+            let Some(out) = self.bits.get_mut(start..start + self.stride) else {
+                return;
+            };
+            for (word, group) in out.iter_mut().zip(classes.chunks(64)) {
+                let mut bits = 0u64;
+                for (i, eight) in group.as_chunks::<8>().0.iter().enumerate() {
+                    bits |= low_bits(u64::from_le_bytes(*eight) >> j) << (i * 8);
+                }
+                // Keeps the bits of pixels past the whole words (set pixel by pixel).
+                let whole = (group.len() / 8 * 8) as u32;
+                let kept = u64::MAX.checked_shl(whole).unwrap_or(0);
+                *word = (*word & kept) | bits;
+            }
+        }
+    }
+
+    #[inline]
+    fn set_pixel(&mut self, y: usize, x: usize, class: u8) {
+        for j in 0..self.count {
+            let at = (j * self.height + y) * self.stride + x / 64;
+            if let Some(word) = self.bits.get_mut(at) {
+                let bit = 1u64 << (x % 64);
+                if (class >> j) & 1 == 1 {
+                    *word |= bit;
+                } else {
+                    *word &= !bit;
+                }
+            }
+        }
+    }
+
+    /// The planes of a byte mask (classes past the planes' range keep their low bits).
+    fn of_mask(mask: &[u8], width: usize, height: usize, classes: usize) -> Self {
+        let mut planes = Self::new(width, height, classes);
+        let whole = width / 8 * 8;
+        for (y, row) in mask.chunks_exact(width.max(1)).take(height).enumerate() {
+            planes.set_row(y, &row[..whole]);
+            for (x, &class) in row.iter().enumerate().skip(whole) {
+                planes.set_pixel(y, x, class);
+            }
+        }
+        planes
+    }
+
+    /// The pixels with a differently decided 8-neighbour, as a bitmap (`stride` words per row): the only
+    /// ones the cleaning can change, since a 3×3 neighbourhood decided alike cannot flip its centre. A
+    /// pixel differs from a neighbour exactly when some plane does; each plane is compared with itself
+    /// shifted by one pixel in all eight directions, 64 pixels per operation.
+    fn odd_ones_out(&self) -> Vec<u64> {
+        let (width, height, stride) = (self.width, self.height, self.stride);
+        let mut odd = vec![0u64; stride * height];
+        if stride == 0 || height == 0 {
+            return odd;
+        }
+        // Bits of real pixels in a row's last word; pixels with a left, with a right neighbour.
+        let last_bits = match width % 64 {
+            0 => u64::MAX,
+            r => (1u64 << r) - 1,
+        };
+        for plane in self.bits.chunks_exact(stride * height).take(self.count) {
+            let row = |y: usize| &plane[y * stride..(y + 1) * stride];
+            for (y, out) in odd.chunks_exact_mut(stride).enumerate() {
+                let here = row(y);
+                let above = y.checked_sub(1).map(row);
+                let below = (y + 1 < height).then(|| row(y + 1));
+                for i in 0..stride {
+                    let last = i + 1 == stride;
+                    let valid = if last { last_bits } else { u64::MAX };
+                    // Pixels with a left neighbour (not x = 0), with a right one (not x = width - 1).
+                    let has_left = if i == 0 { !1u64 } else { u64::MAX };
+                    let has_right = if last { last_bits >> 1 } else { u64::MAX };
+                    // A row's words moved one pixel: bit x holds pixel x - 1 (left) or x + 1 (right).
+                    let shifted = |words: &[u64]| {
+                        let word = words[i];
+                        let before = if i == 0 { 0 } else { words[i - 1] >> 63 };
+                        let after = if last { 0 } else { words[i + 1] << 63 };
+                        ((word << 1) | before, (word >> 1) | after)
+                    };
+                    let word = here[i];
+                    let (left, right) = shifted(here);
+                    let mut differ = ((word ^ left) & has_left) | ((word ^ right) & has_right);
+                    for other in [above, below].into_iter().flatten() {
+                        let (left, right) = shifted(other);
+                        differ |= (word ^ other[i])
+                            | ((word ^ left) & has_left)
+                            | ((word ^ right) & has_right);
+                    }
+                    out[i] |= differ & valid;
+                }
+            }
+        }
+        odd
+    }
+}
+
+/// Eight bytes from `at` as a little-endian word (byte `i` = pixel `at + i`); 0 past the end.
+#[inline]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    bytes
+        .get(at..at + 8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// Per pattern: its decided class, and whether its workers disagree.
+struct Verdicts {
+    decision: Vec<u8>,
+    contested: Vec<bool>,
+}
+
+impl Verdicts {
+    fn new(table: &PatternTable, posteriors: &[f64], threshold: f64) -> Self {
+        let (classes, workers) = (table.classes, table.workers);
+        let decision = posteriors
+            .chunks(classes)
+            .map(|row| decide(row, threshold))
+            .collect();
+        let contested = table
+            .answers
+            .chunks(workers.max(1))
+            .map(|answers| answers.windows(2).any(|pair| pair[0] != pair[1]))
+            .collect();
+        Self {
+            decision,
+            contested,
+        }
+    }
+
+    /// Pixels per (pattern, class decided), before cleaning.
+    fn outcome(&self, table: &PatternTable) -> Vec<u64> {
+        let classes = table.classes;
+        let mut outcome = vec![0u64; table.counts.len() * classes];
+        for (p, (&count, &class)) in table.counts.iter().zip(&self.decision).enumerate() {
+            outcome[p * classes + usize::from(class)] = count;
+        }
+        outcome
+    }
+}
+
+/// The cleaning of contested pixels near decision edges.
+struct Cleaning<'a> {
+    /// The decided mask.
+    mask: &'a [u8],
+    width: usize,
+    height: usize,
+    classes: usize,
+    threshold: f64,
+}
+
+impl Cleaning<'_> {
+    /// The cleaning's verdicts, `(pixel, class)` for the pixels that change: every contested pixel in
+    /// `near` (the pixels with a differently decided 8-neighbour, [`BitPlanes::odd_ones_out`]) is decided
+    /// on its posteriors summed over its 3×3 neighbourhood (its own weighing `CENTRE_WEIGHT`). Only such a
+    /// pixel can change: a neighbourhood whose pixels were all decided alike cannot flip its centre (every
+    /// posterior in it favours that class, so does their weighted mean). The changes are returned, not
+    /// applied, so that every pixel is judged on the same uncleaned posteriors. `row_at` gives a pixel's posteriors,
+    /// `foreground_of` its posterior of class 1 (used alone with two classes).
+    fn changes<'r>(
+        &self,
+        near: &[u64],
+        contested_at: impl Fn(usize) -> bool,
+        row_at: impl Fn(usize) -> &'r [f64],
+        foreground_of: impl Fn(usize) -> f64,
+    ) -> Vec<(u32, u8)> {
+        let (mask, width, height, threshold) = (self.mask, self.width, self.height, self.threshold);
+        let mut scores = vec![0.0f64; self.classes];
+        let mut changes: Vec<(u32, u8)> = Vec::new();
+        for_each_bit(near, width, height, |pixel, x, y| {
+            if !contested_at(pixel) {
+                return;
+            }
+            if self.classes == 2 {
                 // A pixel decided foreground with a posterior of at least twice the threshold keeps it
                 // whatever its neighbours say (its own weight is half the neighbourhood's at most).
                 let own = foreground_of(pixel);
-                if mask[pixel] == 1
-                    && own * CENTRE_WEIGHT >= 2.0 * CENTRE_WEIGHT * params.foreground_threshold
-                {
-                    continue;
+                if mask[pixel] == 1 && own * CENTRE_WEIGHT >= 2.0 * CENTRE_WEIGHT * threshold {
+                    return;
+                }
+                if x > 0 && y > 0 && x + 1 < width && y + 1 < height {
+                    // Inside the image: the loop below unrolled, same sums in the same order.
+                    let (up, down) = (pixel - width, pixel + width);
+                    let mut foreground = foreground_of(up - 1);
+                    foreground += foreground_of(up);
+                    foreground += foreground_of(up + 1);
+                    foreground += foreground_of(pixel - 1);
+                    foreground += CENTRE_WEIGHT * own;
+                    foreground += foreground_of(pixel + 1);
+                    foreground += foreground_of(down - 1);
+                    foreground += foreground_of(down);
+                    foreground += foreground_of(down + 1);
+                    let class = u8::from(foreground >= threshold * (CENTRE_WEIGHT + 8.0));
+                    if class != mask[pixel] {
+                        changes.push((pixel as u32, class));
+                    }
+                    return;
                 }
                 let (mut foreground, mut total) = (0.0, 0.0);
                 for ny in y.saturating_sub(1)..(y + 2).min(height) {
@@ -504,11 +1227,11 @@ pub(crate) fn infer(
                         foreground += weight * foreground_of(neighbour);
                     }
                 }
-                let class = u8::from(foreground >= params.foreground_threshold * total);
+                let class = u8::from(foreground >= threshold * total);
                 if class != mask[pixel] {
                     changes.push((pixel as u32, class));
                 }
-                continue;
+                return;
             }
             scores.iter_mut().for_each(|s| *s = 0.0);
             let mut total = 0.0;
@@ -521,125 +1244,79 @@ pub(crate) fn infer(
                         1.0
                     };
                     total += weight;
-                    let pattern = patterns.pattern_of(neighbour);
-                    for (score, posterior) in scores
-                        .iter_mut()
-                        .zip(&posteriors[pattern * classes..(pattern + 1) * classes])
-                    {
+                    for (score, posterior) in scores.iter_mut().zip(row_at(neighbour)) {
                         *score += weight * posterior;
                     }
                 }
             }
             scores.iter_mut().for_each(|s| *s /= total);
-            let class = decide(&scores, params.foreground_threshold);
+            let class = decide(&scores, threshold);
             if class != mask[pixel] {
                 changes.push((pixel as u32, class));
             }
-        }
-        for (pixel, class) in changes {
-            let pixel = pixel as usize;
-            let pattern = patterns.pattern_of(pixel);
-            outcome[pattern * classes + usize::from(mask[pixel])] -= 1;
-            outcome[pattern * classes + usize::from(class)] += 1;
-            mask[pixel] = class;
-        }
+        });
+        changes
     }
+}
 
+/// Applies the cleaning's changes to the mask and to the pixels per (pattern, class).
+fn apply_changes(
+    changes: &[(u32, u8)],
+    mask: &mut [u8],
+    outcome: &mut [u64],
+    classes: usize,
+    pattern_at: impl Fn(usize) -> usize,
+) {
+    for &(pixel, class) in changes {
+        let pixel = pixel as usize;
+        let pattern = pattern_at(pixel);
+        outcome[pattern * classes + usize::from(mask[pixel])] -= 1;
+        outcome[pattern * classes + usize::from(class)] += 1;
+        mask[pixel] = class;
+    }
+}
+
+/// The inference's outcome from the final mask and pixels per (pattern, class).
+fn finish(table: &PatternTable, posteriors: &[f64], outcome: &[u64], mask: Vec<u8>) -> Inference {
     Inference {
         expected_iou: expected_iou(
-            &outcome,
-            &temper(&posteriors, classes, CONFIDENCE_TEMPERATURE),
-            classes,
+            outcome,
+            &temper(posteriors, table.classes, CONFIDENCE_TEMPERATURE),
+            table.classes,
         ),
-        worker_agreement: worker_agreement(patterns, &outcome),
+        worker_agreement: worker_agreement(table, outcome),
         mask,
     }
 }
 
-/// Every pixel within one pixel (8-neighbourhood) of a decision edge, in pixel order. A pixel has a
-/// differently decided 8-neighbour exactly when it is within one pixel of two 4-adjacent pixels that differ,
-/// so it is enough to find those pairs (comparing eight pixels at a time: masks are mostly long runs), mark
-/// them in a bitmap and dilate the bitmap by one pixel, 64 pixels per operation.
-fn edge_neighbourhoods(mask: &[u8], width: usize, height: usize) -> Vec<u32> {
-    if width == 0 || height == 0 {
-        return Vec::new();
-    }
+/// Bit `i` = bit 0 of byte `i` of `word`: a multiply gathers the eight low bits into the top byte, each on
+/// its own position, with no carries.
+#[inline]
+fn low_bits(word: u64) -> u64 {
+    (word & ONES).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+/// Calls `visit(pixel, x, y)` on every pixel whose bit is set in `bits` (`width.div_ceil(64)` words per
+/// row), in order.
+fn for_each_bit(
+    bits: &[u64],
+    width: usize,
+    height: usize,
+    mut visit: impl FnMut(usize, usize, usize),
+) {
     let stride = width.div_ceil(64);
-    let mut edges = vec![0u64; stride * height];
-    let mut mark = |x: usize, y: usize| {
-        if let Some(word) = edges.get_mut(y * stride + x / 64) {
-            *word |= 1 << (x % 64);
-        }
-    };
-    let word = |row: &[u8], at: usize| -> u64 {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&row[at..at + 8]);
-        u64::from_ne_bytes(bytes)
-    };
-    for y in 0..height {
-        let row = &mask[y * width..(y + 1) * width];
-        // Horizontal pairs (x, x + 1).
-        let mut x = 0;
-        while x + 1 < width {
-            if x + 9 <= width && word(row, x) == word(row, x + 1) {
-                x += 8;
-                continue;
-            }
-            if row[x] != row[x + 1] {
-                mark(x, y);
-                mark(x + 1, y);
-            }
-            x += 1;
-        }
-        // Vertical pairs (y, y + 1).
-        if y + 1 < height {
-            let below = &mask[(y + 1) * width..(y + 2) * width];
-            if row == below {
-                continue;
-            }
-            let mut x = 0;
-            while x < width {
-                if x + 8 <= width && word(row, x) == word(below, x) {
-                    x += 8;
-                    continue;
-                }
-                if row[x] != below[x] {
-                    mark(x, y);
-                    mark(x, y + 1);
-                }
-                x += 1;
-            }
-        }
-    }
-    // Dilate: vertically by OR-ing neighbouring rows, then horizontally by shifting with carries.
-    let mut around = Vec::new();
-    let mut near = vec![0u64; stride];
-    for y in 0..height {
-        let row = |y: usize| &edges[y * stride..(y + 1) * stride];
-        near.copy_from_slice(row(y));
-        for other in [y.checked_sub(1), (y + 1 < height).then_some(y + 1)]
-            .into_iter()
-            .flatten()
-        {
-            for (word, &bits) in near.iter_mut().zip(row(other)) {
-                *word |= bits;
-            }
-        }
-        for i in 0..stride {
-            let here = near[i];
-            let left = if i > 0 { near[i - 1] >> 63 } else { 0 };
-            let right = near.get(i + 1).map_or(0, |next| next << 63);
-            let mut bits = here | (here << 1) | (here >> 1) | left | right;
-            while bits != 0 {
-                let x = i * 64 + bits.trailing_zeros() as usize;
+    for (y, row) in bits.chunks_exact(stride.max(1)).take(height).enumerate() {
+        for (i, &word) in row.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                let x = i * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
                 if x < width {
-                    around.push((y * width + x) as u32);
+                    visit(y * width + x, x, y);
                 }
-                bits &= bits - 1;
             }
         }
     }
-    around
 }
 
 /// Posteriors flattened by `temperature` (> 1 flattens): `p^(1/T)`, renormalised per pattern.
@@ -676,7 +1353,7 @@ fn decide(posterior: &[f64], threshold: f64) -> u8 {
 /// Posteriors per pattern (`pattern_count × classes`) under the one-coin model, by EM on the pattern
 /// histogram restricted to the painted region (see the module docs).
 pub(crate) fn one_coin_em(
-    patterns: &Patterns,
+    patterns: &PatternTable,
     reliabilities: &[f64],
     params: InferenceParams,
 ) -> Vec<f64> {
@@ -700,13 +1377,17 @@ pub(crate) fn one_coin_em(
     let mut accuracy: Vec<f64> = (0..workers).map(reliability).collect();
     let mut posteriors = vec![0.0f64; pattern_count * classes];
     let wrong_share = 1.0 / (classes.max(2) - 1) as f64;
-    let estimate_posteriors = |accuracy: &[f64], posteriors: &mut [f64]| {
-        let right: Vec<f64> = accuracy.iter().map(|a| a.ln()).collect();
-        let wrong: Vec<f64> = accuracy
-            .iter()
-            .map(|a| ((1.0 - a) * wrong_share).ln())
-            .collect();
-        let mut logs = vec![0.0f64; classes];
+    // Buffers reused by every round (the EM runs once per image, a few rounds each).
+    let (mut right, mut wrong, mut logs) = (
+        vec![0.0f64; workers],
+        vec![0.0f64; workers],
+        vec![0.0f64; classes],
+    );
+    let mut estimate_posteriors = |accuracy: &[f64], posteriors: &mut [f64]| {
+        for ((right, wrong), a) in right.iter_mut().zip(wrong.iter_mut()).zip(accuracy) {
+            *right = a.ln();
+            *wrong = ((1.0 - a) * wrong_share).ln();
+        }
         for p in 0..pattern_count {
             let answers = &patterns.answers[p * workers..(p + 1) * workers];
             for (k, log) in logs.iter_mut().enumerate() {
@@ -725,7 +1406,8 @@ pub(crate) fn one_coin_em(
             let top = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let mut total = 0.0;
             for log in logs.iter_mut() {
-                *log = (*log - top).exp();
+                // exp(0) is exactly 1: the top class needs no call.
+                *log = if *log == top { 1.0 } else { (*log - top).exp() };
                 total += *log;
             }
             for (value, fresh) in posteriors[p * classes..(p + 1) * classes]
@@ -748,11 +1430,11 @@ pub(crate) fn one_coin_em(
     if painted_pixels == 0.0 {
         return posteriors;
     }
+    let mut decision = vec![0u8; pattern_count];
     for _ in 0..params.max_iterations {
-        let decision: Vec<u8> = posteriors
-            .chunks(classes)
-            .map(|row| decide(row, params.foreground_threshold))
-            .collect();
+        for (decided, row) in decision.iter_mut().zip(posteriors.chunks(classes)) {
+            *decided = decide(row, params.foreground_threshold);
+        }
         let mut largest_change = 0.0f64;
         for (w, accuracy) in accuracy.iter_mut().enumerate() {
             let mut right = params.prior_strength * reliability(w);
@@ -765,6 +1447,10 @@ pub(crate) fn one_coin_em(
             let fresh = (right / (painted_pixels + params.prior_strength)).clamp(0.01, 0.99);
             largest_change = largest_change.max((fresh - *accuracy).abs());
             *accuracy = fresh;
+        }
+        if largest_change == 0.0 {
+            // Same accuracies, same posteriors: nothing to recompute.
+            break;
         }
         estimate_posteriors(&accuracy, &mut posteriors);
         if largest_change <= params.tolerance {
@@ -812,7 +1498,7 @@ pub(crate) fn expected_iou(outcome: &[u64], posteriors: &[f64], classes: usize) 
     }
 }
 
-fn worker_agreement(patterns: &Patterns, outcome: &[u64]) -> Vec<f64> {
+fn worker_agreement(patterns: &PatternTable, outcome: &[u64]) -> Vec<f64> {
     let (classes, workers) = (patterns.classes, patterns.workers);
     let mut agreed = vec![0u64; workers];
     let mut total = 0u64;
