@@ -13,7 +13,8 @@
 //!
 //! pub fn consolidate_single_label(n_classes: usize, items: &[SingleLabelItem<'_>], priors: &WorkerPriors,
 //!                                 config: &ClassificationConfig) -> SingleLabelOutcome
-//!     SingleLabelOutcome { items: Vec<ItemEstimate { label: Option<usize>, confidence: f64, posterior: Vec<f64> }>,
+//!     SingleLabelOutcome { items: Vec<ItemEstimate { label: Option<usize>, confidence: f64 }>,
+//!                          posteriors (outcome.posterior(i) -> &[f64]),
 //!                          stats: WorkerStats }
 //! pub fn consolidate_multi_label(n_classes: usize, items: &[MultiLabelItem<'_>], priors: &WorkerPriors,
 //!                                config: &ClassificationConfig) -> MultiLabelOutcome
@@ -183,14 +184,12 @@ pub struct MultiLabelItem<'a> {
 }
 
 /// The consolidated answer for one single-label item.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ItemEstimate {
     /// The chosen class; `None` only for an item without (valid) votes.
     pub label: Option<usize>,
     /// The posterior probability of `label`; 0 for no votes or a lone worker unknown from earlier batches.
     pub confidence: f64,
-    /// The posterior over all classes (sums to 1; the estimated class prior for an item without votes).
-    pub posterior: Vec<f64>,
 }
 
 /// The outcome of [`consolidate_single_label`].
@@ -198,8 +197,22 @@ pub struct ItemEstimate {
 pub struct SingleLabelOutcome {
     /// One estimate per input item, in input order.
     pub items: Vec<ItemEstimate>,
+    /// The posteriors over all classes, one row of `n_classes` per item in input order (see
+    /// [`Self::posterior`]). One flat buffer: a batch of 100,000 items would otherwise allocate (and
+    /// free) 100,000 small vectors, a visible share of its time.
+    posteriors: Vec<f64>,
+    n_classes: usize,
     /// What this batch taught about its workers, to be recorded in the job's worker quality.
     pub stats: WorkerStats,
+}
+
+impl SingleLabelOutcome {
+    /// Item `i`'s posterior over all classes (sums to 1; the estimated class prior for an item without
+    /// votes; empty when there are no classes or no such item).
+    pub fn posterior(&self, i: usize) -> &[f64] {
+        let k = self.n_classes;
+        self.posteriors.get(i * k..(i + 1) * k).unwrap_or(&[])
+    }
 }
 
 /// The consolidated answer for one multi-label item.
@@ -370,14 +383,9 @@ pub fn consolidate_single_label(
 ) -> SingleLabelOutcome {
     if n_classes == 0 {
         return SingleLabelOutcome {
-            items: items
-                .iter()
-                .map(|_| ItemEstimate {
-                    label: None,
-                    confidence: 0.0,
-                    posterior: Vec::new(),
-                })
-                .collect(),
+            items: vec![ItemEstimate::default(); items.len()],
+            posteriors: Vec::new(),
+            n_classes: 0,
             stats: WorkerStats::new(),
         };
     }
@@ -422,28 +430,24 @@ pub fn consolidate_single_label(
     // Estimates are made in canonical order, reading the posterior and the votes in sequence, and
     // stored at their input position: a scattered write is cheaper than a scattered read.
     let mut estimates: Vec<ItemEstimate> = vec![ItemEstimate::default(); items.len()];
+    let mut posteriors = vec![0.0; items.len() * k];
     for (item, &input_index) in order.iter().enumerate() {
-        let posterior = output.posterior[item * k..(item + 1) * k].to_vec();
+        let posterior = &output.posterior[item * k..(item + 1) * k];
+        posteriors[input_index * k..(input_index + 1) * k].copy_from_slice(posterior);
         let range = votes.offsets[item]..votes.offsets[item + 1];
         estimates[input_index] = match range.len() {
             0 => ItemEstimate {
                 label: None,
                 confidence: 0.0,
-                posterior,
             },
             1 if !known[votes.worker[range.start] as usize] => ItemEstimate {
                 label: Some(votes.answer[range.start] as usize),
                 confidence: 0.0,
-                posterior,
             },
             _ => {
-                let label = argmax_with_ties(&posterior);
+                let label = argmax_with_ties(posterior);
                 let confidence = label.and_then(|l| posterior.get(l).copied()).unwrap_or(0.0);
-                ItemEstimate {
-                    label,
-                    confidence,
-                    posterior,
-                }
+                ItemEstimate { label, confidence }
             }
         };
     }
@@ -461,6 +465,8 @@ pub fn consolidate_single_label(
     }
     SingleLabelOutcome {
         items: estimates,
+        posteriors,
+        n_classes: k,
         stats,
     }
 }

@@ -162,9 +162,9 @@ fn unanimous_votes_win_with_high_confidence() {
         let out = consolidate_single_label(3, &items, &WorkerPriors::empty(), &config);
         let labels: Vec<_> = out.items.iter().map(|e| e.label).collect();
         assert_eq!(labels, [Some(1), Some(0), Some(2)], "{config:?}");
-        for e in &out.items {
+        for (i, e) in out.items.iter().enumerate() {
             assert!(e.confidence > 0.8, "{config:?}: {e:?}");
-            assert!((e.posterior.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+            assert!((out.posterior(i).iter().sum::<f64>() - 1.0).abs() < 1e-9);
         }
     }
 }
@@ -520,8 +520,8 @@ mod properties {
             let items = to_items(&raw);
             let out = consolidate_single_label(k, &items, &WorkerPriors::empty(), &config);
             prop_assert_eq!(out.items.len(), items.len());
-            for e in &out.items {
-                prop_assert!((e.posterior.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+            for (i, e) in out.items.iter().enumerate() {
+                prop_assert!((out.posterior(i).iter().sum::<f64>() - 1.0).abs() < 1e-9);
                 prop_assert!((0.0..=1.0).contains(&e.confidence));
                 if let Some(l) = e.label { prop_assert!(l < k); }
             }
@@ -533,12 +533,13 @@ mod properties {
             // Reversing the item order gives the same estimates, up to rounding.
             let reversed: Vec<SingleLabelItem<'_>> = items.iter().rev().cloned().collect();
             let back = consolidate_single_label(k, &reversed, &WorkerPriors::empty(), &config);
-            for (a, b) in out.items.iter().zip(back.items.iter().rev()) {
+            for (i, (a, b)) in out.items.iter().zip(back.items.iter().rev()).enumerate() {
+                let (pa, pb) = (out.posterior(i), back.posterior(items.len() - 1 - i));
                 prop_assert!((a.confidence - b.confidence).abs() < 1e-6);
-                for (x, y) in a.posterior.iter().zip(&b.posterior) {
+                for (x, y) in pa.iter().zip(pb) {
                     prop_assert!((x - y).abs() < 1e-6);
                 }
-                let near_tie = a.posterior.iter().filter(|p| (**p - a.confidence).abs() < 1e-6).count() > 1;
+                let near_tie = pa.iter().filter(|p| (**p - a.confidence).abs() < 1e-6).count() > 1;
                 if !near_tie { prop_assert_eq!(a.label, b.label); }
             }
         }
