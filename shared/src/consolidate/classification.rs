@@ -455,12 +455,7 @@ pub fn consolidate_single_label(
     let mut stats = WorkerStats::new();
     if k >= 2 {
         for (w, name) in workers.names.iter().enumerate() {
-            let block = &output.batch_counts[w * k * k..(w + 1) * k * k];
-            for t in 0..k {
-                for a in 0..k {
-                    stats.add_confusion(name, k, t, a, block[t * k + a]);
-                }
-            }
+            stats.add_confusion_block(name, k, &output.batch_counts[w * k * k..(w + 1) * k * k]);
         }
     }
     SingleLabelOutcome {

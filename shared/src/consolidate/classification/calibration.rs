@@ -214,8 +214,10 @@ fn cross_validated_strength(total_counts: &[f64], prior_rows: &[f64], k: usize) 
                 continue;
             }
             let denominator = (row - 1.0 + strength).ln();
+            // Cells holding less than a millionth of an answer (the posterior's crumbs on unlikely
+            // classes) cannot move the choice; skipping them keeps many-class jobs cheap.
             for (c, m) in counts.iter().zip(prior) {
-                if *c > 0.0 {
+                if *c > 1e-6 {
                     let p = ((c - 1.0).max(0.0) + strength * m).max(MIN_PROBABILITY);
                     sum += c * (p.ln() - denominator);
                 }
