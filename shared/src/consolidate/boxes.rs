@@ -424,23 +424,13 @@ pub fn consolidate_boxes(
     let mut dropped = Vec::new();
 
     // 1. Parse, within the worker cap.
-    let mut parsed: Vec<(&WorkerAnswer<'_>, BoxAnswer<'_>)> = Vec::with_capacity(workers.len());
-    for (position, worker) in workers.iter().enumerate() {
-        if position >= config.max_workers {
-            dropped.push(Dropped::worker(
-                worker.worker_id,
-                BoxWorkerProblem::TooManyWorkers(config.max_workers),
-            ));
-            continue;
-        }
-        match parse_box_answer(worker.answer) {
-            Ok(answer) => parsed.push((worker, answer)),
-            Err(error) => dropped.push(Dropped::worker(
-                worker.worker_id,
-                BoxWorkerProblem::from(error),
-            )),
-        }
-    }
+    let mut parsed = crowd::parse_answers(
+        workers,
+        config.max_workers,
+        parse_box_answer,
+        BoxWorkerProblem::TooManyWorkers,
+        &mut dropped,
+    );
 
     // 2. Image size, and workers who saw another image.
     let prior_size = job.prior_label.and_then(prior_image_size);

@@ -45,7 +45,7 @@ use serde_json::{Map, Value};
 
 pub use super::boxes::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
 use super::boxes::crowd::{
-    ReasonLog, existence_probability, round_confidence, vote_posterior, vote_weight,
+    ReasonLog, existence_probability, parse_answers, round_confidence, vote_posterior, vote_weight,
 };
 use super::boxes::{Candidate, MatchParams, Rect, cluster_candidates, vote_class};
 
@@ -302,23 +302,13 @@ pub fn consolidate_spans(
 ) -> Result<SpanConsolidation, NoUsableAnswer> {
     let mut dropped = Vec::new();
 
-    let mut parsed: Vec<(&WorkerAnswer<'_>, EntityAnswer<'_>)> = Vec::with_capacity(workers.len());
-    for (position, worker) in workers.iter().enumerate() {
-        if position >= config.max_workers {
-            dropped.push(Dropped::worker(
-                worker.worker_id,
-                SpanWorkerProblem::TooManyWorkers(config.max_workers),
-            ));
-            continue;
-        }
-        match parse_entity_answer(worker.answer) {
-            Ok(answer) => parsed.push((worker, answer)),
-            Err(error) => dropped.push(Dropped::worker(
-                worker.worker_id,
-                SpanWorkerProblem::from(error),
-            )),
-        }
-    }
+    let parsed = parse_answers(
+        workers,
+        config.max_workers,
+        parse_entity_answer,
+        SpanWorkerProblem::TooManyWorkers,
+        &mut dropped,
+    );
     if parsed.is_empty() {
         return Err(NoUsableAnswer { dropped });
     }

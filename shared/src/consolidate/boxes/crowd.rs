@@ -107,6 +107,34 @@ impl Dropped {
     }
 }
 
+/// Parses every worker's answer with `parse`, the first `max_workers` only: answers past the cap and
+/// unreadable ones are recorded in `dropped` (`too_many` and the parse error say why), the rest come back
+/// paired with their worker, in order. The first step of the box and the entity consolidators.
+pub fn parse_answers<'w, 'a, A, E, R>(
+    workers: &'w [WorkerAnswer<'a>],
+    max_workers: usize,
+    parse: impl Fn(&'a Value) -> Result<A, E>,
+    too_many: impl Fn(usize) -> R,
+    dropped: &mut Vec<Dropped>,
+) -> Vec<(&'w WorkerAnswer<'a>, A)>
+where
+    R: ToString,
+    E: Into<R>,
+{
+    let mut parsed = Vec::with_capacity(workers.len().min(max_workers));
+    for (position, worker) in workers.iter().enumerate() {
+        if position >= max_workers {
+            dropped.push(Dropped::worker(worker.worker_id, too_many(max_workers)));
+            continue;
+        }
+        match parse(worker.answer) {
+            Ok(answer) => parsed.push((worker, answer)),
+            Err(error) => dropped.push(Dropped::worker(worker.worker_id, error.into())),
+        }
+    }
+    parsed
+}
+
 /// No worker gave a usable answer, so the object gets no label (rather than an empty one that would claim
 /// "nothing here").
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
