@@ -56,6 +56,11 @@ pub(crate) struct FittedModel<'a> {
     pub(crate) total_counts: &'a [f64],
 }
 
+/// A class whose (tempered) probability is below `e^-NEGLIGIBLE_LOG_RATIO` times the top class's cannot
+/// change a sum of probabilities in f64 (e^-40 ≈ 4e-18): it is taken as 0 without computing it. Jobs with
+/// many classes are mostly such classes.
+const NEGLIGIBLE_LOG_RATIO: f64 = 40.0;
+
 /// The design-effect scaling of an item with `n` votes.
 fn tau(n: usize, rho: f64) -> f64 {
     1.0 / (1.0 + n.saturating_sub(1) as f64 * rho)
@@ -181,7 +186,14 @@ impl HeldOut {
                 }
                 let (mut norm, mut predictive) = (0.0, 0.0);
                 for (s, q) in scaled.iter().zip(own_p) {
-                    let e = if *s >= max { 1.0 } else { (s - max).exp() };
+                    // Classes more than e^40 below the top add nothing a f64 sum can hold: no exp.
+                    let e = if *s >= max {
+                        1.0
+                    } else if *s - max < -NEGLIGIBLE_LOG_RATIO {
+                        0.0
+                    } else {
+                        (s - max).exp()
+                    };
                     norm += e;
                     predictive += e * q;
                 }
@@ -206,24 +218,44 @@ impl HeldOut {
 /// workers came out at `rho = 0.7` and under-confident). Choosing the strength by the same held-out
 /// principle removes that bias: homogeneous crowds get strong smoothing, crowds of distinct workers weak.
 fn cross_validated_strength(total_counts: &[f64], prior_rows: &[f64], k: usize) -> f64 {
-    let score = |strength: f64| -> f64 {
-        let mut sum = 0.0;
-        for (counts, prior) in total_counts.chunks_exact(k).zip(prior_rows.chunks_exact(k)) {
-            let row: f64 = counts.iter().sum();
-            if row < 1.0 {
-                continue;
-            }
-            let denominator = (row - 1.0 + strength).ln();
-            // Cells holding less than a millionth of an answer (the posterior's crumbs on unlikely
-            // classes) cannot move the choice; skipping them keeps many-class jobs cheap.
-            for (c, m) in counts.iter().zip(prior) {
-                if *c > 1e-6 {
-                    let p = ((c - 1.0).max(0.0) + strength * m).max(MIN_PROBABILITY);
-                    sum += c * (p.ln() - denominator);
+    // Each cell `c` of a row with total `n` scores `c · ln((max(c − 1, 0) + s m) / (n − 1 + s))` for
+    // strength `s` and prior share `m`. A cell with at most one answer in it scores `c · (ln s + ln m)`,
+    // whose `ln m` part does not depend on `s`: those cells (nearly all of them in a job with many
+    // classes) reduce to one sum per batch, and only the few fuller cells are visited per candidate.
+    let mut sparse_mass = 0.0;
+    let mut rows: Vec<(f64, f64)> = Vec::new();
+    let mut full_cells: Vec<(f64, f64)> = Vec::new();
+    for (counts, prior) in total_counts.chunks_exact(k).zip(prior_rows.chunks_exact(k)) {
+        let row: f64 = counts.iter().sum();
+        if row < 1.0 {
+            continue;
+        }
+        // Cells holding less than a millionth of an answer (the posterior's crumbs on unlikely
+        // classes) cannot move the choice.
+        let mut weight = 0.0;
+        for (&c, &m) in counts.iter().zip(prior) {
+            if c > 1e-6 {
+                weight += c;
+                if c > 1.0 {
+                    full_cells.push((c, m.max(MIN_PROBABILITY)));
+                } else {
+                    sparse_mass += c;
                 }
             }
         }
-        sum
+        rows.push((row, weight));
+    }
+    let score = |strength: f64| -> f64 {
+        let sparse = sparse_mass * strength.ln();
+        let full: f64 = full_cells
+            .iter()
+            .map(|&(c, m)| c * (c - 1.0 + strength * m).ln())
+            .sum();
+        let denominators: f64 = rows
+            .iter()
+            .map(|&(row, weight)| weight * (row - 1.0 + strength).ln())
+            .sum();
+        sparse + full - denominators
     };
     // A log grid from half a pseudo-answer to 4096, then one refinement step each side.
     let mut best = (0.5, score(0.5));
@@ -301,6 +333,8 @@ pub(crate) fn temper(votes: &Votes, rho: f64, posterior: &mut [f64]) {
             continue;
         }
         let scale = tau(n, rho);
+        // Ratios to the largest entry below this stay below e^-40 once tempered: 0, without a log.
+        let negligible = (-NEGLIGIBLE_LOG_RATIO / scale).exp();
         // p^tau / sum p^tau, computed on ratios to the largest entry: the largest becomes 1 without a
         // logarithm or an exponential, and an entry of exactly 0 stays 0.
         let max = row.iter().copied().fold(0.0f64, f64::max);
@@ -309,10 +343,11 @@ pub(crate) fn temper(votes: &Votes, rho: f64, posterior: &mut [f64]) {
         }
         let mut sum = 0.0;
         for p in row.iter_mut() {
-            *p = if *p >= max {
+            let ratio = *p / max;
+            *p = if ratio >= 1.0 {
                 1.0
-            } else if *p > 0.0 {
-                (scale * (*p / max).ln()).exp()
+            } else if ratio > negligible {
+                (scale * ratio.ln()).exp()
             } else {
                 0.0
             };

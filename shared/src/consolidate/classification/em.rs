@@ -79,13 +79,12 @@ fn softmax_in_place(values: &mut [f64]) -> f64 {
     max + sum.ln()
 }
 
-/// The worker model of one EM iteration: `pi[w][true][answered]` (probabilities) and its log, stored
-/// answer-major (`[w][answered][true]`) because the E-step reads one answer's row for all true classes.
+/// The worker model of one EM iteration: `pi[w][true][answered]` (probabilities).
 pub(crate) struct WorkerModel {
     pi: Vec<f64>,
-    log_pi_by_answer: Vec<f64>,
-    /// The clamped probabilities in the same answer-major layout: the E-step multiplies these instead of
-    /// summing logs, which saves `K` exponentials per item and epoch.
+    /// The clamped probabilities stored answer-major (`[w][answered][true]`), because the E-step reads
+    /// one answer's row for all true classes; it multiplies these instead of summing logs, which saves
+    /// `K` exponentials per item and epoch.
     pi_by_answer: Vec<f64>,
     /// Each worker's prior row per true class (`[w][true][answered]`): the pooled matrix shifted by the
     /// worker's skill, which their own counts are smoothed towards. The calibration reads it.
@@ -97,19 +96,17 @@ impl WorkerModel {
         Self {
             prior_rows: vec![0.0; n_workers * k * k],
             pi: vec![0.0; n_workers * k * k],
-            log_pi_by_answer: vec![0.0; n_workers * k * k],
             pi_by_answer: vec![0.0; n_workers * k * k],
         }
     }
 
-    fn refresh_logs(&mut self, n_workers: usize, k: usize) {
+    fn refresh_by_answer(&mut self, n_workers: usize, k: usize) {
         for w in 0..n_workers {
             let base = w * k * k;
             for t in 0..k {
                 for a in 0..k {
                     let p = self.pi[base + t * k + a].max(MIN_PROBABILITY);
                     self.pi_by_answer[base + a * k + t] = p;
-                    self.log_pi_by_answer[base + a * k + t] = p.ln();
                 }
             }
         }
@@ -194,7 +191,7 @@ fn fit_worker_model(
             }
         }
     }
-    model.refresh_logs(n_workers, k);
+    model.refresh_by_answer(n_workers, k);
 }
 
 /// Accumulates this batch's soft confusion counts. An item with a single vote says nothing about its
