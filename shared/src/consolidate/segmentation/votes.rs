@@ -758,8 +758,6 @@ impl WordPass<'_> {
         let height = image.planes.height;
         let binary = self.classes == 2;
         let mut differ = vec![0u64; n];
-        // One row of ids, appended to the image's when complete (so that nothing is zeroed first).
-        let mut id_row = vec![0u8; width];
         let mut tables = vec![[0u64; 256]; 4];
         // Two classes: pixels in unanimous words, and how many of them are class 1.
         let (mut unanimous_pixels, mut unanimous_ones) = (0u64, 0u64);
@@ -776,10 +774,11 @@ impl WordPass<'_> {
             let Some(first_bytes) = masks[0].get(first_row.clone()) else {
                 return;
             };
-            if rows.iter().any(|r| r.len() != n) || differ.len() != n || id_row.len() != width {
+            if rows.iter().any(|r| r.len() != n) || differ.len() != n {
                 return;
             }
-            let id_words = &mut id_row.as_chunks_mut::<8>().0[..n];
+            // The row's ids are appended to the image's as they are made (nothing zeroed or copied).
+            let start = image.ids.len();
 
             // Where the workers differ, and every bit any worker set (a power-of-two class count is
             // valid when no bit past its top one is set): straight-line loops, vectorised, one mask at a
@@ -806,15 +805,17 @@ impl WordPass<'_> {
                 usize::from(largest) < self.classes
             };
             if !valid {
-                for (i, ids) in id_words.iter_mut().enumerate() {
+                for i in 0..n {
+                    let mut ids = [0u8; 8];
                     for (b, id) in ids.iter_mut().enumerate() {
                         *id = self.id_of(rows.iter().map(|r| r[i][b]));
                     }
-                    tally(&mut tables, u64::from_le_bytes(*ids));
+                    image.ids.extend_from_slice(&ids);
+                    tally(&mut tables, u64::from_le_bytes(ids));
                     listed.push(Open {
                         y: y as u32,
                         x: (i * 8) as u32,
-                        ids: u64::from_le_bytes(*ids),
+                        ids: u64::from_le_bytes(ids),
                     });
                 }
                 // Decided in pass 2.
@@ -822,19 +823,20 @@ impl WordPass<'_> {
             } else {
                 // The first worker's classes stand wherever everyone agrees; pass 2 overwrites the rest.
                 image.mask.extend_from_slice(first_bytes);
+                // Ids as if everyone agreed (no carries between bytes: every id is below 256); the
+                // words where workers differ are overwritten below.
+                let unanimous_byte = unanimous as u8;
+                image
+                    .ids
+                    .extend(first_bytes.iter().map(|&c| c.wrapping_mul(unanimous_byte)));
                 if binary {
-                    // One loop for the ids as if everyone agreed, the single bit plane, and the count of
-                    // class 1 (bytes of 0 and 1 summed lane by lane over 64 pixels, then across lanes).
+                    // One loop for the single bit plane and the count of class 1 (bytes of 0 and 1
+                    // summed lane by lane over 64 pixels, then across lanes).
                     let plane = image.planes.row_mut(0, y);
-                    for ((bits, ids), firsts) in plane
-                        .iter_mut()
-                        .zip(id_words.chunks_mut(8))
-                        .zip(rows[0].chunks(8))
-                    {
+                    for (bits, firsts) in plane.iter_mut().zip(rows[0].chunks(8)) {
                         let (mut packed, mut lanes) = (0u64, 0u64);
-                        for (b, (ids, first)) in ids.iter_mut().zip(firsts).enumerate() {
+                        for (b, first) in firsts.iter().enumerate() {
                             let first = u64::from_le_bytes(*first);
-                            *ids = first.wrapping_mul(unanimous).to_le_bytes();
                             packed |= low_bits(first) << (8 * b);
                             lanes += first;
                         }
@@ -845,12 +847,11 @@ impl WordPass<'_> {
                     unanimous_pixels += (n * 8) as u64;
                 } else {
                     image.planes.set_row(y, first_bytes);
-                    for (ids, first) in id_words.iter_mut().zip(rows[0].iter()) {
-                        *ids = u64::from_le_bytes(*first)
-                            .wrapping_mul(unanimous)
-                            .to_le_bytes();
-                    }
                 }
+                let id_words = image
+                    .ids
+                    .get_mut(start..start + n * 8)
+                    .map_or(&mut [][..], |ids| ids.as_chunks_mut::<8>().0);
                 if !binary {
                     for (ids, &d) in id_words.iter().zip(differ.iter()) {
                         if d == 0 {
@@ -879,13 +880,13 @@ impl WordPass<'_> {
                 }
             }
             if n * 8 < width {
-                for (x, slot) in id_row.iter_mut().enumerate().skip(n * 8) {
+                for x in n * 8..width {
                     let id = self.id_of(
                         masks
                             .iter()
                             .map(|m| m.get(y * width + x).copied().unwrap_or(0)),
                     );
-                    *slot = id;
+                    image.ids.push(id);
                     tables[0][usize::from(id)] += 1;
                 }
                 image.mask.resize(image.mask.len() + width - n * 8, 0);
@@ -895,7 +896,6 @@ impl WordPass<'_> {
                     ids: 0,
                 });
             }
-            image.ids.extend_from_slice(&id_row);
         }
         // Unanimous words of two classes were counted apart: class 0 (id 0) and class 1 (id `unanimous`).
         counts[0] += unanimous_pixels - unanimous_ones;
