@@ -455,7 +455,7 @@ pub(crate) fn infer(
     if params.smooth && table.workers > 1 {
         let classes = table.classes;
         let pattern_at = |pixel: usize| patterns.pattern_of(pixel);
-        let near = BitPlanes::of_mask(&mask, width, height, classes).odd_ones_out();
+        let near = BitPlanes::of_mask(&mask, width, height, classes).odd_ones_out(None);
         let changes = Cleaning {
             mask: &mask,
             width,
@@ -525,7 +525,8 @@ pub(crate) fn infer_masks(
     let multipliers: Vec<u64> = (0..workers).map(|w| classes.pow(w as u32) as u64).collect();
     let mut image = WordImage::new(width, height, classes);
     let mut counts = [0u64; 256];
-    let mut listed: Vec<Open> = Vec::new();
+    // About 15% of the words on crowd-kit's benchmark masks: room for a quarter, so that it seldom grows.
+    let mut listed: Vec<Open> = Vec::with_capacity(pixels / 32 + height);
     let pass = WordPass {
         classes,
         multipliers: &multipliers,
@@ -610,7 +611,27 @@ pub(crate) fn infer_masks(
             }
             contested_by_id[id] = verdicts.contested.get(p).copied().unwrap_or(false);
         }
-        let near = planes.odd_ones_out();
+        // Only pixels of listed words (or row tails) can be contested, so only they need their
+        // neighbours compared: a bitmap of them, in the planes' layout, limits the edge search.
+        let stride = width.div_ceil(64);
+        let whole = width / 8 * 8;
+        let mut listed_pixels = vec![0u64; stride * height];
+        for open in &listed {
+            let y = open.y as usize;
+            if open.x == TAIL {
+                for x in whole..width {
+                    if let Some(word) = listed_pixels.get_mut(y * stride + x / 64) {
+                        *word |= 1 << (x % 64);
+                    }
+                }
+            } else {
+                let x = open.x as usize;
+                if let Some(word) = listed_pixels.get_mut(y * stride + x / 64) {
+                    *word |= 0xff << (x % 64);
+                }
+            }
+        }
+        let near = planes.odd_ones_out(Some(&listed_pixels));
         let changes = Cleaning {
             mask: &mask,
             width,
@@ -758,7 +779,7 @@ impl WordPass<'_> {
         let height = image.planes.height;
         let binary = self.classes == 2;
         let mut differ = vec![0u64; n];
-        let mut tables = vec![[0u64; 256]; 4];
+        let mut tables = [[0u64; 256]; 4];
         // Two classes: pixels in unanimous words, and how many of them are class 1.
         let (mut unanimous_pixels, mut unanimous_ones) = (0u64, 0u64);
         for y in 0..height {
@@ -826,9 +847,18 @@ impl WordPass<'_> {
                 // Ids as if everyone agreed (no carries between bytes: every id is below 256); the
                 // words where workers differ are overwritten below.
                 let unanimous_byte = unanimous as u8;
-                image
-                    .ids
-                    .extend(first_bytes.iter().map(|&c| c.wrapping_mul(unanimous_byte)));
+                if binary {
+                    // Classes 0 and 1 only (checked above): a mask instead of a byte multiply.
+                    image.ids.extend(
+                        first_bytes
+                            .iter()
+                            .map(|&c| c.wrapping_neg() & unanimous_byte),
+                    );
+                } else {
+                    image
+                        .ids
+                        .extend(first_bytes.iter().map(|&c| c.wrapping_mul(unanimous_byte)));
+                }
                 if binary {
                     // One loop for the single bit plane and the count of class 1 (bytes of 0 and 1
                     // summed lane by lane over 64 pixels, then across lanes).
@@ -1066,7 +1096,10 @@ impl BitPlanes {
     /// ones the cleaning can change, since a 3×3 neighbourhood decided alike cannot flip its centre. A
     /// pixel differs from a neighbour exactly when some plane does; each plane is compared with itself
     /// shifted by one pixel in all eight directions, 64 pixels per operation.
-    fn odd_ones_out(&self) -> Vec<u64> {
+    ///
+    /// With `within` (a bitmap of the same layout), only the pixels set there are looked at (and can be
+    /// set): words with none are skipped.
+    fn odd_ones_out(&self, within: Option<&[u64]>) -> Vec<u64> {
         let (width, height, stride) = (self.width, self.height, self.stride);
         let mut odd = vec![0u64; stride * height];
         if stride == 0 || height == 0 {
@@ -1084,8 +1117,15 @@ impl BitPlanes {
                 let above = y.checked_sub(1).map(row);
                 let below = (y + 1 < height).then(|| row(y + 1));
                 for i in 0..stride {
+                    let wanted = match within {
+                        Some(within) => within.get(y * stride + i).copied().unwrap_or(0),
+                        None => u64::MAX,
+                    };
+                    if wanted == 0 {
+                        continue;
+                    }
                     let last = i + 1 == stride;
-                    let valid = if last { last_bits } else { u64::MAX };
+                    let valid = if last { last_bits & wanted } else { wanted };
                     // Pixels with a left neighbour (not x = 0), with a right one (not x = width - 1).
                     let has_left = if i == 0 { !1u64 } else { u64::MAX };
                     let has_right = if last { last_bits >> 1 } else { u64::MAX };
