@@ -455,7 +455,7 @@ pub(crate) fn infer(
     if params.smooth && table.workers > 1 {
         let classes = table.classes;
         let pattern_at = |pixel: usize| patterns.pattern_of(pixel);
-        let near = BitPlanes::of_mask(&mask, width, height, classes).odd_ones_out(None);
+        let near = BitPlanes::of_mask(&mask, width, height, classes).odd_ones_out();
         let changes = Cleaning {
             mask: &mask,
             width,
@@ -525,8 +525,7 @@ pub(crate) fn infer_masks(
     let multipliers: Vec<u64> = (0..workers).map(|w| classes.pow(w as u32) as u64).collect();
     let mut image = WordImage::new(width, height, classes);
     let mut counts = [0u64; 256];
-    // About 15% of the words on crowd-kit's benchmark masks: room for a quarter, so that it seldom grows.
-    let mut listed: Vec<Open> = Vec::with_capacity(pixels / 32 + height);
+    let mut listed: Vec<Open> = Vec::new();
     let pass = WordPass {
         classes,
         multipliers: &multipliers,
@@ -611,27 +610,7 @@ pub(crate) fn infer_masks(
             }
             contested_by_id[id] = verdicts.contested.get(p).copied().unwrap_or(false);
         }
-        // Only pixels of listed words (or row tails) can be contested, so only they need their
-        // neighbours compared: a bitmap of them, in the planes' layout, limits the edge search.
-        let stride = width.div_ceil(64);
-        let whole = width / 8 * 8;
-        let mut listed_pixels = vec![0u64; stride * height];
-        for open in &listed {
-            let y = open.y as usize;
-            if open.x == TAIL {
-                for x in whole..width {
-                    if let Some(word) = listed_pixels.get_mut(y * stride + x / 64) {
-                        *word |= 1 << (x % 64);
-                    }
-                }
-            } else {
-                let x = open.x as usize;
-                if let Some(word) = listed_pixels.get_mut(y * stride + x / 64) {
-                    *word |= 0xff << (x % 64);
-                }
-            }
-        }
-        let near = planes.odd_ones_out(Some(&listed_pixels));
+        let near = planes.odd_ones_out();
         let changes = Cleaning {
             mask: &mask,
             width,
@@ -779,7 +758,9 @@ impl WordPass<'_> {
         let height = image.planes.height;
         let binary = self.classes == 2;
         let mut differ = vec![0u64; n];
-        let mut tables = [[0u64; 256]; 4];
+        // One row of ids, appended to the image's when complete (so that nothing is zeroed first).
+        let mut id_row = vec![0u8; width];
+        let mut tables = vec![[0u64; 256]; 4];
         // Two classes: pixels in unanimous words, and how many of them are class 1.
         let (mut unanimous_pixels, mut unanimous_ones) = (0u64, 0u64);
         for y in 0..height {
@@ -795,11 +776,10 @@ impl WordPass<'_> {
             let Some(first_bytes) = masks[0].get(first_row.clone()) else {
                 return;
             };
-            if rows.iter().any(|r| r.len() != n) || differ.len() != n {
+            if rows.iter().any(|r| r.len() != n) || differ.len() != n || id_row.len() != width {
                 return;
             }
-            // The row's ids are appended to the image's as they are made (nothing zeroed or copied).
-            let start = image.ids.len();
+            let id_words = &mut id_row.as_chunks_mut::<8>().0[..n];
 
             // Where the workers differ, and every bit any worker set (a power-of-two class count is
             // valid when no bit past its top one is set): straight-line loops, vectorised, one mask at a
@@ -826,17 +806,15 @@ impl WordPass<'_> {
                 usize::from(largest) < self.classes
             };
             if !valid {
-                for i in 0..n {
-                    let mut ids = [0u8; 8];
+                for (i, ids) in id_words.iter_mut().enumerate() {
                     for (b, id) in ids.iter_mut().enumerate() {
                         *id = self.id_of(rows.iter().map(|r| r[i][b]));
                     }
-                    image.ids.extend_from_slice(&ids);
-                    tally(&mut tables, u64::from_le_bytes(ids));
+                    tally(&mut tables, u64::from_le_bytes(*ids));
                     listed.push(Open {
                         y: y as u32,
                         x: (i * 8) as u32,
-                        ids: u64::from_le_bytes(ids),
+                        ids: u64::from_le_bytes(*ids),
                     });
                 }
                 // Decided in pass 2.
@@ -844,29 +822,19 @@ impl WordPass<'_> {
             } else {
                 // The first worker's classes stand wherever everyone agrees; pass 2 overwrites the rest.
                 image.mask.extend_from_slice(first_bytes);
-                // Ids as if everyone agreed (no carries between bytes: every id is below 256); the
-                // words where workers differ are overwritten below.
-                let unanimous_byte = unanimous as u8;
                 if binary {
-                    // Classes 0 and 1 only (checked above): a mask instead of a byte multiply.
-                    image.ids.extend(
-                        first_bytes
-                            .iter()
-                            .map(|&c| c.wrapping_neg() & unanimous_byte),
-                    );
-                } else {
-                    image
-                        .ids
-                        .extend(first_bytes.iter().map(|&c| c.wrapping_mul(unanimous_byte)));
-                }
-                if binary {
-                    // One loop for the single bit plane and the count of class 1 (bytes of 0 and 1
-                    // summed lane by lane over 64 pixels, then across lanes).
+                    // One loop for the ids as if everyone agreed, the single bit plane, and the count of
+                    // class 1 (bytes of 0 and 1 summed lane by lane over 64 pixels, then across lanes).
                     let plane = image.planes.row_mut(0, y);
-                    for (bits, firsts) in plane.iter_mut().zip(rows[0].chunks(8)) {
+                    for ((bits, ids), firsts) in plane
+                        .iter_mut()
+                        .zip(id_words.chunks_mut(8))
+                        .zip(rows[0].chunks(8))
+                    {
                         let (mut packed, mut lanes) = (0u64, 0u64);
-                        for (b, first) in firsts.iter().enumerate() {
+                        for (b, (ids, first)) in ids.iter_mut().zip(firsts).enumerate() {
                             let first = u64::from_le_bytes(*first);
+                            *ids = first.wrapping_mul(unanimous).to_le_bytes();
                             packed |= low_bits(first) << (8 * b);
                             lanes += first;
                         }
@@ -877,11 +845,12 @@ impl WordPass<'_> {
                     unanimous_pixels += (n * 8) as u64;
                 } else {
                     image.planes.set_row(y, first_bytes);
+                    for (ids, first) in id_words.iter_mut().zip(rows[0].iter()) {
+                        *ids = u64::from_le_bytes(*first)
+                            .wrapping_mul(unanimous)
+                            .to_le_bytes();
+                    }
                 }
-                let id_words = image
-                    .ids
-                    .get_mut(start..start + n * 8)
-                    .map_or(&mut [][..], |ids| ids.as_chunks_mut::<8>().0);
                 if !binary {
                     for (ids, &d) in id_words.iter().zip(differ.iter()) {
                         if d == 0 {
@@ -910,13 +879,13 @@ impl WordPass<'_> {
                 }
             }
             if n * 8 < width {
-                for x in n * 8..width {
+                for (x, slot) in id_row.iter_mut().enumerate().skip(n * 8) {
                     let id = self.id_of(
                         masks
                             .iter()
                             .map(|m| m.get(y * width + x).copied().unwrap_or(0)),
                     );
-                    image.ids.push(id);
+                    *slot = id;
                     tables[0][usize::from(id)] += 1;
                 }
                 image.mask.resize(image.mask.len() + width - n * 8, 0);
@@ -926,6 +895,7 @@ impl WordPass<'_> {
                     ids: 0,
                 });
             }
+            image.ids.extend_from_slice(&id_row);
         }
         // Unanimous words of two classes were counted apart: class 0 (id 0) and class 1 (id `unanimous`).
         counts[0] += unanimous_pixels - unanimous_ones;
@@ -1096,10 +1066,7 @@ impl BitPlanes {
     /// ones the cleaning can change, since a 3×3 neighbourhood decided alike cannot flip its centre. A
     /// pixel differs from a neighbour exactly when some plane does; each plane is compared with itself
     /// shifted by one pixel in all eight directions, 64 pixels per operation.
-    ///
-    /// With `within` (a bitmap of the same layout), only the pixels set there are looked at (and can be
-    /// set): words with none are skipped.
-    fn odd_ones_out(&self, within: Option<&[u64]>) -> Vec<u64> {
+    fn odd_ones_out(&self) -> Vec<u64> {
         let (width, height, stride) = (self.width, self.height, self.stride);
         let mut odd = vec![0u64; stride * height];
         if stride == 0 || height == 0 {
@@ -1117,15 +1084,8 @@ impl BitPlanes {
                 let above = y.checked_sub(1).map(row);
                 let below = (y + 1 < height).then(|| row(y + 1));
                 for i in 0..stride {
-                    let wanted = match within {
-                        Some(within) => within.get(y * stride + i).copied().unwrap_or(0),
-                        None => u64::MAX,
-                    };
-                    if wanted == 0 {
-                        continue;
-                    }
                     let last = i + 1 == stride;
-                    let valid = if last { last_bits & wanted } else { wanted };
+                    let valid = if last { last_bits } else { u64::MAX };
                     // Pixels with a left neighbour (not x = 0), with a right one (not x = width - 1).
                     let has_left = if i == 0 { !1u64 } else { u64::MAX };
                     let has_right = if last { last_bits >> 1 } else { u64::MAX };
