@@ -7,11 +7,12 @@
 //!   `consolidate_masks` 8.8–11.1 ms; SegmentationMajorityVote 0.24–0.32 s as the script times it (one
 //!   run per process: 24–34× ours), 0.094–0.133 s when repeated in one process (8.5–12×);
 //!   SegmentationEM 4.8–14.4 s (the machine was shared: its load varied). Later session (two nice-19
-//!   rustc on both cores): `consolidate_masks` medians 7.9–10.9 ms over 13 runs, plain majority vote
-//!   3.3–4.2 ms, SegmentationMajorityVote 0.137 s best of 3 warm (≈ 15×). The `read_floor` row (only
-//!   reading the masks: 2.3–3.0 ms) and the `10_images_in_cache` row (0.63–0.74 ms, i.e. 6–7 ms per 100
-//!   images, against 0.10–0.13 ms for the plain vote) show that ours is compute-bound, not memory-bound:
-//!   about 65 µs of work per image, pass 1 (`WordPass::run`) 55–60% of it, spread over its loops.
+//!   rustc on both cores): `consolidate_masks` medians 7.6–9.2 ms over 15 runs, plain majority vote
+//!   3.3–4.2 ms, SegmentationMajorityVote 0.109–0.137 s best of 3 warm (12–15×). The `read_floor` row
+//!   (only reading the masks: 2.2–3.0 ms) and the `10_images_in_cache` row (0.60–0.85 ms, i.e. 6–8 ms
+//!   per 100 images, against 0.10–0.13 ms for the plain vote) show that ours is compute-bound, not
+//!   memory-bound: about 65 µs of work per image, pass 1 (`WordPass::run`) 55–60% of it, spread over
+//!   its loops. The in-cache row is also the least noisy way to compare two versions.
 //! * `boxes`: [`consolidate_boxes`] on 10,000 images × 5 workers × ~5 boxes, against a bare
 //!   `serde_json::from_str::<Value>` of the same answers' JSON (target: at most 1.5× the parse).
 //! * `spans`: [`consolidate_spans`] on 10,000 texts × 3 workers (Ground Truth's default for NER), against
