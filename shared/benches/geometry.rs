@@ -6,7 +6,13 @@
 //!   on 10 of the images. Side by side in one session on a shared 2-core machine (nine rounds):
 //!   `consolidate_masks` 8.8–11.1 ms; SegmentationMajorityVote 0.24–0.32 s as the script times it (one
 //!   run per process: 24–34× ours), 0.094–0.133 s when repeated in one process (8.5–12×);
-//!   SegmentationEM 4.8–14.4 s (the machine was shared: its load varied).
+//!   SegmentationEM 4.8–14.4 s (the machine was shared: its load varied). Later session (two nice-19
+//!   rustc on both cores): `consolidate_masks` medians 7.6–9.2 ms over 15 runs, plain majority vote
+//!   3.3–4.2 ms, SegmentationMajorityVote 0.109–0.137 s best of 3 warm (12–15×). The `read_floor` row
+//!   (only reading the masks: 2.2–3.0 ms) and the `10_images_in_cache` row (0.60–0.85 ms, i.e. 6–8 ms
+//!   per 100 images, against 0.10–0.13 ms for the plain vote) show that ours is compute-bound, not
+//!   memory-bound: about 65 µs of work per image, pass 1 (`WordPass::run`) 55–60% of it, spread over
+//!   its loops. The in-cache row is also the least noisy way to compare two versions.
 //! * `boxes`: [`consolidate_boxes`] on 10,000 images × 5 workers × ~5 boxes, against a bare
 //!   `serde_json::from_str::<Value>` of the same answers' JSON (target: at most 1.5× the parse).
 //! * `spans`: [`consolidate_spans`] on 10,000 texts × 3 workers (Ground Truth's default for NER), against
@@ -169,6 +175,38 @@ fn bench_segmentation(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     group.bench_function("consolidate_masks/100_images_256x256_5_workers", |b| {
         b.iter(|| run(black_box(&set)))
+    });
+    // Ten images (3.3 MB of masks) stay in cache between iterations: the compute alone, no memory.
+    group.bench_function("consolidate_masks/10_images_in_cache", |b| {
+        b.iter(|| run(black_box(&set[..10])))
+    });
+    // The floor: reading the five masks once and comparing them with the first, nothing else.
+    group.bench_function("read_floor/100_images_256x256_5_workers", |b| {
+        b.iter(|| {
+            set.iter()
+                .map(|(_, masks)| {
+                    let masks = black_box(masks);
+                    let first = &masks[0];
+                    let mut acc = [0u64; 32];
+                    for m in &masks[1..] {
+                        for (x, y) in first
+                            .as_chunks::<256>()
+                            .0
+                            .iter()
+                            .zip(m.as_chunks::<256>().0)
+                        {
+                            for (a, (x, y)) in acc
+                                .iter_mut()
+                                .zip(x.as_chunks::<8>().0.iter().zip(y.as_chunks::<8>().0))
+                            {
+                                *a |= u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y);
+                            }
+                        }
+                    }
+                    acc.iter().fold(0, |a, b| a | b)
+                })
+                .fold(0u64, |a, b| a | b)
+        })
     });
     group.bench_function("plain_majority_vote/100_images_256x256_5_workers", |b| {
         b.iter(|| {
