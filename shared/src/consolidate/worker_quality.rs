@@ -149,6 +149,19 @@ impl WorkerStats {
         entry.total += total;
     }
 
+    /// The worker's single-label matrix, created empty; one of another size (or a corrupt one) is replaced,
+    /// since a job's class list does not change.
+    fn single_label_matrix(&mut self, worker: &str, n_classes: usize) -> &mut ConfusionCounts {
+        let matrix = self
+            .single_label
+            .entry(worker.to_owned())
+            .or_insert_with(|| ConfusionCounts::zeros(n_classes));
+        if matrix.n_classes != n_classes || !matrix.is_well_formed() {
+            *matrix = ConfusionCounts::zeros(n_classes);
+        }
+        matrix
+    }
+
     /// Adds `weight` to the worker's single-label confusion count at `(true_class, answered)`.
     /// A matrix of another size for this worker is replaced (a job's class list does not change).
     pub fn add_confusion(
@@ -163,13 +176,7 @@ impl WorkerStats {
         {
             return;
         }
-        let matrix = self
-            .single_label
-            .entry(worker.to_owned())
-            .or_insert_with(|| ConfusionCounts::zeros(n_classes));
-        if matrix.n_classes != n_classes || !matrix.is_well_formed() {
-            *matrix = ConfusionCounts::zeros(n_classes);
-        }
+        let matrix = self.single_label_matrix(worker, n_classes);
         if let Some(cell) = matrix.counts.get_mut(true_class * n_classes + answered) {
             *cell += weight;
         }
@@ -184,13 +191,7 @@ impl WorkerStats {
         if n_classes == 0 || block.len() != n_classes * n_classes || !block.iter().any(counts) {
             return;
         }
-        let matrix = self
-            .single_label
-            .entry(worker.to_owned())
-            .or_insert_with(|| ConfusionCounts::zeros(n_classes));
-        if matrix.n_classes != n_classes || !matrix.is_well_formed() {
-            *matrix = ConfusionCounts::zeros(n_classes);
-        }
+        let matrix = self.single_label_matrix(worker, n_classes);
         for (cell, &weight) in matrix.counts.iter_mut().zip(block) {
             if counts(&weight) {
                 *cell += weight;
