@@ -194,20 +194,11 @@ fn fit_worker_model(
     model.refresh_by_answer(n_workers, k);
 }
 
-/// Accumulates this batch's soft confusion counts. An item with a single vote says nothing about its
-/// worker (the worker only agrees with themself) and is skipped. With `leave_one_out`, a vote is weighted
-/// by the posterior computed *without* it, so that a worker's own answer does not vouch for them: with 3
-/// workers per item the plain posterior inflates every worker's accuracy and, with it, the confidence.
-fn accumulate_counts(
-    votes: &Votes,
-    model: &WorkerModel,
-    posterior: &[f64],
-    leave_one_out: bool,
-    counts: &mut [f64],
-) {
+/// Accumulates this batch's soft confusion counts from a finished posterior (majority vote's). An item
+/// with a single vote says nothing about its worker (the worker only agrees with themself) and is skipped.
+fn accumulate_counts(votes: &Votes, posterior: &[f64], counts: &mut [f64]) {
     let k = votes.n_classes;
     counts.iter_mut().for_each(|c| *c = 0.0);
-    let mut weights = vec![0.0; k];
     for item in 0..votes.n_items() {
         let range = votes.range(item);
         if range.len() < 2 {
@@ -217,31 +208,19 @@ fn accumulate_counts(
         for v in range {
             let w = votes.worker[v] as usize;
             let a = votes.answer[v] as usize;
-            if leave_one_out {
-                let mut sum = 0.0;
-                for t in 0..k {
-                    let pi = model.pi[(w * k + t) * k + a].max(MIN_PROBABILITY);
-                    weights[t] = post[t] / pi;
-                    sum += weights[t];
-                }
-                if sum > 0.0 && sum.is_finite() {
-                    weights.iter_mut().for_each(|x| *x /= sum);
-                } else {
-                    weights.copy_from_slice(post);
-                }
-            } else {
-                weights.copy_from_slice(post);
-            }
-            for t in 0..k {
-                counts[(w * k + t) * k + a] += weights[t];
+            for (t, p) in post.iter().enumerate() {
+                counts[(w * k + t) * k + a] += p;
             }
         }
     }
 }
 
 /// One fused pass over the votes: the E-step (posteriors of every item under `model`, returning the total
-/// log-likelihood), and with it this batch's soft confusion counts (see [`accumulate_counts`]) and the
-/// posterior mass per class (for the class prior). Reading each item once keeps the loop in cache.
+/// log-likelihood), and with it this batch's soft confusion counts and the posterior mass per class (for
+/// the class prior). Reading each item once keeps the loop in cache. Items with a single vote teach
+/// nothing about their worker and are not counted. With `leave_one_out`, a vote is credited with the
+/// posterior computed *without* it, so that a worker's own answer does not vouch for them: with 3 workers
+/// per item the plain posterior inflates every worker's accuracy and, with it, the confidence.
 ///
 /// This is where EM spends its time (one pass per epoch over every vote), so the body is compiled once
 /// per common class count: with `k` a constant the per-class loops unroll and vectorise, which halves
@@ -517,8 +496,7 @@ pub(crate) fn majority_vote(votes: &Votes, config: &ClassificationConfig) -> EmO
         softmax_in_place(row);
     }
     let mut batch_counts = vec![0.0; votes.n_workers * k * k];
-    let model = WorkerModel::new(votes.n_workers, k);
-    accumulate_counts(votes, &model, &posterior, false, &mut batch_counts);
+    accumulate_counts(votes, &posterior, &mut batch_counts);
     EmOutput {
         posterior,
         batch_counts,
