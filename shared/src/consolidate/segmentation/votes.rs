@@ -311,8 +311,9 @@ fn count_runs(ids: &[u16], counts: &mut [u64]) {
     close_run(run_id, run_length);
 }
 
-/// The patterns of radix ids: every id with pixels becomes a pattern, its answers decoded from the id.
-fn radix_patterns(ids: Vec<u16>, counts: &[u64], classes: usize, workers: usize) -> Patterns {
+/// Every radix id with pixels becomes a pattern, in id order, its answers decoded from the id's digits:
+/// the pattern table and each id's pattern index (0 for ids without pixels).
+fn decode_radix_ids(counts: &[u64], classes: usize, workers: usize) -> (PatternTable, Vec<u32>) {
     let mut id_to_pattern = vec![0u32; counts.len()];
     let mut answers = Vec::new();
     let mut kept_counts = Vec::new();
@@ -328,13 +329,20 @@ fn radix_patterns(ids: Vec<u16>, counts: &[u64], classes: usize, workers: usize)
             rest /= classes;
         }
     }
+    let table = PatternTable {
+        workers,
+        classes,
+        answers,
+        counts: kept_counts,
+    };
+    (table, id_to_pattern)
+}
+
+/// The patterns of radix ids: every id with pixels becomes a pattern, its answers decoded from the id.
+fn radix_patterns(ids: Vec<u16>, counts: &[u64], classes: usize, workers: usize) -> Patterns {
+    let (table, id_to_pattern) = decode_radix_ids(counts, classes, workers);
     Patterns {
-        table: PatternTable {
-            workers,
-            classes,
-            answers,
-            counts: kept_counts,
-        },
+        table,
         pixel_ids: PixelIds::Narrow(ids),
         id_to_pattern,
     }
@@ -542,27 +550,12 @@ pub(crate) fn infer_masks(
     }
 
     // The patterns, in code order as the general path has them (the EM's sums come out identical).
+    let (table, pattern_of_id) = decode_radix_ids(&counts[..space], classes, workers);
+    // At most 256 ids, so every pattern index fits a byte: one byte per lookup in the pixel loops.
     let mut id_to_pattern = [0u8; 256];
-    let mut answers = Vec::new();
-    let mut kept_counts = Vec::new();
-    for (code, &count) in counts.iter().enumerate().take(space) {
-        if count == 0 {
-            continue;
-        }
-        id_to_pattern[code] = kept_counts.len() as u8;
-        kept_counts.push(count);
-        let mut rest = code;
-        for _ in 0..workers {
-            answers.push((rest % classes) as u8);
-            rest /= classes;
-        }
+    for (slot, &pattern) in id_to_pattern.iter_mut().zip(&pattern_of_id) {
+        *slot = pattern as u8;
     }
-    let table = PatternTable {
-        workers,
-        classes,
-        answers,
-        counts: kept_counts,
-    };
     let posteriors = one_coin_em(&table, reliabilities, params);
     let verdicts = Verdicts::new(&table, &posteriors, params.foreground_threshold);
 
