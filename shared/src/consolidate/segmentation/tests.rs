@@ -97,6 +97,23 @@ fn run(
 }
 
 /// 8×4 image: bird in columns 1–3, cat in columns 5–6.
+/// `masks` as raw-mask workers named by `ids`, all of one reliability.
+fn worker_masks<'a>(
+    masks: &'a [Vec<u8>],
+    ids: &'a [String],
+    reliability: Option<f64>,
+) -> Vec<WorkerMask<'a>> {
+    masks
+        .iter()
+        .zip(ids)
+        .map(|(m, id)| WorkerMask {
+            worker_id: id,
+            classes: m,
+            reliability,
+        })
+        .collect()
+}
+
 fn small_truth() -> Vec<u8> {
     (0..32)
         .map(|i| match i % 8 {
@@ -527,15 +544,7 @@ fn many_classes_and_workers_use_interned_patterns() {
         })
         .collect();
     let ids: Vec<String> = (0..9).map(|i| format!("w{i}")).collect();
-    let workers: Vec<WorkerMask<'_>> = masks
-        .iter()
-        .zip(&ids)
-        .map(|(m, id)| WorkerMask {
-            worker_id: id,
-            classes: m,
-            reliability: None,
-        })
-        .collect();
+    let workers = worker_masks(&masks, &ids, None);
     let result = consolidate_masks(&workers, size, 12, &SegmentationConfig::default()).unwrap();
     assert_eq!(result.classes, truth);
 }
@@ -832,15 +841,7 @@ fn beats_per_pixel_majority_vote_on_biased_workers() {
     let images = 60;
     for _ in 0..images {
         let (truth, masks) = synthetic_image(&mut rng);
-        let workers: Vec<WorkerMask<'_>> = masks
-            .iter()
-            .zip(&ids)
-            .map(|(m, id)| WorkerMask {
-                worker_id: id,
-                classes: m,
-                reliability: None,
-            })
-            .collect();
+        let workers = worker_masks(&masks, &ids, None);
         let result = consolidate_masks(&workers, size, 3, &SegmentationConfig::default()).unwrap();
         let iou = mean_iou(&result.classes, &truth, 3);
         ours += iou;
@@ -1052,11 +1053,7 @@ mod never_panics {
             classes in 0usize..300,
         ) {
             let ids: Vec<String> = (0..masks.len()).map(|i| format!("w{i}")).collect();
-            let workers: Vec<WorkerMask<'_>> = masks
-                .iter()
-                .zip(&ids)
-                .map(|(m, id)| WorkerMask { worker_id: id, classes: m, reliability: Some(0.8) })
-                .collect();
+            let workers = worker_masks(&masks, &ids, Some(0.8));
             let size = ImageSize { width, height };
             if let Ok(result) = consolidate_masks(&workers, size, classes, &SegmentationConfig::default()) {
                 prop_assert_eq!(result.classes.len(), (width * height) as usize);
