@@ -7,14 +7,14 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::util::{Answer, LambdaRuntime, Moto, put};
+use crate::util::{Answer, LambdaRuntime, Moto, json_body, put};
 
 /// Jobs by lower-cased name, and every CreateLabelingJob body received.
 #[derive(Default)]
@@ -69,13 +69,7 @@ async fn serve(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let body = json_body(req).await;
     let (status, answer) = fake.answer(&target, &body);
     Ok(Response::builder()
         .status(status)

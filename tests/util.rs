@@ -264,13 +264,7 @@ async fn runtime_api(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let value = json_body(req).await;
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["2018-06-01", "runtime", "invocation", id, "response"] => {
@@ -322,4 +316,15 @@ pub(crate) async fn put(s3: &aws_sdk_s3::Client, bucket: &str, objects: &[(&str,
 pub(crate) async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
     let out = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
     Some(out.body.collect().await.ok()?.to_vec())
+}
+
+/// A test server's request body as JSON (`null` when it is empty or not JSON).
+pub(crate) async fn json_body(req: Request<Incoming>) -> Value {
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    serde_json::from_slice(&body).unwrap_or(Value::Null)
 }
