@@ -5,7 +5,23 @@
 //! its bounding-box template says `boundingBox` and samples say `annotatedResult` — so an answer is
 //! recognised by its element name first and by its shape second. A task type that is not configured is
 //! inferred the same way, and anything unrecognised is a custom answer.
+//!
+//! ## Why no JSON tree
+//! A batch reads thousands of these small documents (1,000 objects × 5 workers is a common batch), and
+//! building a `serde_json::Map` per answer and per element was a third of the classification handler's
+//! own time. So an answer is read once, in one pass, into [`Answer`]: its elements by name, each with
+//! the few keys the built-in kinds are told apart by picked out ([`OutputShape`]: a class label, a label
+//! list, a comment, which kind it looks like), strings borrowed from the answer's text where they have no
+//! escapes. The classification paths need nothing more. Boxes, entities and masks read whole outputs:
+//! they parse the answer's text again into a tree when they use it ([`Answer::output_value`]), as custom
+//! answers do; that second pass is small next to their engines' work.
 
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::task_type::{AnswerKind, TaskType};
@@ -30,7 +46,89 @@ pub enum AnswerError {
     Invalid(String),
 }
 
-/// Parses `annotationData.content`.
+/// One worker's answer: its elements in their order, read from (and borrowing) the answer's text. A name
+/// given twice keeps its first position and its last output, as a JSON object map does.
+#[derive(Debug, Clone)]
+pub struct Answer<'a> {
+    text: &'a str,
+    elements: Vec<Element<'a>>,
+}
+
+/// One named element of an answer.
+#[derive(Debug, Clone)]
+pub struct Element<'a> {
+    /// The element's name in the form (`crowd-image-classifier`, `category`, …).
+    pub name: Cow<'a, str>,
+    /// What its output looks like.
+    pub shape: OutputShape<'a>,
+}
+
+/// The keys of an element output that tell the built-in answer kinds apart, read in one pass.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutputShape<'a> {
+    /// The built-in kind the output looks like, if any (precedence: boxes, mask, entities, single label,
+    /// multi-label).
+    pub kind: Option<AnswerKind>,
+    /// `label`, when it is a string.
+    pub label: Option<Cow<'a, str>>,
+    /// `labels`, when it is an array of strings.
+    pub labels: Option<Vec<Cow<'a, str>>>,
+    /// `workerComment`, when it is a string that is not blank.
+    pub comment: Option<Cow<'a, str>>,
+}
+
+impl<'a> Answer<'a> {
+    /// Reads `annotationData.content`.
+    pub fn parse(content: &'a str) -> Result<Self, AnswerError> {
+        let elements = serde_json::from_str::<Elements<'a>>(content)
+            .map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => AnswerError::NotAnObject,
+                _ => AnswerError::NotJson(e.to_string()),
+            })?
+            .0;
+        Ok(Answer {
+            text: content,
+            elements,
+        })
+    }
+
+    /// The answer's text.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// The output of `element` (one of this answer's) as a JSON tree, for the engines that read whole
+    /// outputs (boxes, entities, masks).
+    pub fn output_value(&self, element: &Element<'_>) -> Result<Value, AnswerError> {
+        parse_content(self.text)?
+            .remove(element.name.as_ref())
+            .ok_or_else(|| AnswerError::Invalid(format!("answer has no `{}`", element.name)))
+    }
+
+    /// The elements, in their order.
+    pub fn elements(&self) -> &[Element<'a>] {
+        &self.elements
+    }
+
+    /// The element that answers a task of `task` type: the one named like the type's crowd element, else
+    /// the only element of the right shape.
+    pub fn element_for(&self, task: TaskType) -> Result<&Element<'a>, AnswerError> {
+        let kind = Some(task.answer_kind());
+        if let Some(name) = task.crowd_element()
+            && let Some(element) = self.elements.iter().find(|e| e.name == name)
+            && element.shape.kind == kind
+        {
+            return Ok(element);
+        }
+        let mut matching = self.elements.iter().filter(|e| e.shape.kind == kind);
+        match (matching.next(), matching.next()) {
+            (Some(element), None) => Ok(element),
+            _ => Err(AnswerError::NoElement(kind_name(task.answer_kind()))),
+        }
+    }
+}
+
+/// Parses `annotationData.content` into a JSON tree (custom answers are compared whole).
 pub fn parse_content(content: &str) -> Result<Map<String, Value>, AnswerError> {
     match serde_json::from_str::<Value>(content) {
         Ok(Value::Object(map)) => Ok(map),
@@ -39,42 +137,196 @@ pub fn parse_content(content: &str) -> Result<Map<String, Value>, AnswerError> {
     }
 }
 
-/// The answer kind an element output looks like, when it looks like a built-in one.
-///
-/// Called for every answer of a batch (task inference, element lookup), so it reads the output's few
-/// keys in one pass instead of hashing each candidate key; the precedence is boxes, mask, entities,
-/// single label, multi-label.
-pub fn kind_of_output(output: &Value) -> Option<AnswerKind> {
-    let obj = output.as_object()?;
-    let (mut label, mut labels, mut entities) = (None, None, None);
-    let mut segmentation = false;
-    for (key, value) in obj {
-        match key.as_str() {
-            "boundingBoxes" => return Some(AnswerKind::BoundingBoxes),
-            "labeledImage" => segmentation = true,
-            "entities" => entities = Some(value),
-            "label" => label = Some(value),
-            "labels" => labels = Some(value),
-            _ => {}
+/// An answer's elements, as [`Answer::parse`] reads them.
+struct Elements<'a>(Vec<Element<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Elements<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ElementsVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for ElementsVisitor<'a> {
+            type Value = Elements<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object of crowd elements")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Elements<'a>, M::Error> {
+                let mut elements: Vec<Element<'a>> = Vec::with_capacity(1);
+                while let Some(Loose(name)) = map.next_key::<Loose<Cow<'a, str>>>()? {
+                    // Keys are strings: serde's own `Cow` would copy every one of them.
+                    let name = name.unwrap_or_default();
+                    // Any JSON is an output; one that is not an object has no built-in shape.
+                    let shape = map
+                        .next_value::<Loose<OutputShape<'a>>>()?
+                        .0
+                        .unwrap_or_default();
+                    let element = Element { name, shape };
+                    match elements.iter_mut().find(|e| e.name == element.name) {
+                        Some(earlier) => *earlier = element,
+                        None => elements.push(element),
+                    }
+                }
+                Ok(Elements(elements))
+            }
         }
+        deserializer.deserialize_map(ElementsVisitor(PhantomData))
     }
-    if segmentation {
-        return Some(AnswerKind::SegmentationMask);
+}
+
+/// A JSON value read as `T` when it has the JSON type `T` reads, and skipped (`None`) when it has
+/// another: the shape probes accept any JSON and only look at the types they need.
+struct Loose<T>(Option<T>);
+
+/// What reads a value for [`Loose`]: each JSON type `T` does not read is drained.
+trait LooseVisit<'de>: Sized {
+    fn from_str(_: Cow<'de, str>) -> Option<Self> {
+        None
     }
-    if let Some(Value::Array(items)) = entities
-        && items.iter().all(|e| e.get("startOffset").is_some())
-    {
-        return Some(AnswerKind::Entities);
+    fn from_seq<S: SeqAccess<'de>>(seq: S) -> Result<Option<Self>, S::Error> {
+        IgnoredAny.visit_seq(seq).map(|_| None)
     }
-    if label.is_some_and(Value::is_string) {
-        return Some(AnswerKind::SingleLabel);
+    fn from_map<M: MapAccess<'de>>(map: M) -> Result<Option<Self>, M::Error> {
+        IgnoredAny.visit_map(map).map(|_| None)
     }
-    if let Some(Value::Array(items)) = labels
-        && items.iter().all(Value::is_string)
-    {
-        return Some(AnswerKind::MultiLabel);
+}
+
+impl<'de, T: LooseVisit<'de>> Deserialize<'de> for Loose<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LooseVisitor<T>(PhantomData<T>);
+        impl<'de, T: LooseVisit<'de>> Visitor<'de> for LooseVisitor<T> {
+            type Value = Loose<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Loose<T>, E> {
+                Ok(Loose(T::from_str(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose<T>, E> {
+                Ok(Loose(T::from_str(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Loose<T>, S::Error> {
+                T::from_seq(seq).map(Loose)
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Loose<T>, M::Error> {
+                T::from_map(map).map(Loose)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Loose<T>, E> {
+                Ok(Loose(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Loose<T>, E> {
+                Ok(Loose(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Loose<T>, E> {
+                Ok(Loose(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Loose<T>, E> {
+                Ok(Loose(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Loose<T>, E> {
+                Ok(Loose(None))
+            }
+        }
+        deserializer.deserialize_any(LooseVisitor(PhantomData))
     }
-    None
+}
+
+impl<'de: 'a, 'a> LooseVisit<'de> for OutputShape<'a> {
+    fn from_map<M: MapAccess<'de>>(mut map: M) -> Result<Option<Self>, M::Error> {
+        let mut shape = OutputShape::default();
+        let (mut boxes, mut mask, mut entities) = (false, false, false);
+        while let Some(Loose(key)) = map.next_key::<Loose<Cow<'de, str>>>()? {
+            match key.as_deref().unwrap_or_default() {
+                "boundingBoxes" => {
+                    boxes = true;
+                    map.next_value::<IgnoredAny>()?;
+                }
+                "labeledImage" => {
+                    mask = true;
+                    map.next_value::<IgnoredAny>()?;
+                }
+                "entities" => {
+                    entities = map
+                        .next_value::<Loose<EntityList>>()?
+                        .0
+                        .is_some_and(|list| list.0);
+                }
+                "label" => shape.label = map.next_value::<Loose<Cow<'a, str>>>()?.0,
+                "labels" => shape.labels = map.next_value::<Loose<StrList<'a>>>()?.0.map(|l| l.0),
+                "workerComment" => {
+                    shape.comment = map
+                        .next_value::<Loose<Cow<'a, str>>>()?
+                        .0
+                        .filter(|c| !c.trim().is_empty());
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        shape.kind = if boxes {
+            Some(AnswerKind::BoundingBoxes)
+        } else if mask {
+            Some(AnswerKind::SegmentationMask)
+        } else if entities {
+            Some(AnswerKind::Entities)
+        } else if shape.label.is_some() {
+            Some(AnswerKind::SingleLabel)
+        } else if shape.labels.is_some() {
+            Some(AnswerKind::MultiLabel)
+        } else {
+            None
+        };
+        Ok(Some(shape))
+    }
+}
+
+/// A JSON string, borrowed when it has no escapes.
+impl<'de: 'a, 'a> LooseVisit<'de> for Cow<'a, str> {
+    fn from_str(s: Cow<'de, str>) -> Option<Self> {
+        Some(s)
+    }
+}
+
+/// A JSON array whose items are all strings.
+struct StrList<'a>(Vec<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> LooseVisit<'de> for StrList<'a> {
+    fn from_seq<S: SeqAccess<'de>>(mut seq: S) -> Result<Option<Self>, S::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(2));
+        let mut all_strings = true;
+        while let Some(item) = seq.next_element::<Loose<Cow<'a, str>>>()? {
+            match item.0 {
+                Some(s) if all_strings => items.push(s),
+                _ => all_strings = false,
+            }
+        }
+        Ok(all_strings.then_some(StrList(items)))
+    }
+}
+
+/// A JSON array: whether its items are all objects with a `startOffset` key.
+struct EntityList(bool);
+
+/// A JSON object: whether it has a `startOffset` key.
+struct HasStartOffset(bool);
+
+impl<'de> LooseVisit<'de> for EntityList {
+    fn from_seq<S: SeqAccess<'de>>(mut seq: S) -> Result<Option<Self>, S::Error> {
+        let mut all = true;
+        while let Some(item) = seq.next_element::<Loose<HasStartOffset>>()? {
+            all &= item.0.is_some_and(|i| i.0);
+        }
+        Ok(Some(EntityList(all)))
+    }
+}
+
+impl<'de> LooseVisit<'de> for HasStartOffset {
+    fn from_map<M: MapAccess<'de>>(mut map: M) -> Result<Option<Self>, M::Error> {
+        let mut found = false;
+        while let Some(Loose(key)) = map.next_key::<Loose<Cow<'de, str>>>()? {
+            found |= key.as_deref() == Some("startOffset");
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(Some(HasStartOffset(found)))
+    }
 }
 
 fn kind_name(kind: AnswerKind) -> &'static str {
@@ -89,31 +341,14 @@ fn kind_name(kind: AnswerKind) -> &'static str {
     }
 }
 
-/// The element output of `content` that answers a task of `task` type: the element named like the
-/// type's crowd element, else the only element of the right shape.
-pub fn element_for(content: &Map<String, Value>, task: TaskType) -> Result<&Value, AnswerError> {
-    let kind = task.answer_kind();
-    if let Some(name) = task.crowd_element()
-        && let Some(output) = content.get(name)
-        && kind_of_output(output) == Some(kind)
-    {
-        return Ok(output);
-    }
-    let mut matching = content.values().filter(|v| kind_of_output(v) == Some(kind));
-    match (matching.next(), matching.next()) {
-        (Some(output), None) => Ok(output),
-        _ => Err(AnswerError::NoElement(kind_name(kind))),
-    }
-}
-
 /// Infers a batch's task type from its answers: a crowd element name when one is used, else the shape
 /// of the outputs; custom when answers disagree or look like nothing built in. `crowd-classifier`
 /// answers are read as text classification, which consolidates exactly like video classification and
 /// verification (the output `type` differs: configure `TASK_TYPE` for those).
-pub fn infer_task_type<'a>(contents: impl IntoIterator<Item = &'a Map<String, Value>>) -> TaskType {
+pub fn infer_task_type<'a, 'b: 'a>(answers: impl IntoIterator<Item = &'a Answer<'b>>) -> TaskType {
     let mut inferred: Option<TaskType> = None;
-    for content in contents {
-        let this = infer_one(content);
+    for answer in answers {
+        let this = infer_one(answer);
         match inferred {
             None => inferred = Some(this),
             Some(t) if t == this => {}
@@ -123,19 +358,17 @@ pub fn infer_task_type<'a>(contents: impl IntoIterator<Item = &'a Map<String, Va
     inferred.unwrap_or(TaskType::Custom)
 }
 
-fn infer_one(content: &Map<String, Value>) -> TaskType {
-    if content.len() != 1 {
-        return TaskType::Custom;
-    }
-    let Some((name, output)) = content.iter().next() else {
+fn infer_one(answer: &Answer<'_>) -> TaskType {
+    let [element] = answer.elements() else {
         return TaskType::Custom;
     };
-    if let Some(task) = TaskType::from_crowd_element(name)
-        && kind_of_output(output) == Some(task.answer_kind())
+    let kind = element.shape.kind;
+    if let Some(task) = TaskType::from_crowd_element(&element.name)
+        && kind == Some(task.answer_kind())
     {
         return task;
     }
-    match kind_of_output(output) {
+    match kind {
         Some(AnswerKind::BoundingBoxes) => TaskType::BoundingBox,
         Some(AnswerKind::SegmentationMask) => TaskType::SemanticSegmentation,
         Some(AnswerKind::Entities) => TaskType::NamedEntityRecognition,
@@ -145,35 +378,12 @@ fn infer_one(content: &Map<String, Value>) -> TaskType {
     }
 }
 
-/// The class name of a single-label answer.
-pub fn single_label(output: &Value) -> Option<&str> {
-    output.get("label").and_then(Value::as_str)
-}
-
-/// The class names of a multi-label answer.
-pub fn multi_labels(output: &Value) -> Option<Vec<&str>> {
-    output
-        .get("labels")?
-        .as_array()?
-        .iter()
-        .map(Value::as_str)
-        .collect()
-}
-
-/// A worker's free-text comment, when the form has one (`workerComment`).
-pub fn worker_comment(output: &Value) -> Option<&str> {
-    output
-        .get("workerComment")
-        .and_then(Value::as_str)
-        .filter(|c| !c.trim().is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn content(text: &str) -> Map<String, Value> {
-        parse_content(text).unwrap()
+    fn answer(text: &str) -> Answer<'_> {
+        Answer::parse(text).unwrap()
     }
 
     #[test]
@@ -213,42 +423,97 @@ mod tests {
             ),
             (r#"{"entities":"{\"0\":{}}"}"#, TaskType::Custom),
             (r#"{"a":{"label":"x"},"b":{"label":"y"}}"#, TaskType::Custom),
+            // Shapes that only look close: a numeric label, a list with a number, entities without
+            // offsets, an output that is not an object.
+            (r#"{"x":{"label":3}}"#, TaskType::Custom),
+            (r#"{"x":{"labels":["a",1]}}"#, TaskType::Custom),
+            (r#"{"x":{"entities":[{"label":"a"}]}}"#, TaskType::Custom),
+            (r#"{"x":[{"label":"a"}]}"#, TaskType::Custom),
         ];
         for (text, want) in cases {
-            let c = content(text);
-            assert_eq!(infer_task_type([&c]), want, "{text}");
+            let a = answer(text);
+            assert_eq!(infer_task_type([&a]), want, "{text}");
         }
     }
 
     #[test]
     fn mixed_batches_are_custom() {
-        let a = content(r#"{"crowd-classifier":{"label":"x"}}"#);
-        let b = content(r#"{"crowd-classifier-multi-select":{"labels":["x"]}}"#);
+        let a = answer(r#"{"crowd-classifier":{"label":"x"}}"#);
+        let b = answer(r#"{"crowd-classifier-multi-select":{"labels":["x"]}}"#);
         assert_eq!(infer_task_type([&a, &b]), TaskType::Custom);
         assert_eq!(infer_task_type(std::iter::empty()), TaskType::Custom);
     }
 
     #[test]
     fn picks_the_element_for_a_task() {
-        let c = content(
+        let a = answer(
             r#"{"comment":"hi","crowd-image-classifier":{"label":"Cat","workerComment":"blurry"}}"#,
         );
-        let output = element_for(&c, TaskType::ImageClassification).unwrap();
-        assert_eq!(single_label(output), Some("Cat"));
-        assert_eq!(worker_comment(output), Some("blurry"));
+        let element = a.element_for(TaskType::ImageClassification).unwrap();
+        assert_eq!(element.shape.label.as_deref(), Some("Cat"));
+        assert_eq!(element.shape.comment.as_deref(), Some("blurry"));
         assert_eq!(
-            element_for(&c, TaskType::BoundingBox),
-            Err(AnswerError::NoElement("bounding-box"))
+            a.element_for(TaskType::BoundingBox).err(),
+            Some(AnswerError::NoElement("bounding-box"))
         );
-        let m = content(r#"{"x":{"labels":["a","b"]}}"#);
+        let m = answer(r#"{"x":{"labels":["a","b"],"workerComment":"  "}}"#);
+        let element = m
+            .element_for(TaskType::TextMultiLabelClassification)
+            .unwrap();
         assert_eq!(
-            multi_labels(element_for(&m, TaskType::TextMultiLabelClassification).unwrap()),
-            Some(vec!["a", "b"])
+            element.shape.labels,
+            Some(vec![Cow::Borrowed("a"), Cow::Borrowed("b")])
+        );
+        assert_eq!(element.shape.comment, None, "a blank comment is no comment");
+    }
+
+    #[test]
+    fn escaped_text_is_read_unescaped_and_plain_text_is_borrowed() {
+        let a = answer(r#"{"crowd-classifier":{"label":"Caf\u00e9 \"noir\""}}"#);
+        let label = &a.elements()[0].shape.label;
+        assert_eq!(label.as_deref(), Some("Café \"noir\""));
+        let b = answer(r#"{"crowd-classifier":{"label":"plain"}}"#);
+        assert!(matches!(
+            b.elements()[0].shape.label,
+            Some(Cow::Borrowed("plain"))
+        ));
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_place_and_its_last_value_like_a_json_map() {
+        let text = r#"{"a":{"label":"x"},"b":1,"a":{"label":"y","label":"z"}}"#;
+        let a = answer(text);
+        let names: Vec<&str> = a.elements().iter().map(|e| e.name.as_ref()).collect();
+        let tree = parse_content(text).unwrap();
+        assert_eq!(names, tree.keys().map(String::as_str).collect::<Vec<_>>());
+        let first = &a.elements()[0];
+        assert_eq!(first.shape.label.as_deref(), Some("z"));
+        assert_eq!(a.output_value(first).unwrap(), tree["a"]);
+    }
+
+    #[test]
+    fn the_raw_output_parses_to_the_same_tree() {
+        let text = r#"{"annotatedResult":{"boundingBoxes":[{"left":1,"top":2,"width":3,"height":4,"label":"car"}],"inputImageProperties":{"height":10,"width":20}}}"#;
+        let a = answer(text);
+        let element = a.element_for(TaskType::BoundingBox).unwrap();
+        assert_eq!(
+            a.output_value(element).unwrap(),
+            parse_content(text).unwrap()["annotatedResult"]
         );
     }
 
     #[test]
     fn content_errors() {
+        assert!(matches!(
+            Answer::parse("nope"),
+            Err(AnswerError::NotJson(_))
+        ));
+        assert!(matches!(
+            Answer::parse(r#"{"a":1"#),
+            Err(AnswerError::NotJson(_))
+        ));
+        assert!(matches!(Answer::parse("[]"), Err(AnswerError::NotAnObject)));
+        assert!(matches!(Answer::parse("3"), Err(AnswerError::NotAnObject)));
         assert!(matches!(
             parse_content("nope"),
             Err(AnswerError::NotJson(_))

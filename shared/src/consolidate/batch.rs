@@ -13,10 +13,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::answers::{
-    AnswerError, element_for, infer_task_type, multi_labels, parse_content, single_label,
-    worker_comment,
-};
+use super::answers::{Answer, AnswerError, infer_task_type, parse_content};
 use super::boxes::{BoxConfig, BoxJob, WorkerAnswer, consolidate_boxes};
 use super::classification::{
     ClassificationConfig, MultiLabelItem, SingleLabelItem, consolidate_multi_label,
@@ -147,7 +144,9 @@ enum ObjectResult {
 /// A parsed, usable answer.
 struct Usable<'a> {
     worker: &'a str,
-    content: Map<String, Value>,
+    /// The answer's text (custom answers are compared whole).
+    text: &'a str,
+    answer: Answer<'a>,
 }
 
 /// A worker's class name(s), or why the answer has none; borrowed from the parsed answer, so that the
@@ -187,7 +186,7 @@ pub fn consolidate_batch(
             prepared
                 .iter()
                 .filter_map(|p| p.as_ref().ok())
-                .flat_map(|p| p.usable.iter().map(|u| &u.content)),
+                .flat_map(|p| p.usable.iter().map(|u| &u.answer)),
         )
     });
 
@@ -318,13 +317,14 @@ fn prepare(object: &ResolvedObject) -> Prepared<'_> {
     let mut skipped = Vec::new();
     for answer in &object.answers {
         let parsed = match &answer.content {
-            Ok(text) => parse_content(text),
+            Ok(text) => Answer::parse(text).map(|parsed| (text.as_str(), parsed)),
             Err(why) => Err(AnswerError::Unavailable(why.clone())),
         };
         match parsed {
-            Ok(content) => usable.push(Usable {
+            Ok((text, parsed)) => usable.push(Usable {
                 worker: &answer.worker_id,
-                content,
+                text,
+                answer: parsed,
             }),
             Err(e) => skipped.push(Skipped {
                 worker: answer.worker_id.clone(),
@@ -394,11 +394,16 @@ fn single_label_results(
             p.usable
                 .iter()
                 .map(|u| {
-                    let label = element_for(&u.content, task_type)
+                    let label = u
+                        .answer
+                        .element_for(task_type)
                         .map_err(|e| e.to_string())
-                        .and_then(|out| {
-                            single_label(out)
-                                .map(|l| (l, worker_comment(out)))
+                        .and_then(|element| {
+                            element
+                                .shape
+                                .label
+                                .as_deref()
+                                .map(|l| (l, element.shape.comment.as_deref()))
                                 .ok_or_else(|| "answer has no label".to_owned())
                         });
                     match label {
@@ -518,10 +523,17 @@ fn multi_label_results(
             p.usable
                 .iter()
                 .map(|u| {
-                    let labels = element_for(&u.content, task)
+                    let labels = u
+                        .answer
+                        .element_for(task)
                         .map_err(|e| e.to_string())
-                        .and_then(|out| {
-                            multi_labels(out).ok_or_else(|| "answer has no labels".to_owned())
+                        .and_then(|element| {
+                            element
+                                .shape
+                                .labels
+                                .as_ref()
+                                .map(|labels| labels.iter().map(AsRef::as_ref).collect())
+                                .ok_or_else(|| "answer has no labels".to_owned())
                         });
                     NamedAnswer {
                         worker: u.worker,
@@ -621,12 +633,12 @@ fn element_answers(
 ) -> Vec<(String, Value, Option<f64>)> {
     let mut out = Vec::with_capacity(p.usable.len());
     for u in &p.usable {
-        match element_for(&u.content, task) {
-            Ok(output) => out.push((
-                u.worker.to_owned(),
-                output.clone(),
-                priors.reliability(u.worker),
-            )),
+        match u
+            .answer
+            .element_for(task)
+            .and_then(|e| u.answer.output_value(e))
+        {
+            Ok(output) => out.push((u.worker.to_owned(), output, priors.reliability(u.worker))),
             Err(e) => p.skipped.push(Skipped {
                 worker: u.worker.to_owned(),
                 reason: e.to_string(),
@@ -833,10 +845,14 @@ fn custom_results(
                     }
                 }
                 CustomMode::MostCommon => {
+                    // Every usable answer parsed as an object already; only the tree is new.
                     let answers: Vec<(String, Value)> = p
                         .usable
                         .iter()
-                        .map(|u| (u.worker.to_owned(), Value::Object(u.content.clone())))
+                        .filter_map(|u| {
+                            let tree = parse_content(u.text).ok()?;
+                            Some((u.worker.to_owned(), Value::Object(tree)))
+                        })
                         .collect();
                     match most_common(&answers, |w| priors.reliability(w)) {
                         None => ObjectResult::Failed("no usable answer".to_owned()),
