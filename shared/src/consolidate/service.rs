@@ -7,8 +7,10 @@
 //! the batch is still answered — losing some learning is better than losing labels.
 //!
 //! Concurrent batches of one job update the same state document with S3 conditional writes
-//! (`If-Match` on the ETag read, `If-None-Match: *` for the first write); on a conflict the latest
-//! document is read again and this batch's contribution re-applied, so no batch's update is lost.
+//! (`If-Match` on the ETag read, `If-None-Match: *` for the first write). The document read for the
+//! priors is the one the first write is conditioned on, so an uncontested batch reads it once; on a
+//! conflict the latest document is read again and this batch's contribution re-applied, so no batch's
+//! update is lost.
 
 use sha2::{Digest, Sha256};
 
@@ -27,8 +29,6 @@ use crate::s3_uri::{S3Uri, S3UriError};
 
 /// How many times a conflicting worker-quality write is retried before giving up (for this batch).
 const QUALITY_WRITE_ATTEMPTS: usize = 5;
-/// Batches kept individually in the worker-quality document before the oldest are merged.
-pub const MAX_QUALITY_BATCHES: usize = 200;
 
 /// Why a whole request failed.
 #[derive(Debug, thiserror::Error)]
@@ -196,18 +196,22 @@ pub async fn handle_request(
         _ => None,
     };
     let mut quality_report = QualityReport::Off;
-    let state = match (ports.quality, &state_uri) {
+    // The document and its ETag: the first save is conditioned on this very read.
+    let (state, etag) = match (ports.quality, &state_uri) {
         (Some(store), Some(uri)) => match store.get_versioned(uri).await {
-            Ok(Some(doc)) => JobWorkerQuality::from_json_or_empty(&doc.body),
-            Ok(None) => JobWorkerQuality::new(),
+            Ok(Some(doc)) => (
+                JobWorkerQuality::from_json_or_empty(&doc.body),
+                Some(doc.etag),
+            ),
+            Ok(None) => (JobWorkerQuality::new(), None),
             Err(e) => {
                 quality_report = QualityReport::Failed {
                     reason: format!("load: {e}"),
                 };
-                JobWorkerQuality::new()
+                (JobWorkerQuality::new(), None)
             }
         },
-        _ => JobWorkerQuality::new(),
+        _ => (JobWorkerQuality::new(), None),
     };
     let priors = state.prior_excluding(&key);
 
@@ -221,9 +225,10 @@ pub async fn handle_request(
         Some(out) => mask_uri(out, id, lan).to_string(),
         None => String::new(),
     };
-    let batch = consolidate_batch(&batch_job, &objects, &priors, settings, &mask_location);
+    let mut batch = consolidate_batch(&batch_job, &objects, &priors, settings, &mask_location);
 
-    let mut entries = batch.entries.clone();
+    // The entries are the response: moved out of the batch, not copied.
+    let mut entries = std::mem::take(&mut batch.entries);
     let mut mask_failures = Vec::new();
     for mask in &batch.mask_writes {
         let written = match mask.location.parse::<S3Uri>() {
@@ -253,7 +258,7 @@ pub async fn handle_request(
         && !batch.stats.is_empty()
         && quality_report == QualityReport::Off
     {
-        quality_report = save_quality(store, uri, &key, &batch).await;
+        quality_report = save_quality(store, uri, &key, &batch, (state, etag)).await;
     }
 
     Ok(RequestOutcome {
@@ -273,27 +278,34 @@ fn mark_failed(entry: &mut ConsolidationResponseEntry, lan: &str, reason: &str) 
     }
 }
 
+/// Records the batch in the document `loaded` (as read for the priors, with its ETag) and writes it back
+/// conditionally; on a conflict, reads the latest document and tries again.
 async fn save_quality(
     store: &dyn VersionedStore,
     uri: &S3Uri,
     key: &str,
     batch: &BatchOutcome,
+    loaded: (JobWorkerQuality, Option<String>),
 ) -> QualityReport {
+    let mut loaded = Some(loaded);
     for _ in 0..QUALITY_WRITE_ATTEMPTS {
-        let (mut state, etag) = match store.get_versioned(uri).await {
-            Ok(Some(doc)) => (
-                JobWorkerQuality::from_json_or_empty(&doc.body),
-                Some(doc.etag),
-            ),
-            Ok(None) => (JobWorkerQuality::new(), None),
-            Err(e) => {
-                return QualityReport::Failed {
-                    reason: format!("reload: {e}"),
-                };
-            }
+        let (mut state, etag) = match loaded.take() {
+            Some(first) => first,
+            None => match store.get_versioned(uri).await {
+                Ok(Some(doc)) => (
+                    JobWorkerQuality::from_json_or_empty(&doc.body),
+                    Some(doc.etag),
+                ),
+                Ok(None) => (JobWorkerQuality::new(), None),
+                Err(e) => {
+                    return QualityReport::Failed {
+                        reason: format!("reload: {e}"),
+                    };
+                }
+            },
         };
+        // `record` keeps at most `DEFAULT_MAX_BATCHES` batches apart.
         state.record(key, batch.stats.clone());
-        state.compact_to(MAX_QUALITY_BATCHES);
         let body = match state.to_json_vec() {
             Ok(b) => b,
             Err(e) => {
@@ -488,6 +500,80 @@ mod tests {
                 batches: 1
             }
         );
+    }
+
+    /// A store where another Lambda saves its batch between this batch's read and its first write.
+    struct RacedStore {
+        inner: MemoryObjectStore,
+        rival: std::sync::Mutex<Option<(S3Uri, Vec<u8>)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl VersionedStore for RacedStore {
+        async fn get_versioned(
+            &self,
+            uri: &S3Uri,
+        ) -> Result<Option<crate::ports::VersionedObject>, StoreError> {
+            self.inner.get_versioned(uri).await
+        }
+
+        async fn put_if_match(
+            &self,
+            uri: &S3Uri,
+            body: Vec<u8>,
+            expected: Option<&str>,
+        ) -> Result<ConditionalPut, StoreError> {
+            let rival = self.rival.lock().ok().and_then(|mut r| r.take());
+            if let Some((rival_uri, rival_body)) = rival {
+                self.inner.insert(&rival_uri.to_string(), rival_body);
+            }
+            self.inner.put_if_match(uri, body, expected).await
+        }
+    }
+
+    #[test]
+    fn a_batch_saved_meanwhile_by_another_lambda_is_kept_beside_ours() {
+        let store = MemoryObjectStore::new();
+        let uri = "s3://bucket/p/ours.json";
+        store.insert(uri, payload(&[("0", &[("w1", "cat"), ("w2", "cat")])]));
+        let state_uri: S3Uri =
+            "s3://bucket/out/animals/annotations/groundwork/worker-quality/animal.json"
+                .parse()
+                .unwrap();
+        let mut rival_state = JobWorkerQuality::new();
+        let mut rival_stats = crate::consolidate::worker_quality::WorkerStats::new();
+        rival_stats.add_agreement("w9", 1.0, 1.0);
+        rival_state.record("s3://bucket/p/theirs.json", rival_stats);
+        let quality = RacedStore {
+            inner: MemoryObjectStore::new(),
+            rival: std::sync::Mutex::new(Some((
+                state_uri.clone(),
+                rival_state.to_json_vec().unwrap(),
+            ))),
+        };
+        let ports = Ports {
+            reader: &store,
+            writer: &store,
+            quality: Some(&quality),
+        };
+        let out = block_on(handle_request(
+            &request(uri),
+            ports,
+            &BatchSettings::default(),
+            &clock(),
+        ))
+        .unwrap();
+        assert_eq!(
+            out.quality,
+            QualityReport::Saved {
+                uri: state_uri.to_string(),
+                batches: 2
+            }
+        );
+        let saved = quality.inner.get(&state_uri.to_string()).unwrap();
+        let state = JobWorkerQuality::from_json_slice(&saved).unwrap();
+        assert!(state.contains_batch(uri), "ours");
+        assert!(state.contains_batch("s3://bucket/p/theirs.json"), "theirs");
     }
 
     #[test]

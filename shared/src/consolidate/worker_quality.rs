@@ -32,12 +32,17 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// How many batches are kept individually before the oldest ones are folded into the compacted bucket.
 ///
-/// The trade-off: each kept batch costs space (one small matrix per worker it saw) and buys exact
-/// idempotency for its redelivery. A batch folded into the compacted bucket still counts in every prior,
-/// but its contribution can no longer be told apart: redelivering it then leaves the document unchanged
-/// (see [`JobWorkerQuality::record`]) and its prior includes its own old answers. Ground Truth redelivers
-/// within minutes, long before 200 newer batches exist, so this only matters in theory.
-pub const DEFAULT_MAX_BATCHES: usize = 200;
+/// The trade-off: each kept batch costs space and buys exact idempotency for its redelivery. A batch
+/// folded into the compacted bucket still counts in every prior, but its contribution can no longer be
+/// told apart: redelivering it then leaves the document unchanged (see [`JobWorkerQuality::record`]) and
+/// its prior includes its own old answers. Ground Truth and Lambda retry a batch within minutes, before
+/// 16 newer batches have finished in all but the busiest jobs.
+///
+/// The space is time: every batch reads and writes the whole document. A 1,000-object batch of 50
+/// workers and 4 classes contributes about 20 KB; with 200 batches kept the document was 3.9 MB, and
+/// parsing, updating and writing it cost 22 ms per batch, five times the batch's own payload parse (and
+/// that much more S3 transfer). With 16 it is about 310 KB and 1.7 ms.
+pub const DEFAULT_MAX_BATCHES: usize = 16;
 
 /// Soft confusion counts of one worker for single-label classification: `counts[true * n_classes + answered]`
 /// is the posterior mass of "the truth was `true` and the worker answered `answered`".
