@@ -391,6 +391,19 @@ mod tests {
         FixedClock(chrono::Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, 9).unwrap())
     }
 
+    /// Handles `request` with the default settings and the test clock.
+    fn handle(
+        request: &ConsolidationRequest,
+        ports: Ports<'_>,
+    ) -> Result<RequestOutcome, RequestError> {
+        block_on(handle_request(
+            request,
+            ports,
+            &BatchSettings::default(),
+            &clock(),
+        ))
+    }
+
     fn request(payload_uri: &str) -> ConsolidationRequest {
         serde_json::from_value(json!({
             "version": "2018-10-06",
@@ -440,13 +453,7 @@ mod tests {
             writer: &store,
             quality: Some(&store),
         };
-        let out = block_on(handle_request(
-            &request(uri),
-            ports,
-            &BatchSettings::default(),
-            &clock(),
-        ))
-        .unwrap();
+        let out = handle(&request(uri), ports).unwrap();
         assert_eq!(out.entries.len(), 2);
         assert_eq!(
             out.entries[1].consolidated_annotation.content["animal"],
@@ -477,20 +484,8 @@ mod tests {
             writer: &store,
             quality: Some(&store),
         };
-        let first = block_on(handle_request(
-            &request(uri),
-            ports,
-            &BatchSettings::default(),
-            &clock(),
-        ))
-        .unwrap();
-        let second = block_on(handle_request(
-            &request(uri),
-            ports,
-            &BatchSettings::default(),
-            &clock(),
-        ))
-        .unwrap();
+        let first = handle(&request(uri), ports).unwrap();
+        let second = handle(&request(uri), ports).unwrap();
         assert_eq!(first.entries, second.entries);
         assert_eq!(
             second.quality,
@@ -556,13 +551,7 @@ mod tests {
             writer: &store,
             quality: Some(&quality),
         };
-        let out = block_on(handle_request(
-            &request(uri),
-            ports,
-            &BatchSettings::default(),
-            &clock(),
-        ))
-        .unwrap();
+        let out = handle(&request(uri), ports).unwrap();
         assert_eq!(
             out.quality,
             QualityReport::Saved {
@@ -596,22 +585,10 @@ mod tests {
             .map(|(id, a)| (id.as_str(), a.as_slice()))
             .collect();
         store.insert("s3://bucket/p/1.json", payload(&objects));
-        block_on(handle_request(
-            &request("s3://bucket/p/1.json"),
-            ports,
-            &BatchSettings::default(),
-            &clock(),
-        ))
-        .unwrap();
+        handle(&request("s3://bucket/p/1.json"), ports).unwrap();
         // Batch 2: w1 alone.
         store.insert("s3://bucket/p/2.json", payload(&[("x", &[("w1", "dog")])]));
-        let out = block_on(handle_request(
-            &request("s3://bucket/p/2.json"),
-            ports,
-            &BatchSettings::default(),
-            &clock(),
-        ))
-        .unwrap();
+        let out = handle(&request("s3://bucket/p/2.json"), ports).unwrap();
         let confidence =
             out.entries[0].consolidated_annotation.content["animal-metadata"]["confidence"]
                 .as_f64()
@@ -628,13 +605,7 @@ mod tests {
             writer: &fresh,
             quality: Some(&fresh),
         };
-        let out = block_on(handle_request(
-            &request("s3://bucket/p/2.json"),
-            ports,
-            &BatchSettings::default(),
-            &clock(),
-        ))
-        .unwrap();
+        let out = handle(&request("s3://bucket/p/2.json"), ports).unwrap();
         assert_eq!(
             out.entries[0].consolidated_annotation.content["animal-metadata"]["confidence"],
             json!(0.0)
@@ -657,13 +628,7 @@ mod tests {
             writer: &store,
             quality: Some(&store),
         };
-        let out = block_on(handle_request(
-            &request("s3://bucket/p/1.json"),
-            ports,
-            &BatchSettings::default(),
-            &clock(),
-        ))
-        .unwrap();
+        let out = handle(&request("s3://bucket/p/1.json"), ports).unwrap();
         assert_eq!(out.entries.len(), 1);
         assert!(matches!(out.quality, QualityReport::Saved { .. }));
     }
@@ -676,14 +641,7 @@ mod tests {
             writer: &store,
             quality: None,
         };
-        let run = |r: ConsolidationRequest| {
-            block_on(handle_request(
-                &r,
-                ports,
-                &BatchSettings::default(),
-                &clock(),
-            ))
-        };
+        let run = |r: ConsolidationRequest| handle(&r, ports);
         assert_eq!(
             run(request("s3://bucket/missing.json"))
                 .unwrap_err()
@@ -766,13 +724,7 @@ mod tests {
             writer: &store,
             quality: Some(&store),
         };
-        let out = block_on(handle_request(
-            &r,
-            ports,
-            &BatchSettings::default(),
-            &clock(),
-        ))
-        .unwrap();
+        let out = handle(&r, ports).unwrap();
         let mask =
             "s3://bucket/out/animals/annotations/consolidated-annotation/output/3/bird-ref.png";
         assert_eq!(
