@@ -9,7 +9,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 
 use crate::task_type::TaskType;
 
@@ -172,18 +171,17 @@ impl CommonMetadata {
         }
     }
 
-    /// Appends the four keys to `map`.
-    pub fn write_into(&self, map: &mut Map<String, Value>) {
-        map.insert("type".to_owned(), Value::from(self.output_type.as_str()));
-        map.insert("job-name".to_owned(), Value::from(self.job_name.as_str()));
-        map.insert(
-            "human-annotated".to_owned(),
-            Value::from(if self.human_annotated { "yes" } else { "no" }),
-        );
-        map.insert(
-            "creation-date".to_owned(),
-            Value::from(self.creation_date.as_str()),
-        );
+    /// The four keys and their values, in Ground Truth's order.
+    pub fn entries(&self) -> [(&'static str, &str); 4] {
+        [
+            ("type", self.output_type.as_str()),
+            ("job-name", self.job_name.as_str()),
+            (
+                "human-annotated",
+                if self.human_annotated { "yes" } else { "no" },
+            ),
+            ("creation-date", self.creation_date.as_str()),
+        ]
     }
 }
 

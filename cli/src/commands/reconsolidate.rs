@@ -20,7 +20,7 @@ use groundwork::consolidate::batch::{
 };
 use groundwork::consolidate::classification::{ClassificationConfig, Method};
 use groundwork::consolidate::worker_quality::WorkerPriors;
-use groundwork::contracts::PayloadDataObject;
+use groundwork::contracts::{LabelContent, PayloadDataObject};
 use groundwork::label_categories::LabelCategoryConfig;
 use groundwork::manifest::{DataSource, ManifestLine, ManifestReader, ManifestWriter};
 use groundwork::metadata::LabelingJobArn;
@@ -277,7 +277,7 @@ pub(crate) fn run(args: ReconsolidateArgs, out: &mut dyn Write) -> anyhow::Resul
     progress.set_message("writing the output manifest");
     progress.set_length(lines.len() as u64);
     progress.set_position(0);
-    let by_id: BTreeMap<&str, &serde_json::Map<String, Value>> = outcome
+    let by_id: BTreeMap<&str, &LabelContent> = outcome
         .entries
         .iter()
         .map(|e| {
@@ -295,7 +295,7 @@ pub(crate) fn run(args: ReconsolidateArgs, out: &mut dyn Write) -> anyhow::Resul
         progress.inc(1);
         let line = match by_id.get(i.to_string().as_str()) {
             // A failed object keeps its line as it was, rather than losing an earlier label.
-            Some(content) if content.contains_key(lan.as_str()) => with_label(line, content),
+            Some(content) if content.label.is_some() => with_label(line, content),
             Some(_) => {
                 failed.push(i);
                 line
@@ -307,13 +307,13 @@ pub(crate) fn run(args: ReconsolidateArgs, out: &mut dyn Write) -> anyhow::Resul
     writer.into_inner()?;
     progress.finish_and_clear();
 
-    report(out, &outcome, &lan, orphans, &failed)?;
+    report(out, &outcome, orphans, &failed)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn with_label(mut line: ManifestLine, content: &serde_json::Map<String, Value>) -> ManifestLine {
-    for (key, value) in content {
-        line.insert(key.clone(), value.clone());
+fn with_label(mut line: ManifestLine, content: &LabelContent) -> ManifestLine {
+    for (key, value) in content.to_map() {
+        line.insert(key, value);
     }
     line
 }
@@ -321,7 +321,6 @@ fn with_label(mut line: ManifestLine, content: &serde_json::Map<String, Value>) 
 fn report(
     out: &mut dyn Write,
     outcome: &groundwork::consolidate::batch::BatchOutcome,
-    lan: &LabelAttributeName,
     orphans: usize,
     failed: &[usize],
 ) -> anyhow::Result<()> {
@@ -351,19 +350,11 @@ fn report(
     writeln!(out, "mean confidence: {:.3}", s.mean_confidence)?;
     let mut per_class: BTreeMap<String, usize> = BTreeMap::new();
     for entry in &outcome.entries {
-        let meta = entry
-            .consolidated_annotation
-            .content
-            .get(&lan.metadata_key());
-        if let Some(name) = meta
-            .and_then(|m| m.get("class-name"))
-            .and_then(Value::as_str)
-        {
+        // The label's own metadata keys, where `class-name` and `class-map` are.
+        let meta = &entry.consolidated_annotation.content.metadata;
+        if let Some(name) = meta.get("class-name").and_then(Value::as_str) {
             *per_class.entry(name.to_owned()).or_default() += 1;
-        } else if let Some(map) = meta
-            .and_then(|m| m.get("class-map"))
-            .and_then(Value::as_object)
-        {
+        } else if let Some(map) = meta.get("class-map").and_then(Value::as_object) {
             for name in map.values().filter_map(Value::as_str) {
                 *per_class.entry(name.to_owned()).or_default() += 1;
             }

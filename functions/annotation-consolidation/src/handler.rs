@@ -212,7 +212,7 @@ mod tests {
             .map(|e| e.dataset_object_id.as_str())
             .collect();
         assert_eq!(ids, ["1", "2"]);
-        let content = &entries[0].consolidated_annotation.content;
+        let content = entries[0].content_map();
         assert_eq!(
             content["EntityRecognition-ProtienName"]["entities"]["0"]["tokentext"],
             "tyrosine"

@@ -10,6 +10,8 @@
 //! chained job labels it again); unusable answers of an otherwise fine object are left out and listed in
 //! `skipped-answers`.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
@@ -23,8 +25,9 @@ use super::custom::{CustomMode, most_common};
 use super::segmentation::{SegmentationConfig, SegmentationJob, consolidate_segmentation};
 use super::spans::{JobLabel, SpanConfig, SpanJob, consolidate_spans};
 use super::worker_quality::{WorkerPriors, WorkerStats};
-use crate::contracts::{BadPayloadObject, ConsolidationResponseEntry, PayloadDataObject};
-use crate::lan::metadata_key;
+use crate::contracts::{
+    BadPayloadObject, ConsolidationResponseEntry, LabelContent, PayloadDataObject,
+};
 use crate::metadata::{CommonMetadata, LabelingJobArn, round_confidence};
 use crate::task_type::{AnswerKind, TaskType};
 
@@ -127,9 +130,10 @@ pub struct BatchOutcome {
     pub summary: BatchSummary,
 }
 
-/// Room for a label's metadata keys (its own, the four common ones, `skipped-answers`): the maps are
-/// built once per object, and growing them key by key was a visible share of a batch's time.
-const METADATA_CAPACITY: usize = 8;
+/// Room for a label's own metadata keys (the common ones and `skipped-answers` are kept apart, see
+/// [`LabelContent`]): the maps are built once per object, and growing them key by key was a visible share
+/// of a batch's time.
+const METADATA_CAPACITY: usize = 4;
 
 /// Per-object result before formatting.
 enum ObjectResult {
@@ -254,15 +258,18 @@ pub fn consolidate_batch(
             .collect(),
     };
 
-    let lan = job.label_attribute_name;
-    let common = CommonMetadata::new(task_type, job.job, job.now);
+    // Shared by every entry of the batch, not copied into each.
+    let shared = Shared {
+        lan: Arc::from(job.label_attribute_name),
+        common: Arc::new(CommonMetadata::new(task_type, job.job, job.now)),
+    };
     let mut entries = Vec::with_capacity(order.len());
     let mut confidence_sum = 0.0;
     for slot in order {
         match slot {
             Err(bad) => match &bad.dataset_object_id {
                 Some(id) => {
-                    entries.push(failure_entry(id, lan, &common, &bad.reason, &[]));
+                    entries.push(shared.failure(id, &bad.reason, &[]));
                     summary.failed += 1;
                 }
                 None => summary.unidentifiable += 1,
@@ -276,19 +283,15 @@ pub fn consolidate_batch(
                     std::mem::replace(&mut results[i], ObjectResult::Failed(String::new()));
                 match result {
                     ObjectResult::Failed(reason) => {
-                        entries.push(failure_entry(id, lan, &common, &reason, &p.skipped));
+                        entries.push(shared.failure(id, &reason, &p.skipped));
                         summary.failed += 1;
                     }
                     ObjectResult::Labeled {
                         label,
-                        metadata: mut meta,
+                        metadata,
                         confidence,
                     } => {
-                        common.write_into(&mut meta);
-                        write_skipped(&mut meta, &p.skipped);
-                        let mut content = Map::with_capacity(2);
-                        content.insert(lan.to_owned(), label);
-                        content.insert(metadata_key(lan), Value::Object(meta));
+                        let content = shared.content(Some(label), metadata, &p.skipped);
                         entries.push(ConsolidationResponseEntry::new(id.clone(), content));
                         summary.labeled += 1;
                         confidence_sum += confidence;
@@ -339,31 +342,44 @@ fn prepare(object: &ResolvedObject) -> Prepared<'_> {
     }
 }
 
-fn failure_entry(
-    id: &str,
-    lan: &str,
-    common: &CommonMetadata,
-    reason: &str,
-    skipped: &[Skipped],
-) -> ConsolidationResponseEntry {
-    let mut meta = Map::new();
-    meta.insert("failure-reason".to_owned(), Value::from(reason));
-    common.write_into(&mut meta);
-    write_skipped(&mut meta, skipped);
-    let mut content = Map::new();
-    content.insert(metadata_key(lan), Value::Object(meta));
-    ConsolidationResponseEntry::new(id, content)
+/// What every entry of a batch carries: the label attribute name and the common metadata.
+struct Shared {
+    lan: Arc<str>,
+    common: Arc<CommonMetadata>,
 }
 
-fn write_skipped(meta: &mut Map<String, Value>, skipped: &[Skipped]) {
-    if skipped.is_empty() {
-        return;
+impl Shared {
+    fn content(
+        &self,
+        label: Option<Value>,
+        metadata: Map<String, Value>,
+        skipped: &[Skipped],
+    ) -> LabelContent {
+        LabelContent {
+            label_attribute_name: Arc::clone(&self.lan),
+            label,
+            metadata,
+            common: Arc::clone(&self.common),
+            skipped_answers: skipped_answers(skipped),
+        }
     }
-    let list = skipped
-        .iter()
-        .map(|s| json!({"worker-id": s.worker, "reason": s.reason}))
-        .collect();
-    meta.insert("skipped-answers".to_owned(), Value::Array(list));
+
+    /// An entry without a label, saying why.
+    fn failure(&self, id: &str, reason: &str, skipped: &[Skipped]) -> ConsolidationResponseEntry {
+        let mut metadata = Map::new();
+        metadata.insert("failure-reason".to_owned(), Value::from(reason));
+        ConsolidationResponseEntry::new(id, self.content(None, metadata, skipped))
+    }
+}
+
+/// `skipped-answers`: who was left out and why.
+fn skipped_answers(skipped: &[Skipped]) -> Option<Value> {
+    (!skipped.is_empty()).then(|| {
+        skipped
+            .iter()
+            .map(|s| json!({"worker-id": s.worker, "reason": s.reason}))
+            .collect()
+    })
 }
 
 /// The class list: the job's labels, or (without a label file) the labels the batch used, sorted.
@@ -944,8 +960,8 @@ mod tests {
         })
     }
 
-    fn content(outcome: &BatchOutcome, i: usize) -> &Map<String, Value> {
-        &outcome.entries[i].consolidated_annotation.content
+    fn content(outcome: &BatchOutcome, i: usize) -> Map<String, Value> {
+        outcome.entries[i].content_map()
     }
 
     fn answer(worker: &str, element: &str, output: Value) -> Value {
@@ -1151,7 +1167,7 @@ mod tests {
         let out = consolidate_batch(&job, &objects, &WorkerPriors::empty(), &settings, &|id| {
             id.to_owned()
         });
-        let all = &out.entries[0].consolidated_annotation.content["gt-label"]["annotationsFromAllWorkers"];
+        let all = &out.entries[0].content_map()["gt-label"]["annotationsFromAllWorkers"];
         // The recipe's expected response carries the same worker and content.
         let expected: Value = serde_json::from_str(
             &std::fs::read_to_string(format!("{FIXTURES}/aws_sagemaker_ground_truth_recipe/sample_annotation_consolidation_payload.json")).unwrap(),

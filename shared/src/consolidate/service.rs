@@ -22,7 +22,6 @@ use super::worker_quality::JobWorkerQuality;
 use crate::contracts::{
     ConsolidationRequest, ConsolidationResponseEntry, PayloadError, parse_payload,
 };
-use crate::lan::metadata_key;
 use crate::metadata::{ArnError, Clock, LabelingJobArn};
 use crate::ports::{ConditionalPut, ObjectReader, ObjectWriter, StoreError, VersionedStore};
 use crate::s3_uri::{S3Uri, S3UriError};
@@ -245,11 +244,7 @@ pub async fn handle_request(
                 .iter_mut()
                 .find(|e| e.dataset_object_id == mask.dataset_object_id)
             {
-                mark_failed(
-                    entry,
-                    lan,
-                    &format!("consolidated mask not stored: {reason}"),
-                );
+                mark_failed(entry, &format!("consolidated mask not stored: {reason}"));
             }
         }
     }
@@ -270,12 +265,12 @@ pub async fn handle_request(
 }
 
 /// Turns an entry into a failure entry (label removed, reason added), keeping its metadata.
-fn mark_failed(entry: &mut ConsolidationResponseEntry, lan: &str, reason: &str) {
+fn mark_failed(entry: &mut ConsolidationResponseEntry, reason: &str) {
     let content = &mut entry.consolidated_annotation.content;
-    content.shift_remove(lan);
-    if let Some(serde_json::Value::Object(meta)) = content.get_mut(&metadata_key(lan)) {
-        meta.insert("failure-reason".to_owned(), serde_json::Value::from(reason));
-    }
+    content.label = None;
+    content
+        .metadata
+        .insert("failure-reason".to_owned(), serde_json::Value::from(reason));
 }
 
 /// Records the batch in the document `loaded` (as read for the priors, with its ETag) and writes it back
@@ -455,10 +450,7 @@ mod tests {
         };
         let out = handle(&request(uri), ports).unwrap();
         assert_eq!(out.entries.len(), 2);
-        assert_eq!(
-            out.entries[1].consolidated_annotation.content["animal"],
-            json!(1)
-        );
+        assert_eq!(out.entries[1].content_map()["animal"], json!(1));
         let state_uri = "s3://bucket/out/animals/annotations/groundwork/worker-quality/animal.json";
         assert_eq!(
             out.quality,
@@ -589,10 +581,9 @@ mod tests {
         // Batch 2: w1 alone.
         store.insert("s3://bucket/p/2.json", payload(&[("x", &[("w1", "dog")])]));
         let out = handle(&request("s3://bucket/p/2.json"), ports).unwrap();
-        let confidence =
-            out.entries[0].consolidated_annotation.content["animal-metadata"]["confidence"]
-                .as_f64()
-                .unwrap();
+        let confidence = out.entries[0].content_map()["animal-metadata"]["confidence"]
+            .as_f64()
+            .unwrap();
         assert!(
             confidence > 0.5,
             "a known good worker alone is trusted: {confidence}"
@@ -607,7 +598,7 @@ mod tests {
         };
         let out = handle(&request("s3://bucket/p/2.json"), ports).unwrap();
         assert_eq!(
-            out.entries[0].consolidated_annotation.content["animal-metadata"]["confidence"],
+            out.entries[0].content_map()["animal-metadata"]["confidence"],
             json!(0.0)
         );
     }
@@ -727,10 +718,7 @@ mod tests {
         let out = handle(&r, ports).unwrap();
         let mask =
             "s3://bucket/out/animals/annotations/consolidated-annotation/output/3/bird-ref.png";
-        assert_eq!(
-            out.entries[0].consolidated_annotation.content["bird-ref"],
-            mask
-        );
+        assert_eq!(out.entries[0].content_map()["bird-ref"], mask);
         assert!(out.mask_failures.is_empty());
         let stored = store
             .get(mask)
