@@ -69,8 +69,9 @@ bench: ## Criterion benchmarks of the consolidation engine
 bench-crowdkit: ## Ours vs crowd-kit on the same CSV files, side by side (needs ../shared/bench)
 	tests/scripts/bench-crowdkit.sh
 
-deploy: ## sam build && sam deploy --guided (needs AWS credentials, aws-sam-cli)
-	sam build && sam deploy --guided
+# SAM's rust-cargolambda build method is a beta feature: without the flag `sam build` stops to ask.
+deploy: ## sam build --beta-features && sam deploy --guided (needs AWS credentials, aws-sam-cli, cargo-lambda)
+	sam build --beta-features && sam deploy --guided
 
 clean-venv: ## Remove the tool virtualenv
 	rm -rf $(VENV)
