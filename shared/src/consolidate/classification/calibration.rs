@@ -12,24 +12,42 @@
 //! `tau(n) = 1 / (1 + (n − 1) rho)` before normalising. A single vote is never scaled; `rho = 0` is plain
 //! Dawid-Skene; scaling a log-posterior never changes its argmax.
 //!
+//! **Confidence held out of the model.** The label is the EM's argmax; its confidence is not the EM's
+//! posterior. EM fits every worker's confusion row on the very items it then scores, and on a hard task
+//! in a small batch (workers right 40–75 % of the time, 1,000 objects × 5 votes) that self-reinforcement
+//! is most of the error: a worker who sided with the majority on items where the majority was wrong is
+//! credited as right, their rows grow sharper than the crowd is, and the posterior says 0.98 for labels
+//! that are right 88 % of the time (ECE 0.14–0.22 on such batches, 0.02–0.03 at 5,000 objects). So each
+//! item is scored by a model that never saw it: every vote is weighed by its worker's answers on the
+//! *other* items (the item's posterior, which it credited to its workers' rows, is taken back out:
+//! `(c_ta − r_t) / (n_t − r_t)`), smoothed towards the worker's prior row with the strength that best
+//! predicts held-out answers ([`cross_validated_strength`]: with the EM's light smoothing, a mistake a
+//! worker made once looks impossible once that item is taken out, and every dissenting vote would then
+//! look damning). The counts are then rebuilt once from these held-out posteriors (so that no item's own
+//! votes vouch for its workers through its label either) and every item is scored again the same way
+//! ([`held_out_posterior`]). Where the held-out posterior prefers another class than the EM's label, the
+//! confidence is its probability of the EM's label (below one half): the label keeps its accuracy, the
+//! confidence says how likely it is to be right.
+//!
 //! **Fitting `rho` without gold.** The one check the crowd offers is itself: every vote is predicted from
 //! the other `n − 1` votes of its item (scaled by `tau(n − 1)`) through its worker's confusion row, and
-//! the `rho` with the best held-out log-likelihood is kept. The vote must be held out of *everything*
-//! that predicts it: the workers' confusion rows were fitted on this item too (each vote credited the
-//! item's posterior to its worker's counts), which makes the crowd look more self-consistent than it is
-//! and biases `rho` towards 0. So the item's contribution is taken back out of every row used
-//! (`(D π − r) / (D − r)`, with `D` the row's smoothed total and `r` the item's posterior). The held-out
-//! vote itself is scored by its worker's other answers smoothed with a strength chosen by the same
-//! held-out principle ([`cross_validated_strength`]): with the EM's light smoothing a mistake a worker
-//! made once looks impossible once taken out, and that alone would push `rho` up on crowds whose errors
-//! are independent. On crowds that fit the model (the synthetic ones, easy or hard, large batches or
-//! 300 objects) `rho` comes out near 0 and nothing changes.
+//! the `rho` with the best held-out log-likelihood is kept. Every row involved, for the held-out vote and
+//! for the others, is the held-out row above (the item taken out of the counts, the cross-validated
+//! smoothing), i.e. exactly the rows that score the reported confidence: `rho` is fitted for the model it
+//! tempers. On crowds that fit the model (the synthetic ones, easy or hard, large batches or 300
+//! objects) `rho` comes out near 0 and nothing changes.
+//!
+//! Measured (ECE, 10 bins; before → after, accuracy identical everywhere): hard 1,000-object batches
+//! 0.140 / 0.161 / 0.152 → 0.029 / 0.026 / 0.037, hard 300 objects 0.219 → 0.058, hard 5,000 0.032 →
+//! 0.012; rte 0.047 → 0.039, temp 0.035 → 0.034, dog 0.128 → 0.125, bluebirds 0.052 → 0.064 (108 items:
+//! within the flat top of the `rho` likelihood its ECE swings between 0.032 and 0.067), synthetic 10k
+//! 0.005 → 0.010, 1,000-object batches of a 10k synthetic job with priors 0.009 → 0.005. Cost on a
+//! 1,000 × 5 batch: about 0.3 ms (two scoring passes, one count pass, one M-step).
 //!
 //! What no gold-free check can see is a blind spot shared by the *whole* crowd: an item every worker
 //! gets wrong in the same way looks exactly like an easy one. Such errors (7 % of the unanimous items of
 //! the shared dog set) stay over-confident.
 
-use super::ClassificationConfig;
 use super::em::Votes;
 
 /// Probabilities below this are clamped before taking logs (as in the EM).
@@ -46,9 +64,7 @@ const COARSE_STEPS: i32 = 6;
 
 /// What the calibration reads of the fitted model.
 pub(crate) struct FittedModel<'a> {
-    /// `pi[w][true][answered]` (probabilities, unclamped).
-    pub(crate) pi: &'a [f64],
-    /// The prior row each worker's counts are smoothed towards (same layout as `pi`).
+    /// The prior row each worker's counts are smoothed towards (`[w][true][answered]`).
     pub(crate) prior_rows: &'a [f64],
     /// The class prior, as logs.
     pub(crate) log_class_prior: &'a [f64],
@@ -81,28 +97,12 @@ struct HeldOut {
 }
 
 impl HeldOut {
-    fn new(
-        votes: &Votes,
-        model: &FittedModel<'_>,
-        posterior: &[f64],
-        config: &ClassificationConfig,
-    ) -> Self {
+    /// `posterior` is the one the counts were built from (each item's share is taken back out of them);
+    /// `strength` the cross-validated smoothing of the rows.
+    fn new(votes: &Votes, model: &FittedModel<'_>, strength: f64, posterior: &[f64]) -> Self {
         let k = votes.n_classes;
         let n_items = votes.n_items();
-        // The smoothed total of each own-matrix worker's rows (`D` in the module docs); workers below
-        // `min_answers_for_own_matrix` use the pooled prior row, which one item barely moves.
-        let mut row_total = vec![f64::INFINITY; votes.n_workers * k];
-        for (w, totals) in row_total.chunks_exact_mut(k).enumerate() {
-            let counts = &model.total_counts[w * k * k..(w + 1) * k * k];
-            let n_answers: f64 = counts.iter().sum();
-            if n_answers >= config.min_answers_for_own_matrix as f64 {
-                for (t, total) in totals.iter_mut().enumerate() {
-                    let row: f64 = counts[t * k..(t + 1) * k].iter().sum();
-                    *total = row + config.confusion_prior_strength;
-                }
-            }
-        }
-        let strength = cross_validated_strength(model.total_counts, model.prior_rows, k);
+        let row_totals = row_totals(model.total_counts, k);
         let multi: Vec<usize> = (0..n_items)
             .filter(|&i| votes.offsets[i + 1] - votes.offsets[i] >= 2)
             .collect();
@@ -119,26 +119,15 @@ impl HeldOut {
             let mut total = model.log_class_prior.to_vec();
             for v in votes.offsets[item]..votes.offsets[item + 1] {
                 let (w, a) = (votes.worker[v] as usize, votes.answer[v] as usize);
-                for t in 0..k {
-                    let p = model.pi[(w * k + t) * k + a];
-                    let d = row_total[w * k + t];
-                    let held_p = if d.is_finite() && d - r[t] > 0.0 {
-                        (d * p - r[t]) / (d - r[t])
-                    } else {
-                        p
-                    };
-                    let lp = held_p.max(MIN_PROBABILITY).ln();
+                for (t, total) in total.iter_mut().enumerate() {
+                    // Every vote, the held-out one and the others, is weighed by its worker's answers
+                    // on the other items, smoothed with the cross-validated strength: the same rows
+                    // that score the reported confidence ([`held_out_posterior`]).
+                    let q = held_out_probability(model, &row_totals, strength, r[t], w, t, a, k);
+                    let lp = q.ln();
                     held.own.push(lp);
-                    total[t] += lp;
-                    // The held-out vote's own probability, from the worker's other answers smoothed
-                    // with the cross-validated strength (see `cross_validated_strength`).
-                    let cell = (w * k + t) * k;
-                    let counts = &model.total_counts[cell..cell + k];
-                    let row: f64 = counts.iter().sum();
-                    let prior = model.prior_rows[cell + a];
-                    let q = ((counts[a] - r[t]).max(0.0) + strength * prior)
-                        / ((row - r[t]).max(0.0) + strength);
-                    held.own_p.push(q.max(MIN_PROBABILITY));
+                    *total += lp;
+                    held.own_p.push(q);
                 }
             }
             held.offsets.push(held.own.len() / k);
@@ -208,6 +197,103 @@ impl HeldOut {
     }
 }
 
+/// Each worker's row totals (`[w][true]`) of `total_counts`.
+fn row_totals(total_counts: &[f64], k: usize) -> Vec<f64> {
+    total_counts
+        .chunks_exact(k)
+        .map(|row| row.iter().sum())
+        .collect()
+}
+
+/// P(worker `w` answers `a` | true class `t`) with the item's own share `r_t` (its posterior of `t`,
+/// which it credited to that row) taken back out, smoothed towards the worker's prior row with
+/// `strength` pseudo-answers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn held_out_probability(
+    model: &FittedModel<'_>,
+    row_totals: &[f64],
+    strength: f64,
+    r_t: f64,
+    w: usize,
+    t: usize,
+    a: usize,
+    k: usize,
+) -> f64 {
+    let cell = (w * k + t) * k;
+    let q = ((model.total_counts[cell + a] - r_t).max(0.0) + strength * model.prior_rows[cell + a])
+        / ((row_totals[w * k + t] - r_t).max(0.0) + strength);
+    q.max(MIN_PROBABILITY)
+}
+
+/// Every item's posterior with the item held out of the model that scores it: each vote is weighed by
+/// its worker's answers on the *other* items (the item's share, `posterior`, is taken back out of the
+/// counts), smoothed towards the worker's prior row with the cross-validated `strength`. Items with
+/// fewer than two votes taught the counts nothing and keep `posterior`. Written to `out`.
+pub(crate) fn held_out_posterior(
+    votes: &Votes,
+    model: &FittedModel<'_>,
+    strength: f64,
+    posterior: &[f64],
+    out: &mut [f64],
+) {
+    let k = votes.n_classes;
+    match k {
+        2 => held_out_posterior_k(2, votes, model, strength, posterior, out),
+        3 => held_out_posterior_k(3, votes, model, strength, posterior, out),
+        4 => held_out_posterior_k(4, votes, model, strength, posterior, out),
+        k => held_out_posterior_k(k, votes, model, strength, posterior, out),
+    }
+}
+
+/// The E-step's rescaling (see `em`): every factor is at least `MIN_PROBABILITY`, so an item with at
+/// most `VOTES_WITHOUT_RESCALE` votes cannot underflow.
+const VOTES_WITHOUT_RESCALE: usize = 32;
+const RESCALE_BELOW: f64 = 1e-200;
+const RESCALE_BY: f64 = 1e200;
+
+#[inline(always)]
+fn held_out_posterior_k(
+    k: usize,
+    votes: &Votes,
+    model: &FittedModel<'_>,
+    strength: f64,
+    posterior: &[f64],
+    out: &mut [f64],
+) {
+    let row_totals = row_totals(model.total_counts, k);
+    let class_prior: Vec<f64> = model.log_class_prior.iter().map(|lp| lp.exp()).collect();
+    for (item, (row, r)) in out
+        .chunks_exact_mut(k)
+        .zip(posterior.chunks_exact(k))
+        .enumerate()
+    {
+        let (start, end) = (votes.offsets[item], votes.offsets[item + 1]);
+        if end - start < 2 {
+            row.copy_from_slice(r);
+            continue;
+        }
+        row.copy_from_slice(&class_prior);
+        for v in start..end {
+            let (w, a) = (votes.worker[v] as usize, votes.answer[v] as usize);
+            let mut max = 0.0f64;
+            for (t, x) in row.iter_mut().enumerate() {
+                *x *= held_out_probability(model, &row_totals, strength, r[t], w, t, a, k);
+                max = max.max(*x);
+            }
+            if end - start > VOTES_WITHOUT_RESCALE && max < RESCALE_BELOW {
+                row.iter_mut().for_each(|x| *x *= RESCALE_BY);
+            }
+        }
+        let sum: f64 = row.iter().sum();
+        if sum > 0.0 && sum.is_finite() {
+            row.iter_mut().for_each(|x| *x /= sum);
+        } else {
+            row.copy_from_slice(r);
+        }
+    }
+}
+
 /// The smoothing strength (pseudo-answers towards the worker's prior row) that best predicts each of
 /// a worker's answers from their other answers, over every worker and row.
 ///
@@ -217,7 +303,7 @@ impl HeldOut {
 /// posterior, even on crowds whose errors are independent (a 1,000-object batch of 50 equally good
 /// workers came out at `rho = 0.7` and under-confident). Choosing the strength by the same held-out
 /// principle removes that bias: homogeneous crowds get strong smoothing, crowds of distinct workers weak.
-fn cross_validated_strength(total_counts: &[f64], prior_rows: &[f64], k: usize) -> f64 {
+pub(crate) fn cross_validated_strength(total_counts: &[f64], prior_rows: &[f64], k: usize) -> f64 {
     // Each cell `c` of a row with total `n` scores `c · ln((max(c − 1, 0) + s m) / (n − 1 + s))` for
     // strength `s` and prior share `m`. A cell with at most one answer in it scores `c · (ln s + ln m)`,
     // whose `ln m` part does not depend on `s`: those cells (nearly all of them in a job with many
@@ -280,13 +366,13 @@ fn cross_validated_strength(total_counts: &[f64], prior_rows: &[f64], k: usize) 
 }
 
 /// Chooses the intra-item correlation `rho` by held-out vote likelihood (see the module docs).
-pub(crate) fn fit_correlation(
+fn fit_correlation(
     votes: &Votes,
     model: &FittedModel<'_>,
+    strength: f64,
     posterior: &[f64],
-    config: &ClassificationConfig,
 ) -> f64 {
-    let held = HeldOut::new(votes, model, posterior, config);
+    let held = HeldOut::new(votes, model, strength, posterior);
     if held.is_empty() {
         return 0.0;
     }
@@ -357,15 +443,14 @@ pub(crate) fn temper(votes: &Votes, rho: f64, posterior: &mut [f64]) {
     }
 }
 
-/// Fits `rho` and tempers `posterior` (the untempered EM posterior) in place.
-pub(crate) fn calibrate(
-    votes: &Votes,
-    model: &FittedModel<'_>,
-    config: &ClassificationConfig,
-    posterior: &mut [f64],
-) {
-    let rho = fit_correlation(votes, model, posterior, config);
-    temper(votes, rho, posterior);
+/// The calibrated posteriors: `held` (the items' held-out posteriors, from which `model`'s counts were
+/// rebuilt; see the module docs) scored once more with every item held out of `model`, and tempered by
+/// the `rho` fitted with those same rows. Written to `out`.
+pub(crate) fn calibrate(votes: &Votes, model: &FittedModel<'_>, held: &[f64], out: &mut [f64]) {
+    let strength = cross_validated_strength(model.total_counts, model.prior_rows, votes.n_classes);
+    let rho = fit_correlation(votes, model, strength, held);
+    held_out_posterior(votes, model, strength, held, out);
+    temper(votes, rho, out);
 }
 
 #[cfg(test)]

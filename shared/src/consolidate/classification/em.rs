@@ -28,12 +28,16 @@ impl Votes {
     }
 }
 
-/// What EM hands back: the posterior per item (`N × K`, rows of items without votes are uniform), and this
-/// batch's own soft confusion counts per worker (`W × K × K`, `[worker][true][answered]`, prior excluded).
+/// What EM hands back: the posterior per item (`N × K`, rows of items without votes are uniform), this
+/// batch's own soft confusion counts per worker (`W × K × K`, `[worker][true][answered]`, prior excluded),
+/// and, when the posterior is the calibrated one, each item's label (`u32::MAX` for none): the argmax of
+/// the EM's own posterior, which the calibrated one need not share (see [`calibration`]). Without
+/// `labels` the label is the posterior's argmax.
 #[derive(Debug, Clone)]
 pub(crate) struct EmOutput {
     pub(crate) posterior: Vec<f64>,
     pub(crate) batch_counts: Vec<f64>,
+    pub(crate) labels: Option<Vec<u32>>,
 }
 
 /// Probabilities below this are clamped before taking logs: a worker is never "certainly" not going to
@@ -429,18 +433,47 @@ pub(crate) fn dawid_skene(
             *lp = ((m + strength) / total).max(MIN_PROBABILITY).ln();
         }
     }
+    let mut labels = None;
     if config.calibrate {
+        // The label is EM's; the confidence comes from posteriors scored with each item held out of the
+        // worker model (module docs of `calibration`). First pass: held out of the EM's own counts.
         let fitted = calibration::FittedModel {
-            pi: &model.pi,
             prior_rows: &model.prior_rows,
             log_class_prior: &log_class_prior,
             total_counts: &total_counts,
         };
-        calibration::calibrate(votes, &fitted, config, &mut posterior);
+        let strength = calibration::cross_validated_strength(&total_counts, &model.prior_rows, k);
+        let mut held = vec![0.0; posterior.len()];
+        calibration::held_out_posterior(votes, &fitted, strength, &posterior, &mut held);
+        // One refit: the counts rebuilt from the held-out posteriors, so that no item's own votes vouch
+        // for the workers through its label.
+        let mut held_counts = counts_by_answer;
+        accumulate_counts(votes, &held, &mut held_counts);
+        for ((total, prior), batch) in total_counts.iter_mut().zip(prior_counts).zip(&held_counts) {
+            *total = prior + batch;
+        }
+        fit_worker_model(votes, &total_counts, config, &mut model);
+        let refitted = calibration::FittedModel {
+            prior_rows: &model.prior_rows,
+            log_class_prior: &log_class_prior,
+            total_counts: &total_counts,
+        };
+        labels = Some(
+            posterior
+                .chunks_exact(k)
+                .map(|row| {
+                    super::argmax_with_ties(row)
+                        .and_then(|l| u32::try_from(l).ok())
+                        .unwrap_or(u32::MAX)
+                })
+                .collect(),
+        );
+        calibration::calibrate(votes, &refitted, &held, &mut posterior);
     }
     EmOutput {
         posterior,
         batch_counts,
+        labels,
     }
 }
 
@@ -500,5 +533,6 @@ pub(crate) fn majority_vote(votes: &Votes, config: &ClassificationConfig) -> EmO
     EmOutput {
         posterior,
         batch_counts,
+        labels: None,
     }
 }
