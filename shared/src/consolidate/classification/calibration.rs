@@ -48,7 +48,7 @@
 //! gets wrong in the same way looks exactly like an easy one. Such errors (7 % of the unanimous items of
 //! the shared dog set) stay over-confident.
 
-use super::em::Votes;
+use super::em::{RESCALE_BELOW, RESCALE_BY, VOTES_WITHOUT_RESCALE, Votes};
 
 /// Probabilities below this are clamped before taking logs (as in the EM).
 const MIN_PROBABILITY: f64 = 1e-6;
@@ -245,12 +245,6 @@ pub(crate) fn held_out_posterior(
         k => held_out_posterior_k(k, votes, model, strength, posterior, out),
     }
 }
-
-/// The E-step's rescaling (see `em`): every factor is at least `MIN_PROBABILITY`, so an item with at
-/// most `VOTES_WITHOUT_RESCALE` votes cannot underflow.
-const VOTES_WITHOUT_RESCALE: usize = 32;
-const RESCALE_BELOW: f64 = 1e-200;
-const RESCALE_BY: f64 = 1e200;
 
 #[inline(always)]
 fn held_out_posterior_k(

@@ -44,16 +44,17 @@ pub(crate) struct EmOutput {
 /// give some answer, which keeps one surprising answer from vetoing an otherwise clear item.
 const MIN_PROBABILITY: f64 = 1e-6;
 
-/// The E-step's running products are multiplied by `RESCALE_BY` whenever their largest entry falls
-/// below `RESCALE_BELOW` (each factor is at least `MIN_PROBABILITY`, so one step never underflows).
 /// Pseudo-answers per row of the one-coin base under the pooled confusion matrix. A small batch (Ground
 /// Truth's first batches hold about ten objects) has only a handful of errors; without this weight their
 /// exact pattern becomes the crowd's error structure, and an item split between two good workers is
 /// decided with false certainty. Large batches outweigh it entirely.
 const POOLED_BASE_STRENGTH: f64 = 10.0;
 
-const RESCALE_BELOW: f64 = 1e-200;
-const RESCALE_BY: f64 = 1e200;
+/// The E-step's running products (and the calibration's held-out ones) are multiplied by `RESCALE_BY`
+/// whenever their largest entry falls below `RESCALE_BELOW` (each factor is at least `MIN_PROBABILITY`,
+/// so one step never underflows).
+pub(crate) const RESCALE_BELOW: f64 = 1e-200;
+pub(crate) const RESCALE_BY: f64 = 1e200;
 
 fn logit(p: f64) -> f64 {
     let p = p.clamp(1e-9, 1.0 - 1e-9);
@@ -276,7 +277,7 @@ fn expect_and_count(
 
 /// Every factor of the E-step's products is at least `MIN_PROBABILITY` (1e-6), so an item with at most
 /// this many votes cannot fall below `RESCALE_BELOW` (1e-200) and skips the per-vote check.
-const VOTES_WITHOUT_RESCALE: usize = 32;
+pub(crate) const VOTES_WITHOUT_RESCALE: usize = 32;
 
 /// The body of [`expect_and_count`], inlined into each of its call sites so that `k` is a constant.
 #[inline(always)]
