@@ -16,7 +16,7 @@ GROUNDWORK := $(CARGO_TARGET_DIR)/debug/groundwork
 FUNCTIONS := gt-pre-human-task gt-annotation-consolidation gt-auto-chainer
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint fmt fmt-check check build package validate bench bench-crowdkit deploy clean-venv
+.PHONY: help demo test lint fmt fmt-check check build package validate bench bench-crowdkit bench-seg deploy clean-venv
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ bench: ## Criterion benchmarks of the consolidation engine
 
 bench-crowdkit: ## Ours vs crowd-kit on the same CSV files, side by side (needs ../shared/bench)
 	tests/scripts/bench-crowdkit.sh
+
+bench-seg: ## Our segmentation vs crowd-kit's SegmentationMajorityVote on the same masks, side by side
+	tests/scripts/bench-seg.sh
 
 # SAM's rust-cargolambda build method is a beta feature: without the flag `sam build` stops to ask.
 deploy: ## sam build --beta-features && sam deploy --guided (needs AWS credentials, aws-sam-cli, cargo-lambda)
