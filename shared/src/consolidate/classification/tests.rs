@@ -6,6 +6,14 @@ use crate::consolidate::worker_quality::JobWorkerQuality;
 
 const CROWD_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/crowd");
 
+/// The shared real crowd sets (`../shared/data/crowd`).
+const REAL_SETS: [&str; 4] = [
+    "welinder2010_bluebirds",
+    "snow2008_rte",
+    "snow2008_temp",
+    "zheng2017_dog",
+];
+
 fn load_real(name: &str) -> (LabelTable, Vec<Option<usize>>) {
     let dir = format!("{CROWD_DIR}/{name}");
     let labels = std::fs::File::open(format!("{dir}/labels.csv")).expect("labels.csv");
@@ -14,6 +22,27 @@ fn load_real(name: &str) -> (LabelTable, Vec<Option<usize>>) {
     let gold = read_gold_csv(std::io::BufReader::new(gold)).expect("gold parse");
     let gold = table.gold_classes(&gold);
     (table, gold)
+}
+
+/// Per confidence decile: how many labels, their mean confidence and their accuracy (`GW_DEBUG`).
+fn print_reliability_bins(confidence: &[f64], predicted: &[Option<usize>], gold: &[Option<usize>]) {
+    let mut bins = [(0usize, 0.0f64, 0usize); 10];
+    for ((c, p), g) in confidence.iter().zip(predicted).zip(gold) {
+        let Some(g) = g else { continue };
+        let b = ((c * 10.0) as usize).min(9);
+        bins[b].0 += 1;
+        bins[b].1 += c;
+        bins[b].2 += usize::from(*p == Some(*g));
+    }
+    for (b, (n, c, r)) in bins.iter().enumerate() {
+        if *n > 0 {
+            eprintln!(
+                "  bin {b}: n {n:5} conf {:.3} acc {:.3}",
+                c / *n as f64,
+                *r as f64 / *n as f64
+            );
+        }
+    }
 }
 
 fn evaluate(
@@ -27,23 +56,7 @@ fn evaluate(
     let predicted: Vec<Option<usize>> = outcome.items.iter().map(|e| e.label).collect();
     let confidence: Vec<f64> = outcome.items.iter().map(|e| e.confidence).collect();
     if std::env::var("GW_DEBUG").is_ok() {
-        let mut bins = [(0usize, 0.0f64, 0usize); 10];
-        for ((c, p), g) in confidence.iter().zip(&predicted).zip(gold) {
-            let Some(g) = g else { continue };
-            let b = ((c * 10.0) as usize).min(9);
-            bins[b].0 += 1;
-            bins[b].1 += c;
-            bins[b].2 += usize::from(*p == Some(*g));
-        }
-        for (b, (n, c, r)) in bins.iter().enumerate() {
-            if *n > 0 {
-                eprintln!(
-                    "  bin {b}: n {n:5} conf {:.3} acc {:.3}",
-                    c / *n as f64,
-                    *r as f64 / *n as f64
-                );
-            }
-        }
+        print_reliability_bins(&confidence, &predicted, gold);
     }
     (
         accuracy(&predicted, gold),
@@ -74,12 +87,7 @@ fn report() {
         method: Method::MajorityVote,
         ..ClassificationConfig::default()
     };
-    for name in [
-        "welinder2010_bluebirds",
-        "snow2008_rte",
-        "snow2008_temp",
-        "zheng2017_dog",
-    ] {
+    for name in REAL_SETS {
         let (table, gold) = load_real(name);
         let (a, e) = evaluate(&table, &gold, &ds);
         let (ma, me) = evaluate(&table, &gold, &mv);
@@ -608,12 +616,7 @@ fn calx() {
         ..ds()
     };
     let mut sets: Vec<(String, LabelTable, Vec<Option<usize>>)> = Vec::new();
-    for name in [
-        "welinder2010_bluebirds",
-        "snow2008_rte",
-        "snow2008_temp",
-        "zheng2017_dog",
-    ] {
+    for name in REAL_SETS {
         let (t, g) = load_real(name);
         sets.push((name.to_owned(), t, g));
     }
@@ -712,23 +715,7 @@ fn calx() {
             }
         }
         if std::env::var("GW_DEBUG").is_ok() {
-            let mut bins = [(0usize, 0.0f64, 0usize); 10];
-            for ((c, p), g) in confidence.iter().zip(&predicted).zip(gold) {
-                let Some(g) = g else { continue };
-                let b = ((c * 10.0) as usize).min(9);
-                bins[b].0 += 1;
-                bins[b].1 += c;
-                bins[b].2 += usize::from(*p == Some(*g));
-            }
-            for (b, (n, c, r)) in bins.iter().enumerate() {
-                if *n > 0 {
-                    eprintln!(
-                        "  bin {b}: n {n:5} conf {:.3} acc {:.3}",
-                        c / *n as f64,
-                        *r as f64 / *n as f64
-                    );
-                }
-            }
+            print_reliability_bins(&confidence, &predicted, gold);
         }
         println!(
             "{name:24} acc {:.4} ece {:.4} changed {changed} ({:.3} ms)",
