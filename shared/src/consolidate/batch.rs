@@ -148,8 +148,6 @@ enum ObjectResult {
 /// A parsed, usable answer.
 struct Usable<'a> {
     worker: &'a str,
-    /// The answer's text (custom answers are compared whole).
-    text: &'a str,
     answer: Answer<'a>,
 }
 
@@ -320,13 +318,12 @@ fn prepare(object: &ResolvedObject) -> Prepared<'_> {
     let mut skipped = Vec::new();
     for answer in &object.answers {
         let parsed = match &answer.content {
-            Ok(text) => Answer::parse(text).map(|parsed| (text.as_str(), parsed)),
+            Ok(text) => Answer::parse(text),
             Err(why) => Err(AnswerError::Unavailable(why.clone())),
         };
         match parsed {
-            Ok((text, parsed)) => usable.push(Usable {
+            Ok(parsed) => usable.push(Usable {
                 worker: &answer.worker_id,
-                text,
                 answer: parsed,
             }),
             Err(e) => skipped.push(Skipped {
@@ -866,7 +863,7 @@ fn custom_results(
                         .usable
                         .iter()
                         .filter_map(|u| {
-                            let tree = parse_content(u.text).ok()?;
+                            let tree = parse_content(u.answer.text()).ok()?;
                             Some((u.worker.to_owned(), Value::Object(tree)))
                         })
                         .collect();
