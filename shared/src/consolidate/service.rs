@@ -118,7 +118,7 @@ pub enum QualityReport {
 pub struct RequestOutcome {
     /// The response entries.
     pub entries: Vec<ConsolidationResponseEntry>,
-    /// The batch, with its summary.
+    /// The batch, with its summary (its entries are moved to `entries`).
     pub batch: BatchOutcome,
     /// The worker-quality state.
     pub quality: QualityReport,
