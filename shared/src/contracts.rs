@@ -258,26 +258,14 @@ impl LabelContent {
         metadata_key(&self.label_attribute_name)
     }
 
-    /// The metadata object as written (own keys, common keys, `skipped-answers`).
-    pub fn metadata_map(&self) -> Map<String, Value> {
-        let mut meta = self.metadata.clone();
-        for (key, value) in self.common.entries() {
-            meta.insert(key.to_owned(), Value::from(value));
-        }
-        if let Some(skipped) = &self.skipped_answers {
-            meta.insert("skipped-answers".to_owned(), skipped.clone());
-        }
-        meta
-    }
-
-    /// The content as the JSON object it is serialised as.
+    /// The content as the JSON object it is serialised as (one source of truth for its keys and their
+    /// order: the `Serialize` impl below).
     pub fn to_map(&self) -> Map<String, Value> {
-        let mut content = Map::with_capacity(2);
-        if let Some(label) = &self.label {
-            content.insert(self.label_attribute_name.to_string(), label.clone());
+        match serde_json::to_value(self) {
+            Ok(Value::Object(content)) => content,
+            // Cannot happen: the content serialises as an object with string keys.
+            _ => Map::new(),
         }
-        content.insert(self.metadata_key(), Value::Object(self.metadata_map()));
-        content
     }
 }
 
