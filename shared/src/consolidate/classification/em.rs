@@ -423,10 +423,7 @@ pub(crate) fn dawid_skene(
         }
         previous_ll = Some(ll);
         // M-step.
-        for ((total, prior), batch) in total_counts.iter_mut().zip(prior_counts).zip(&batch_counts)
-        {
-            *total = prior + batch;
-        }
+        add_counts(&mut total_counts, prior_counts, &batch_counts);
         fit_worker_model(votes, &total_counts, config, &mut model);
         let strength = config.class_prior_strength;
         let total: f64 = class_mass.iter().map(|m| m + strength).sum();
@@ -450,9 +447,7 @@ pub(crate) fn dawid_skene(
         // for the workers through its label.
         let mut held_counts = counts_by_answer;
         accumulate_counts(votes, &held, &mut held_counts);
-        for ((total, prior), batch) in total_counts.iter_mut().zip(prior_counts).zip(&held_counts) {
-            *total = prior + batch;
-        }
+        add_counts(&mut total_counts, prior_counts, &held_counts);
         fit_worker_model(votes, &total_counts, config, &mut model);
         let refitted = calibration::FittedModel {
             prior_rows: &model.prior_rows,
@@ -475,6 +470,13 @@ pub(crate) fn dawid_skene(
         posterior,
         batch_counts,
         labels,
+    }
+}
+
+/// `total = prior + batch`, cell by cell: the counts a worker model is fitted on.
+fn add_counts(total: &mut [f64], prior: &[f64], batch: &[f64]) {
+    for ((total, prior), batch) in total.iter_mut().zip(prior).zip(batch) {
+        *total = prior + batch;
     }
 }
 
