@@ -3,17 +3,10 @@
 # machine noise cancels out in the ratio. Sets: the bench generator's synthetic 10k (50k labels) and 100k
 # (500k labels) sets, 4 classes, seed 0, and the real crowd sets in ../shared/data/crowd.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-shared=$(cd "$root/../shared" && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/groundwork-target}
-venv=${CROWDKIT_VENV:-$HOME/.cache/groundwork-crowdkit}
-work=${BENCH_DIR:-$HOME/.cache/groundwork-bench}
+source "$(dirname "$0")/crowdkit-env.sh"
+work=$bench_root
 REPEAT=${REPEAT:-3}
 mkdir -p "$work"
-
-[ -x "$venv/bin/python" ] || bash "$shared/bench/setup.sh"
-PY="$venv/bin/python"
 cargo build --release -p groundwork --example crowd_bench --quiet
 OURS="$CARGO_TARGET_DIR/release/examples/crowd_bench"
 

@@ -6,20 +6,14 @@
 #   ROUNDS (3), REPEAT_OURS (20), REPEAT_THEIRS (3), IMAGES (100), SIZE (256), OVERLAP (5)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-shared=$(cd "$root/../shared" && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/groundwork-target}
-venv=${CROWDKIT_VENV:-$HOME/.cache/groundwork-crowdkit}
+source "$here/crowdkit-env.sh"
 ROUNDS=${ROUNDS:-3}
 REPEAT_OURS=${REPEAT_OURS:-20}
 REPEAT_THEIRS=${REPEAT_THEIRS:-3}
 IMAGES=${IMAGES:-100}
 SIZE=${SIZE:-256}
 OVERLAP=${OVERLAP:-5}
-work=${BENCH_DIR:-$HOME/.cache/groundwork-bench}/seg-$IMAGES-$SIZE-$OVERLAP-seed0
-
-[ -x "$venv/bin/python" ] || bash "$shared/bench/setup.sh"
-PY="$venv/bin/python"
+work=$bench_root/seg-$IMAGES-$SIZE-$OVERLAP-seed0
 if [ ! -f "$work/done" ]; then
   rm -rf "$work"
   "$PY" "$shared/bench/crowdkit_bench.py" gen-seg --images "$IMAGES" --overlap "$OVERLAP" --size "$SIZE" \
