@@ -6,8 +6,9 @@
 //! [`consolidate_masks`] over every image, best of `--repeat` runs in this one process (warm, like the
 //! Python side's best of 3 `fit_predict` calls).
 //!
-//! `cargo run --release -p groundwork --example seg_bench -- DIR [--repeat N]`
-//! prints `ours time_s=… mean_IoU_vs_gold=… images=…`.
+//! `cargo run --release -p groundwork --example seg_bench -- DIR [--repeat N] [--no-smooth]`
+//! prints `ours time_s=… mean_IoU_vs_gold=… images=…`. `--no-smooth` turns the cleaning of contested
+//! pixels off (`SegmentationConfig::smooth`), to see what it costs.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -97,7 +98,9 @@ fn iou(predicted: &[u8], gold: &[u8]) -> f64 {
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = args.first().ok_or("usage: seg_bench DIR [--repeat N]")?;
+    let dir = args
+        .first()
+        .ok_or("usage: seg_bench DIR [--repeat N] [--no-smooth]")?;
     let repeat: usize = match args.iter().position(|a| a == "--repeat") {
         Some(i) => args.get(i + 1).ok_or("--repeat needs a number")?.parse()?,
         None => 10,
@@ -106,7 +109,10 @@ fn main() -> Result<(), Error> {
     if images.is_empty() {
         return Err(format!("no images under {dir}").into());
     }
-    let config = SegmentationConfig::default();
+    let config = SegmentationConfig {
+        smooth: !args.iter().any(|a| a == "--no-smooth"),
+        ..SegmentationConfig::default()
+    };
     let mut best = f64::INFINITY;
     let mut results = Vec::new();
     for _ in 0..repeat.max(1) {

@@ -1221,38 +1221,38 @@ impl Cleaning<'_> {
                 return changed(u8::from(foreground >= threshold * (CENTRE_WEIGHT + 8.0)));
             }
             let (mut foreground, mut total) = (0.0, 0.0);
-            for ny in y.saturating_sub(1)..(y + 2).min(height) {
-                for nx in x.saturating_sub(1)..(x + 2).min(width) {
-                    let neighbour = ny * width + nx;
-                    let weight = if neighbour == pixel {
-                        CENTRE_WEIGHT
-                    } else {
-                        1.0
-                    };
-                    total += weight;
-                    foreground += weight * foreground_of(neighbour);
-                }
+            for (neighbour, weight) in self.neighbourhood(x, y) {
+                total += weight;
+                foreground += weight * foreground_of(neighbour);
             }
             return changed(u8::from(foreground >= threshold * total));
         }
         scores.iter_mut().for_each(|s| *s = 0.0);
         let mut total = 0.0;
-        for ny in y.saturating_sub(1)..(y + 2).min(height) {
-            for nx in x.saturating_sub(1)..(x + 2).min(width) {
-                let neighbour = ny * width + nx;
-                let weight = if neighbour == pixel {
-                    CENTRE_WEIGHT
-                } else {
-                    1.0
-                };
-                total += weight;
-                for (score, posterior) in scores.iter_mut().zip(row_at(neighbour)) {
-                    *score += weight * posterior;
-                }
+        for (neighbour, weight) in self.neighbourhood(x, y) {
+            total += weight;
+            for (score, posterior) in scores.iter_mut().zip(row_at(neighbour)) {
+                *score += weight * posterior;
             }
         }
         scores.iter_mut().for_each(|s| *s /= total);
         changed(decide(scores, threshold))
+    }
+
+    /// The pixels of the 3×3 neighbourhood of `(x, y)` that lie inside the image, row by row, each with
+    /// its weight in the cleaning: `CENTRE_WEIGHT` for `(x, y)` itself, 1 for a neighbour.
+    fn neighbourhood(&self, x: usize, y: usize) -> impl Iterator<Item = (usize, f64)> {
+        let (width, height) = (self.width, self.height);
+        (y.saturating_sub(1)..(y + 2).min(height)).flat_map(move |ny| {
+            (x.saturating_sub(1)..(x + 2).min(width)).map(move |nx| {
+                let weight = if (nx, ny) == (x, y) {
+                    CENTRE_WEIGHT
+                } else {
+                    1.0
+                };
+                (ny * width + nx, weight)
+            })
+        })
     }
 }
 
