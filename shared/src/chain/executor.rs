@@ -7,7 +7,7 @@
 //! Order of effects, chosen for "one job per state change":
 //! 1. DescribeLabelingJob on the source (the event only carries its ARN).
 //! 2. [`prepare`], then read the plan, the first manifest candidate that exists, the staging manifest.
-//! 3. [`plan`].
+//! 3. [`plan()`](super::plan()).
 //! 4. DescribeLabelingJob on the *new* name: if it exists, a duplicate event already did the work —
 //!    stop before rewriting objects a running job may be reading.
 //! 5. Write the planner's objects, then CreateLabelingJob; `ResourceInUse` (a duplicate racing this one)

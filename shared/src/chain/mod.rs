@@ -8,7 +8,7 @@
 //!   (or, without one, its newest intermediate manifest, or its input manifest), so Ground Truth works
 //!   only on the objects not labeled yet. Nothing left unlabeled: no job. Failed for a reason that would
 //!   fail again (see [`failure`]): no job.
-//! * **Completed → follow-up**, only when the job declares a follow-up plan ([`plan`]): a new LAN and
+//! * **Completed → follow-up**, only when the job declares a follow-up plan ([`plan`](mod@plan)): a new LAN and
 //!   task (a verification, an adjustment, a second question), optionally only for objects whose label is
 //!   unsure, optionally switching automated labeling on or off. A Completed job that declares only a
 //!   staging manifest is *extended*: continued over its output plus the new objects.
@@ -28,7 +28,7 @@
 //!    terminal, streaming, chaining off, permanent failure, depth limit, no follow-up declared) or
 //!    [`Preparation::Fetch`] with the [`Needs`]: which manifest candidates to read, in order, which
 //!    follow-up plan and which staging manifest.
-//! 2. [`plan`]`(&PlannerInput)` gets the same three values plus the fetched bytes and returns a
+//! 2. [`plan()`]`(&PlannerInput)` gets the same three values plus the fetched bytes and returns a
 //!    [`Decision`]: [`Decision::Chain`] with the exact `CreateLabelingJobRequest` and the S3 objects to
 //!    write first (a filtered or extended manifest, a label category file), or [`Decision::Skip`] with a
 //!    [`SkipReason`] (no progress, nothing to label, nothing below the threshold). Broken inputs (a bad
@@ -138,7 +138,7 @@ pub enum ManifestCandidate {
     NewestIntermediate(S3Uri),
 }
 
-/// What [`plan`] needs read before it can decide.
+/// What [`plan()`] needs read before it can decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Needs {
     /// The step it will take.
@@ -154,7 +154,7 @@ pub struct Needs {
 /// The first phase's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Preparation {
-    /// Read these, then call [`plan`].
+    /// Read these, then call [`plan()`].
     Fetch(Needs),
     /// No job; no need to read anything.
     Skip(SkipReason),

@@ -55,13 +55,13 @@
 //! * **Confidence** is the calibrated posterior probability of the chosen label (not rounded; the output
 //!   layer rounds). An item answered by a single worker gets `0.0`, as in Ground Truth, unless that worker
 //!   is known from earlier batches (`priors`), in which case their track record gives a real posterior.
-//! * **Confidence held out of the model** (`calibrate`, [`calibration`]). The label is EM's argmax, but
+//! * **Confidence held out of the model** (`calibrate`, `calibration`). The label is EM's argmax, but
 //!   EM fits the workers on the very items it scores, and on hard tasks in small batches that makes its
 //!   posterior over-confident (ECE 0.14–0.22 at 1,000 objects). The reported posterior scores each item
 //!   with its own share taken back out of its workers' rows (smoothed with a cross-validated strength,
 //!   the counts rebuilt once from such held-out posteriors): ECE 0.03–0.06 there. It can prefer another
 //!   class than the label; the confidence is then its probability of the label.
-//! * **Correlated votes** (`calibrate`, [`calibration`]). Dawid-Skene counts ten agreeing votes as ten
+//! * **Correlated votes** (`calibrate`, `calibration`). Dawid-Skene counts ten agreeing votes as ten
 //!   independent pieces of evidence; real crowds share blind spots, and the posterior is over-confident.
 //!   The votes on an item are modelled as exchangeable with an intra-item correlation `rho`, so `n` of
 //!   them carry the evidence of `n / (1 + (n − 1) rho)` independent votes (the design effect): each
@@ -79,7 +79,7 @@
 //! * **Multi-label** is binary relevance: one two-class problem per class, over the workers who answered
 //!   the item (ticking a class = "present", not ticking it = "absent").
 //!
-//! All numeric work happens in [`em`] on dense worker indices and flat arrays.
+//! All numeric work happens in `em` on dense worker indices and flat arrays.
 
 mod calibration;
 pub mod csv;
