@@ -856,21 +856,16 @@ fn decode_mask(
     let channels = color_type.samples();
     let width = size.width as usize;
     let mut lookup = ColorLookup::new(colors);
-    let mut convert_row = |row: &[u8], out_row: &mut [u8]| {
-        for (pixel, out) in row.chunks_exact(channels).zip(out_row.iter_mut()) {
-            let (rgb, alpha) = match *pixel {
-                [gray] => ([gray, gray, gray], 255),
-                [gray, alpha] => ([gray, gray, gray], alpha),
-                [r, g, b] => ([r, g, b], 255),
-                [r, g, b, alpha] => ([r, g, b], alpha),
-                _ => ([255, 255, 255], 0),
-            };
-            *out = if alpha == 0 {
-                0
-            } else {
-                lookup.class(rgb_key(rgb))
-            };
-        }
+    // One loop per sample count, chosen once a row: the per-pixel work is then a few loads and a compare
+    // (a loop over `chunks_exact(channels)` matched every pixel against four shapes, and cost more than
+    // inflating the PNG).
+    let mut convert_row = |row: &[u8], out_row: &mut [u8]| match channels {
+        1 => classes_of_row::<1>(row, out_row, &mut lookup),
+        2 => classes_of_row::<2>(row, out_row, &mut lookup),
+        3 => classes_of_row::<3>(row, out_row, &mut lookup),
+        4 => classes_of_row::<4>(row, out_row, &mut lookup),
+        // `normalize_to_color8` gives one to four samples; anything else reads as background.
+        _ => out_row.fill(0),
     };
     if interlaced {
         let buffer_size = reader
@@ -894,6 +889,68 @@ fn decode_mask(
         }
     }
     Ok(())
+}
+
+/// Compact classes of one decoded row of `N` samples a pixel (gray, gray + alpha, RGB or RGBA): a pixel's
+/// colour through `lookup`, background where it is fully transparent. Masks are long runs of one colour,
+/// so pixels go sixteen at a time: a block whose bytes are the last converted pixel's, sixteen times over
+/// (alpha included; compared eight bytes at a time), gets that pixel's class without a lookup.
+fn classes_of_row<const N: usize>(row: &[u8], out: &mut [u8], lookup: &mut ColorLookup<'_>) {
+    const BLOCK: usize = 16;
+    // The last converted pixel repeated over a block (`N * BLOCK` bytes used), and its class.
+    let mut repeated = [0u8; 4 * BLOCK];
+    let mut repeated_class: Option<u8> = None;
+    for (bytes, out_block) in row.chunks(N * BLOCK).zip(out.chunks_mut(BLOCK)) {
+        if let (Some(class), Some(pattern)) = (repeated_class, repeated.get(..bytes.len()))
+            && bytes.len() == N * BLOCK
+            && same_bytes(bytes, pattern)
+        {
+            out_block.fill(class);
+            continue;
+        }
+        let pixels = bytes.as_chunks::<N>().0;
+        for (pixel, out) in pixels.iter().zip(out_block.iter_mut()) {
+            *out = class_of_pixel(pixel, lookup);
+        }
+        if let (Some(last), Some(&class)) = (pixels.last(), out_block.last()) {
+            for slot in repeated.as_chunks_mut::<N>().0.iter_mut().take(BLOCK) {
+                *slot = *last;
+            }
+            repeated_class = Some(class);
+        }
+    }
+}
+
+/// Whether `a` and `b` (equally long, a multiple of 8 bytes) hold the same bytes: word by word, no early
+/// exit, so that the loop is a few vector operations.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let differ = a
+        .as_chunks::<8>()
+        .0
+        .iter()
+        .zip(b.as_chunks::<8>().0)
+        .fold(0u64, |acc, (x, y)| {
+            acc | (u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y))
+        });
+    differ == 0
+}
+
+/// The compact class of one pixel of `N` samples (see [`classes_of_row`]).
+#[inline]
+fn class_of_pixel<const N: usize>(pixel: &[u8; N], lookup: &mut ColorLookup<'_>) -> u8 {
+    let sample = |i: usize| pixel.get(i).copied().unwrap_or(0);
+    let (rgb, alpha) = match N {
+        1 => ([sample(0); 3], 255),
+        2 => ([sample(0); 3], sample(1)),
+        3 => ([sample(0), sample(1), sample(2)], 255),
+        _ => ([sample(0), sample(1), sample(2)], sample(3)),
+    };
+    if alpha == 0 {
+        0
+    } else {
+        lookup.class(rgb_key(rgb))
+    }
 }
 
 /// Colour → compact class, remembering the last hit (masks are long runs of one colour).

@@ -286,6 +286,61 @@ fn every_png_colour_type_is_read() {
     assert_eq!(decode_output(&result.png).1, expected);
 }
 
+/// The block-wise row conversion (`classes_of_row`) gives every pixel the class the per-pixel rule gives it:
+/// rows of runs whose colours change anywhere in a block of sixteen, with transparent pixels, unknown
+/// colours, and rows of every length (partial last blocks), for one to four samples a pixel.
+#[test]
+fn rows_convert_block_wise_as_pixel_by_pixel() {
+    fn check<const N: usize>(rng: &mut StdRng) {
+        let colors = [
+            (rgb_key(BIRD), 1u8),
+            (rgb_key(CAT), 2),
+            (rgb_key([7, 7, 7]), 3),
+        ];
+        // Pixels drawn from a few values (known colours, an unknown one, transparent ones).
+        let palette: Vec<[u8; N]> = [BIRD, CAT, [7, 7, 7], [1, 2, 3], BACKGROUND_COLOR]
+            .iter()
+            .flat_map(|rgb| {
+                let opaque: [u8; N] = std::array::from_fn(|i| match (N, i) {
+                    (1 | 2, 0) => rgb[0],
+                    (2, _) | (4, 3) => 255,
+                    (_, i) => rgb[i],
+                });
+                let mut transparent = opaque;
+                if N == 2 || N == 4 {
+                    transparent[N - 1] = 0;
+                }
+                [opaque, transparent]
+            })
+            .collect();
+        for length in [0, 1, 15, 16, 17, 40, 256] {
+            let mut row: Vec<[u8; N]> = Vec::with_capacity(length);
+            while row.len() < length {
+                let pixel = palette[rng.random_range(0..palette.len())];
+                let run = rng.random_range(1..40).min(length - row.len());
+                row.extend(std::iter::repeat_n(pixel, run));
+            }
+            let bytes: Vec<u8> = row.iter().flatten().copied().collect();
+            let mut lookup = ColorLookup::new(&colors);
+            let mut blockwise = vec![9u8; length];
+            classes_of_row::<N>(&bytes, &mut blockwise, &mut lookup);
+            let mut lookup = ColorLookup::new(&colors);
+            let one_by_one: Vec<u8> = row
+                .iter()
+                .map(|pixel| class_of_pixel(pixel, &mut lookup))
+                .collect();
+            assert_eq!(blockwise, one_by_one, "{N} samples, {length} pixels");
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(5);
+    for _ in 0..20 {
+        check::<1>(&mut rng);
+        check::<2>(&mut rng);
+        check::<3>(&mut rng);
+        check::<4>(&mut rng);
+    }
+}
+
 /// An Adam7-interlaced 8-bit RGB PNG, written by hand (the png crate does not encode interlaced images):
 /// passes of filter-0 scanlines in stored (uncompressed) deflate blocks.
 fn interlaced_rgb_png(width: u32, height: u32, rgb: &[[u8; 3]]) -> Vec<u8> {
