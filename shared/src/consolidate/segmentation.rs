@@ -904,8 +904,10 @@ fn classes_of_row<const N: usize>(row: &[u8], out: &mut [u8], lookup: &mut Color
         if let (Some(class), Some(pattern)) = (repeated_class, repeated.get(..bytes.len()))
             && bytes.len() == N * BLOCK
             && same_bytes(bytes, pattern)
+            && let Ok(whole) = <&mut [u8; BLOCK]>::try_from(&mut *out_block)
         {
-            out_block.fill(class);
+            // A store of known length (`fill` on the slice would call memset for sixteen bytes).
+            *whole = [class; BLOCK];
             continue;
         }
         let pixels = bytes.as_chunks::<N>().0;
