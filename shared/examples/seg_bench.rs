@@ -7,8 +7,10 @@
 //! Python side's best of 3 `fit_predict` calls).
 //!
 //! `cargo run --release -p groundwork --example seg_bench -- DIR [--repeat N] [--no-smooth]`
-//! prints `ours time_s=… mean_IoU_vs_gold=… images=…`. `--no-smooth` turns the cleaning of contested
-//! pixels off (`SegmentationConfig::smooth`), to see what it costs.
+//! prints `ours time_s=… mean_IoU_vs_gold=… images=… plain_vote_s=… plain_vote_IoU=…`. `--no-smooth` turns
+//! the cleaning of contested pixels off (`SegmentationConfig::smooth`), to see what it costs. The
+//! `plain_vote` figures are a straightforward per-pixel majority vote in Rust on the same masks, timed the
+//! same way: what the bare vote costs here, beside our EM and cleaning.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -96,6 +98,23 @@ fn iou(predicted: &[u8], gold: &[u8]) -> f64 {
     intersection as f64 / union.max(1) as f64
 }
 
+/// Per pixel, class 1 when more than half the workers gave it: one byte-wise sum per mask (vectorised),
+/// then a threshold.
+fn plain_vote(workers: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let pixels = workers.first().map_or(0, |(_, mask)| mask.len());
+    let mut votes = vec![0u8; pixels];
+    for (_, mask) in workers {
+        for (vote, &class) in votes.iter_mut().zip(mask) {
+            *vote = vote.wrapping_add(class);
+        }
+    }
+    let half = (workers.len() / 2) as u8;
+    for vote in &mut votes {
+        *vote = u8::from(*vote > half);
+    }
+    votes
+}
+
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = args
@@ -134,6 +153,22 @@ fn main() -> Result<(), Error> {
             .collect::<Result<Vec<_>, _>>()?;
         best = best.min(start.elapsed().as_secs_f64());
     }
+    let mut plain_best = f64::INFINITY;
+    let mut plain = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let start = Instant::now();
+        plain = images
+            .iter()
+            .map(|image| plain_vote(&image.workers))
+            .collect::<Vec<_>>();
+        plain_best = plain_best.min(start.elapsed().as_secs_f64());
+    }
+    let plain_miou = plain
+        .iter()
+        .zip(&images)
+        .map(|(mask, image)| iou(mask, &image.gold))
+        .sum::<f64>()
+        / images.len() as f64;
     let miou = results
         .iter()
         .zip(&images)
@@ -141,7 +176,8 @@ fn main() -> Result<(), Error> {
         .sum::<f64>()
         / images.len() as f64;
     println!(
-        "ours time_s={best:.5} mean_IoU_vs_gold={miou:.4} images={}",
+        "ours time_s={best:.5} mean_IoU_vs_gold={miou:.4} images={} plain_vote_s={plain_best:.5} \
+         plain_vote_IoU={plain_miou:.4}",
         images.len()
     );
     Ok(())

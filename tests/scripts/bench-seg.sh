@@ -24,7 +24,7 @@ cargo build --release -p groundwork --example seg_bench --quiet
 OURS="$CARGO_TARGET_DIR/release/examples/seg_bench"
 
 best() { sort -g | head -1; }
-ours_times=() theirs_times=()
+ours_times=() theirs_times=() plain_times=()
 for round in $(seq "$ROUNDS"); do
   ours=$("$OURS" "$work" --repeat "$REPEAT_OURS")
   theirs=$("$PY" "$here/seg_mv.py" --dir "$work" --repeat "$REPEAT_THEIRS" 2>/dev/null)
@@ -32,12 +32,17 @@ for round in $(seq "$ROUNDS"); do
   c_t=$(grep -o 'time_s=[0-9.]*' <<<"$theirs" | cut -d= -f2)
   o_iou=$(grep -o 'mean_IoU_vs_gold=[0-9.]*' <<<"$ours" | cut -d= -f2)
   c_iou=$(grep -o 'mean_IoU_vs_gold=[0-9.]*' <<<"$theirs" | cut -d= -f2)
+  p_t=$(grep -o 'plain_vote_s=[0-9.]*' <<<"$ours" | cut -d= -f2)
+  p_iou=$(grep -o 'plain_vote_IoU=[0-9.]*' <<<"$ours" | cut -d= -f2)
   printf 'round %s: ours %s s, crowd-kit SegmentationMajorityVote %s s (%s×)\n' "$round" "$o_t" "$c_t" \
     "$(awk -v a="$c_t" -v b="$o_t" 'BEGIN { printf "%.1f", a / b }')"
-  ours_times+=("$o_t") theirs_times+=("$c_t")
+  ours_times+=("$o_t") theirs_times+=("$c_t") plain_times+=("$p_t")
 done
 o_best=$(printf '%s\n' "${ours_times[@]}" | best)
 c_best=$(printf '%s\n' "${theirs_times[@]}" | best)
+p_best=$(printf '%s\n' "${plain_times[@]}" | best)
 printf '\n| masks | ours (s) | crowd-kit MV (s) | speed-up | ours mIoU | crowd-kit MV mIoU |\n|---|---|---|---|---|---|\n'
 printf '| %s images %s² × %s workers | %s | %s | %s× | %s | %s |\n' "$IMAGES" "$SIZE" "$OVERLAP" "$o_best" "$c_best" \
   "$(awk -v a="$c_best" -v b="$o_best" 'BEGIN { printf "%.1f", a / b }')" "$o_iou" "$c_iou"
+printf '\nFor scale, a straightforward per-pixel majority vote in Rust on the same masks: %s s (%s× crowd-kit), mIoU %s.\n' \
+  "$p_best" "$(awk -v a="$c_best" -v b="$p_best" 'BEGIN { printf "%.1f", a / b }')" "$p_iou"
