@@ -115,6 +115,30 @@ fn plain_vote(workers: &[(String, Vec<u8>)]) -> Vec<u8> {
     votes
 }
 
+/// The fastest of `repeat` (≥ 1) runs of `run`, in seconds, and the last run's result.
+fn best_of<T, E: Into<Error>>(
+    repeat: usize,
+    mut run: impl FnMut() -> Result<T, E>,
+) -> Result<(f64, T), Error> {
+    let mut best = f64::INFINITY;
+    let mut last = None;
+    for _ in 0..repeat {
+        let start = Instant::now();
+        last = Some(run().map_err(Into::into)?);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok((best, last.ok_or("no run")?))
+}
+
+/// Mean IoU of predicted masks against the images' gold masks, in order.
+fn mean_iou<'a>(predicted: impl Iterator<Item = &'a [u8]>, images: &[Image]) -> f64 {
+    predicted
+        .zip(images)
+        .map(|(mask, image)| iou(mask, &image.gold))
+        .sum::<f64>()
+        / images.len() as f64
+}
+
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = args
@@ -132,11 +156,9 @@ fn main() -> Result<(), Error> {
         smooth: !args.iter().any(|a| a == "--no-smooth"),
         ..SegmentationConfig::default()
     };
-    let mut best = f64::INFINITY;
-    let mut results = Vec::new();
-    for _ in 0..repeat.max(1) {
-        let start = Instant::now();
-        results = images
+    let repeat = repeat.max(1);
+    let (best, results) = best_of(repeat, || {
+        images
             .iter()
             .map(|image| {
                 let workers: Vec<WorkerMask<'_>> = image
@@ -150,31 +172,18 @@ fn main() -> Result<(), Error> {
                     .collect();
                 consolidate_masks(&workers, image.size, 2, &config)
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        best = best.min(start.elapsed().as_secs_f64());
-    }
-    let mut plain_best = f64::INFINITY;
-    let mut plain = Vec::new();
-    for _ in 0..repeat.max(1) {
-        let start = Instant::now();
-        plain = images
-            .iter()
-            .map(|image| plain_vote(&image.workers))
-            .collect::<Vec<_>>();
-        plain_best = plain_best.min(start.elapsed().as_secs_f64());
-    }
-    let plain_miou = plain
-        .iter()
-        .zip(&images)
-        .map(|(mask, image)| iou(mask, &image.gold))
-        .sum::<f64>()
-        / images.len() as f64;
-    let miou = results
-        .iter()
-        .zip(&images)
-        .map(|(result, image)| iou(&result.classes, &image.gold))
-        .sum::<f64>()
-        / images.len() as f64;
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let (plain_best, plain) = best_of(repeat, || {
+        Ok::<_, Error>(
+            images
+                .iter()
+                .map(|image| plain_vote(&image.workers))
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    let miou = mean_iou(results.iter().map(|result| &result.classes[..]), &images);
+    let plain_miou = mean_iou(plain.iter().map(Vec::as_slice), &images);
     println!(
         "ours time_s={best:.5} mean_IoU_vs_gold={miou:.4} images={} plain_vote_s={plain_best:.5} \
          plain_vote_IoU={plain_miou:.4}",
