@@ -197,19 +197,12 @@ pub async fn handle_request(
     let mut quality_report = QualityReport::Off;
     // The document and its ETag: the first save is conditioned on this very read.
     let (state, etag) = match (ports.quality, &state_uri) {
-        (Some(store), Some(uri)) => match store.get_versioned(uri).await {
-            Ok(Some(doc)) => (
-                JobWorkerQuality::from_json_or_empty(&doc.body),
-                Some(doc.etag),
-            ),
-            Ok(None) => (JobWorkerQuality::new(), None),
-            Err(e) => {
-                quality_report = QualityReport::Failed {
-                    reason: format!("load: {e}"),
-                };
-                (JobWorkerQuality::new(), None)
-            }
-        },
+        (Some(store), Some(uri)) => load_quality(store, uri).await.unwrap_or_else(|e| {
+            quality_report = QualityReport::Failed {
+                reason: format!("load: {e}"),
+            };
+            (JobWorkerQuality::new(), None)
+        }),
         _ => (JobWorkerQuality::new(), None),
     };
     let priors = state.prior_excluding(&key);
@@ -273,6 +266,22 @@ fn mark_failed(entry: &mut ConsolidationResponseEntry, reason: &str) {
         .insert("failure-reason".to_owned(), serde_json::Value::from(reason));
 }
 
+/// The worker-quality document at `uri` and its ETag: an empty document without an ETag when there is
+/// none yet, an empty one with the stored ETag when the stored JSON is unreadable (so that the write
+/// replaces it).
+async fn load_quality(
+    store: &dyn VersionedStore,
+    uri: &S3Uri,
+) -> Result<(JobWorkerQuality, Option<String>), StoreError> {
+    Ok(match store.get_versioned(uri).await? {
+        Some(doc) => (
+            JobWorkerQuality::from_json_or_empty(&doc.body),
+            Some(doc.etag),
+        ),
+        None => (JobWorkerQuality::new(), None),
+    })
+}
+
 /// Records the batch in the document `loaded` (as read for the priors, with its ETag) and writes it back
 /// conditionally; on a conflict, reads the latest document and tries again.
 async fn save_quality(
@@ -286,12 +295,8 @@ async fn save_quality(
     for _ in 0..QUALITY_WRITE_ATTEMPTS {
         let (mut state, etag) = match loaded.take() {
             Some(first) => first,
-            None => match store.get_versioned(uri).await {
-                Ok(Some(doc)) => (
-                    JobWorkerQuality::from_json_or_empty(&doc.body),
-                    Some(doc.etag),
-                ),
-                Ok(None) => (JobWorkerQuality::new(), None),
+            None => match load_quality(store, uri).await {
+                Ok(latest) => latest,
                 Err(e) => {
                     return QualityReport::Failed {
                         reason: format!("reload: {e}"),
