@@ -1,6 +1,6 @@
 //! Tests of the engine: hand-made cases, properties, the shared real sets, synthetic crowds, batches.
 
-use super::synthetic::{SyntheticConfig, generate};
+use super::synthetic::{SyntheticConfig, SyntheticSet, generate};
 use super::*;
 use crate::consolidate::worker_quality::JobWorkerQuality;
 
@@ -14,14 +14,34 @@ const REAL_SETS: [&str; 4] = [
     "zheng2017_dog",
 ];
 
+/// A label table and its gold classes from a labels CSV and a gold CSV.
+fn load_csv(labels: &str, gold: &str) -> Result<(LabelTable, Vec<Option<usize>>), String> {
+    let open = |path: &str| {
+        std::fs::File::open(path)
+            .map(std::io::BufReader::new)
+            .map_err(|e| format!("{path}: {e}"))
+    };
+    let table = read_labels_csv(open(labels)?).map_err(|e| format!("{labels}: {e}"))?;
+    let gold = read_gold_csv(open(gold)?).map_err(|e| format!("{gold}: {e}"))?;
+    let gold = table.gold_classes(&gold);
+    Ok((table, gold))
+}
+
 fn load_real(name: &str) -> (LabelTable, Vec<Option<usize>>) {
     let dir = format!("{CROWD_DIR}/{name}");
-    let labels = std::fs::File::open(format!("{dir}/labels.csv")).expect("labels.csv");
-    let table = read_labels_csv(std::io::BufReader::new(labels)).expect("labels parse");
-    let gold = std::fs::File::open(format!("{dir}/gold.csv")).expect("gold.csv");
-    let gold = read_gold_csv(std::io::BufReader::new(gold)).expect("gold parse");
-    let gold = table.gold_classes(&gold);
-    (table, gold)
+    load_csv(&format!("{dir}/labels.csv"), &format!("{dir}/gold.csv"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The synthetic generator's crowd with the default workers.
+fn synthetic(tasks: usize, overlap: usize, classes: usize, seed: u64) -> SyntheticSet {
+    generate(&SyntheticConfig {
+        tasks,
+        overlap,
+        classes,
+        seed,
+        ..SyntheticConfig::default()
+    })
 }
 
 /// Per confidence decile: how many labels, their mean confidence and their accuracy (`GW_DEBUG`).
@@ -99,13 +119,7 @@ fn report() {
         (1000, 3, 4, 2),
         (5000, 5, 2, 3),
     ] {
-        let set = generate(&SyntheticConfig {
-            tasks,
-            overlap,
-            classes,
-            seed,
-            ..SyntheticConfig::default()
-        });
+        let set = synthetic(tasks, overlap, classes, seed);
         let (a, e) = evaluate(&set.table, &set.gold(), &ds);
         let (ma, me) = evaluate(&set.table, &set.gold(), &mv);
         println!(
@@ -355,13 +369,7 @@ fn real_sets_confidence_calibration() {
 #[test]
 fn synthetic_crowd_is_accurate_and_calibrated() {
     for (tasks, overlap, classes, seed) in [(3000, 5, 4, 0), (2000, 5, 2, 3)] {
-        let set = generate(&SyntheticConfig {
-            tasks,
-            overlap,
-            classes,
-            seed,
-            ..SyntheticConfig::default()
-        });
+        let set = synthetic(tasks, overlap, classes, seed);
         let (acc, ece) = evaluate(&set.table, &set.gold(), &ds());
         let (majority, _) = evaluate(&set.table, &set.gold(), &mv());
         assert!(
@@ -428,13 +436,7 @@ fn hard_small_batches_are_not_over_confident() {
 #[test]
 fn sparse_workers_do_not_fall_below_majority_vote() {
     // ~15 answers per worker over 10 classes, as on the real Ground Truth job in anchors.md.
-    let set = generate(&SyntheticConfig {
-        tasks: 1000,
-        overlap: 3,
-        classes: 10,
-        seed: 1,
-        ..SyntheticConfig::default()
-    });
+    let set = synthetic(1000, 3, 10, 1);
     let (acc, _) = evaluate(&set.table, &set.gold(), &ds());
     let (majority, _) = evaluate(&set.table, &set.gold(), &mv());
     assert!(acc >= majority, "DS {acc:.4} < MV {majority:.4}");
@@ -450,13 +452,7 @@ fn batches(table: &LabelTable, n: usize) -> Vec<Vec<usize>> {
 
 #[test]
 fn priors_from_earlier_batches_help_and_redelivery_is_idempotent() {
-    let set = generate(&SyntheticConfig {
-        tasks: 1500,
-        overlap: 3,
-        classes: 4,
-        seed: 5,
-        ..SyntheticConfig::default()
-    });
+    let set = synthetic(1500, 3, 4, 5);
     let items = set.table.single_label_items();
     let gold = set.gold();
     let k = set.table.classes.len();
@@ -620,13 +616,7 @@ fn calx() {
         let (t, g) = load_real(name);
         sets.push((name.to_owned(), t, g));
     }
-    let load = |labels: &str, gold: &str| -> Option<(LabelTable, Vec<Option<usize>>)> {
-        let table =
-            read_labels_csv(std::io::BufReader::new(std::fs::File::open(labels).ok()?)).ok()?;
-        let gold = read_gold_csv(std::io::BufReader::new(std::fs::File::open(gold).ok()?)).ok()?;
-        let gold = table.gold_classes(&gold);
-        Some((table, gold))
-    };
+    let load = |labels: &str, gold: &str| load_csv(labels, gold).ok();
     let home = std::env::var("HOME").unwrap_or_default();
     if let Some((t, g)) = load(
         &format!("{home}/.cache/groundwork-bench/synth-10000/labels.csv"),
@@ -646,13 +636,7 @@ fn calx() {
         }
     }
     for (tasks, overlap, classes, seed) in [(2000, 3, 10, 1), (1000, 3, 4, 2), (5000, 5, 2, 3)] {
-        let set = generate(&SyntheticConfig {
-            tasks,
-            overlap,
-            classes,
-            seed,
-            ..SyntheticConfig::default()
-        });
+        let set = synthetic(tasks, overlap, classes, seed);
         let gold = set.gold();
         sets.push((
             format!("gen t{tasks} o{overlap} k{classes}"),
