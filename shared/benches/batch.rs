@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use chrono::TimeZone;
 use criterion::{Criterion, criterion_group, criterion_main};
 use groundwork::consolidate::batch::BatchSettings;
-use groundwork::consolidate::service::{Ports, handle_request, worker_quality_uri};
+use groundwork::consolidate::service::{Ports, RequestOutcome, handle_request, worker_quality_uri};
 use groundwork::consolidate::worker_quality::{DEFAULT_MAX_BATCHES, JobWorkerQuality};
 use groundwork::contracts::ConsolidationRequest;
 use groundwork::metadata::FixedClock;
@@ -129,21 +129,28 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
-/// The handler's work on one event: response bytes, or 0 on an error (which the bench would show as an
-/// implausibly fast run).
-fn handle(event: &[u8], store: &BenchStore, clock: &FixedClock, settings: &BatchSettings) -> usize {
-    let Ok(request) = serde_json::from_slice::<ConsolidationRequest>(event) else {
-        return 0;
-    };
+/// The handler's work on one event, up to its outcome (`None` on an error).
+fn run(
+    event: &[u8],
+    store: &BenchStore,
+    clock: &FixedClock,
+    settings: &BatchSettings,
+) -> Option<RequestOutcome> {
+    let request = serde_json::from_slice::<ConsolidationRequest>(event).ok()?;
     let ports = Ports {
         reader: store,
         writer: store,
         quality: Some(store),
     };
-    match block_on(handle_request(&request, ports, settings, clock)) {
-        Ok(outcome) => serde_json::to_vec(&outcome.entries).map_or(0, |v| v.len()),
-        Err(_) => 0,
-    }
+    block_on(handle_request(&request, ports, settings, clock)).ok()
+}
+
+/// The handler's work on one event: response bytes, or 0 on an error (which the bench would show as an
+/// implausibly fast run).
+fn handle(event: &[u8], store: &BenchStore, clock: &FixedClock, settings: &BatchSettings) -> usize {
+    run(event, store, clock, settings)
+        .and_then(|outcome| serde_json::to_vec(&outcome.entries).ok())
+        .map_or(0, |v| v.len())
 }
 
 /// The fastest of `rounds` alternating runs of `floor` and `work`.
@@ -171,16 +178,7 @@ fn bench(c: &mut Criterion) {
         written: Mutex::new(0),
     };
     // A job's middle: the document holds DEFAULT_MAX_BATCHES earlier batches of the same shape.
-    let stats = serde_json::from_slice::<ConsolidationRequest>(&event)
-        .ok()
-        .and_then(|request| {
-            let ports = Ports {
-                reader: &first_batch,
-                writer: &first_batch,
-                quality: None,
-            };
-            block_on(handle_request(&request, ports, &settings, &clock)).ok()
-        })
+    let stats = run(&event, &first_batch, &clock, &settings)
         .map(|outcome| outcome.batch.stats)
         .unwrap_or_default();
     let mut document = JobWorkerQuality::new();
