@@ -96,7 +96,6 @@ fn run(
     consolidate_segmentation(&workers, &job, &SegmentationConfig::default())
 }
 
-/// 8×4 image: bird in columns 1–3, cat in columns 5–6.
 /// `masks` as raw-mask workers named by `ids`, all of one reliability.
 fn worker_masks<'a>(
     masks: &'a [Vec<u8>],
@@ -114,6 +113,7 @@ fn worker_masks<'a>(
         .collect()
 }
 
+/// 8×4 image: bird in columns 1–3, cat in columns 5–6.
 fn small_truth() -> Vec<u8> {
     (0..32)
         .map(|i| match i % 8 {

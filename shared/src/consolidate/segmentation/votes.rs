@@ -15,16 +15,16 @@
 //! ## Fast path: eight pixels a word
 //! When all masks are at hand and a pattern id fits one byte (`classes^workers` ≤ 256, at most eight
 //! workers: the common two-class masks up to eight workers, three classes up to five), `infer_masks`
-//! (in [`words`]) gives the same result bit for bit (a test holds it to that) at a fraction of the cost. Most of an
-//! image is pixels every worker agrees on, so most words of eight pixels need no per-pixel work: one
-//! vectorised loop per row finds the words where workers differ; a unanimous word's ids are its classes
+//! (in [`words`]) gives the same result bit for bit (a test holds it to that) at a fraction of the cost.
+//! Most of an image is pixels every worker agrees on, so most words of eight pixels need no per-pixel work:
+//! one vectorised loop per row finds the words where workers differ; a unanimous word's ids are its classes
 //! times `1 + classes + classes² …`, its decision (almost surely, and checked after the EM) its classes,
-//! copied to the result straight away; only the other words (about 15% on crowd-kit's benchmark masks)
-//! get the full id sum, a count per pixel and, after the EM, a decision per pixel. The cleaning looks only
-//! at those listed words too, since no other pixel can be contested. The EM and the cleaning's rule are
-//! shared with the general path. On crowd-kit's benchmark masks (100 images of 256² × 5 workers) this took
-//! the inference from 14–15 ms to 8–9 ms, and listing-only cleaning from there to 6.7–7.0 ms, measured side
-//! by side.
+//! copied to the result straight away; only the other words (about 15% on crowd-kit's benchmark masks) get
+//! the full id sum, a count per pixel and, after the EM, a decision per pixel. The cleaning looks only at
+//! those listed words too, since no other pixel can be contested. The EM and the cleaning's rule are shared
+//! with the general path. On crowd-kit's benchmark masks (100 images of 256² × 5 workers) this took the
+//! inference from 14–15 ms to 8–9 ms, and listing-only cleaning from there to 6.7–7.0 ms, measured side by
+//! side.
 //!
 //! ## Model: one coin per worker and image, on the painted region
 //! Each worker has one accuracy per image, the probability of giving a pixel its true class, measured only
