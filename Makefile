@@ -41,6 +41,9 @@ demo: ## Run the main job on the sample data: validate a manifest, pre-annotate 
 	tests/scripts/demo.sh $(GROUNDWORK)
 
 test: $(VENV)/.moto ## Run every test (unit, property, fixture, integration against a local S3 server)
+	@# The end-to-end tests run the real binaries: `cargo test` builds a package's binaries only for that
+	@# package's own integration tests, so build them first (a fresh machine has none).
+	$(CARGO) build $(PKGS) --bins
 	MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) test $(PKGS)
 
 lint: ## cargo fmt --check and clippy -D warnings
@@ -66,7 +69,7 @@ package: $(VENV)/.cargo-lambda ## Release arm64 build of the three functions (ca
 bench: ## Criterion benchmarks of the consolidation engine
 	$(CARGO) bench -p groundwork
 
-bench-crowdkit: ## Ours vs crowd-kit on the same CSV files, side by side (needs ../shared/bench)
+bench-crowdkit: ## Ours vs crowd-kit on the same CSV files, side by side (crowd-kit in a pinned venv, made on first use)
 	tests/scripts/bench-crowdkit.sh
 
 bench-seg: ## Our segmentation vs crowd-kit's SegmentationMajorityVote on the same masks, side by side

@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::util::{bin, fixture, shared_dir};
+use crate::util::{bin, fixture, repo_dir};
 
 fn groundwork(args: &[&str]) -> Output {
     Command::new(bin("groundwork"))
@@ -123,7 +123,7 @@ fn consolidate_prints_what_the_lambda_returns() {
 #[test]
 fn consolidates_a_crowd_csv() {
     let dir = tempfile::tempdir().unwrap();
-    let labels = shared_dir().join("data/crowd/welinder2010_bluebirds/labels.csv");
+    let labels = repo_dir().join("data/crowd/welinder2010_bluebirds/labels.csv");
     let out_path = dir.path().join("out.csv");
     let out = groundwork(&[
         "consolidate",
@@ -137,7 +137,7 @@ fn consolidates_a_crowd_csv() {
     let mut rows = written.lines();
     assert_eq!(rows.next(), Some("task,label,confidence"));
     let gold =
-        std::fs::read_to_string(shared_dir().join("data/crowd/welinder2010_bluebirds/gold.csv"))
+        std::fs::read_to_string(repo_dir().join("data/crowd/welinder2010_bluebirds/gold.csv"))
             .unwrap();
     let gold: std::collections::HashMap<&str, &str> = gold
         .lines()

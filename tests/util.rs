@@ -18,14 +18,14 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-/// The shared reference folder (`../shared` beside the clone).
-pub(crate) fn shared_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+/// The repository's root (the workspace).
+pub(crate) fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A file of `../shared/fixtures`.
+/// A real AWS sample in `tests/fixtures/aws` (copied with its source and licence, see its README).
 pub(crate) fn fixture(path: &str) -> PathBuf {
-    shared_dir().join("fixtures").join(path)
+    repo_dir().join("tests/fixtures/aws").join(path)
 }
 
 /// A binary of the workspace, built by `cargo test --workspace` into the same target dir as this test.

@@ -16,7 +16,7 @@ OVERLAP=${OVERLAP:-5}
 work=$bench_root/seg-$IMAGES-$SIZE-$OVERLAP-seed0
 if [ ! -f "$work/done" ]; then
   rm -rf "$work"
-  "$PY" "$shared/bench/crowdkit_bench.py" gen-seg --images "$IMAGES" --overlap "$OVERLAP" --size "$SIZE" \
+  "$PY" "$crowdkit_py" gen-seg --images "$IMAGES" --overlap "$OVERLAP" --size "$SIZE" \
     --seed 0 --out "$work" >/dev/null
   touch "$work/done"
 fi

@@ -4,8 +4,7 @@
 set -euo pipefail
 GW=${1:?usage: demo.sh PATH/TO/groundwork}
 DEMO=$(cd "$(dirname "$0")/../fixtures/demo" && pwd)
-# The shared reference material sits beside the clone.
-CROWD=$(cd "$(dirname "$0")/../../../shared/data/crowd/welinder2010_bluebirds" && pwd)
+CROWD=$(cd "$(dirname "$0")/../../data/crowd/welinder2010_bluebirds" && pwd)
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 

@@ -164,7 +164,7 @@ mod tests {
     use groundwork::ports::fakes::MemoryObjectStore;
     use serde_json::json;
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/aws");
 
     fn handler(
         store: Arc<MemoryObjectStore>,

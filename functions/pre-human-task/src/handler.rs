@@ -113,11 +113,11 @@ mod tests {
     use groundwork::{LabelAttributeName, TaskType};
     use serde_json::json;
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/aws");
 
     fn fixture(path: &str) -> Value {
         let text = std::fs::read_to_string(format!("{FIXTURES}/{path}"))
-            .expect("fixture (../shared beside the repo)");
+            .expect("fixture in tests/fixtures/aws");
         serde_json::from_str(&text).unwrap()
     }
 
