@@ -931,7 +931,7 @@ mod tests {
     use crate::contracts::parse_payload;
     use chrono::TimeZone;
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/aws");
 
     fn arn() -> LabelingJobArn {
         "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/Test-Job"

@@ -84,6 +84,7 @@
 mod calibration;
 pub mod csv;
 mod em;
+pub mod eval;
 pub mod synthetic;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -145,8 +146,15 @@ pub struct ClassificationConfig {
     pub tolerance: f64,
     /// The diagonal every worker's matrix starts from (and the pooled matrix's weak base).
     pub initial_accuracy: f64,
-    /// Pseudo-counts per confusion-matrix row pulling a worker's row towards their prior row.
+    /// Pseudo-counts per confusion-matrix row pulling a worker's row towards their prior row (when not
+    /// cross-validated).
     pub confusion_prior_strength: f64,
+    /// Choose the confusion prior strength per job, in every M-step, as the one that best predicts each
+    /// answer from the worker's other answers.
+    pub cross_validated_confusion: bool,
+    /// Prior rows are the worker's one-coin row (their skill on the diagonal, the rest spread evenly)
+    /// instead of the pooled matrix shifted by their skill.
+    pub symmetric_prior_rows: bool,
     /// Pseudo-counts pulling a worker's overall skill towards the pooled accuracy.
     pub skill_prior_strength: f64,
     /// Pseudo-counts per class added to the class prior (the mean posterior).
@@ -167,6 +175,8 @@ impl Default for ClassificationConfig {
             tolerance: 1e-5,
             initial_accuracy: 0.7,
             confusion_prior_strength: 2.0,
+            cross_validated_confusion: true,
+            symmetric_prior_rows: true,
             skill_prior_strength: 4.0,
             class_prior_strength: 1.0,
             min_answers_for_own_matrix: 8,

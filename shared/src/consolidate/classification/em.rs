@@ -94,6 +94,8 @@ pub(crate) struct WorkerModel {
     /// Each worker's prior row per true class (`[w][true][answered]`): the pooled matrix shifted by the
     /// worker's skill, which their own counts are smoothed towards. The calibration reads it.
     prior_rows: Vec<f64>,
+    /// The confusion prior strength the rows were fitted with.
+    strength: f64,
 }
 
 impl WorkerModel {
@@ -102,6 +104,7 @@ impl WorkerModel {
             prior_rows: vec![0.0; n_workers * k * k],
             pi: vec![0.0; n_workers * k * k],
             pi_by_answer: vec![0.0; n_workers * k * k],
+            strength: 0.0,
         }
     }
 
@@ -169,9 +172,20 @@ fn fit_worker_model(
         let skill = (correct + config.skill_prior_strength * pooled_accuracy)
             / (n_answers + config.skill_prior_strength);
         let skill_shift = logit(skill) - pooled_logit;
-        let own_matrix = n_answers >= config.min_answers_for_own_matrix as f64;
         for t in 0..k {
             let pooled_row = &pooled[t * k..(t + 1) * k];
+            if config.symmetric_prior_rows {
+                // One coin: the worker's skill on the diagonal, the rest spread evenly.
+                for a in 0..k {
+                    prior_row[a] = if a == t {
+                        skill
+                    } else {
+                        (1.0 - skill) / (k as f64 - 1.0)
+                    };
+                }
+                model.prior_rows[base + t * k..base + (t + 1) * k].copy_from_slice(&prior_row);
+                continue;
+            }
             let diagonal = sigmoid(logit(pooled_row[t]) + skill_shift);
             let pooled_off = 1.0 - pooled_row[t];
             for a in 0..k {
@@ -184,14 +198,30 @@ fn fit_worker_model(
                 };
             }
             model.prior_rows[base + t * k..base + (t + 1) * k].copy_from_slice(&prior_row);
+        }
+    }
+    // How far a worker's own answers may pull their rows from the prior row: fixed, or the strength that
+    // best predicts each answer from the worker's other answers (empirical Bayes on the hierarchy).
+    let strength = if config.cross_validated_confusion {
+        calibration::cross_validated_strength(total_counts, &model.prior_rows, k)
+    } else {
+        config.confusion_prior_strength
+    };
+    model.strength = strength;
+    for w in 0..n_workers {
+        let base = w * k * k;
+        let counts = &total_counts[base..base + k * k];
+        let n_answers: f64 = counts.iter().sum();
+        let own_matrix = n_answers >= config.min_answers_for_own_matrix as f64;
+        for t in 0..k {
             let row_counts = &counts[t * k..(t + 1) * k];
             let row_total: f64 = row_counts.iter().sum();
-            let strength = config.confusion_prior_strength;
             for a in 0..k {
+                let prior = model.prior_rows[base + t * k + a];
                 model.pi[base + t * k + a] = if own_matrix {
-                    (row_counts[a] + strength * prior_row[a]) / (row_total + strength)
+                    (row_counts[a] + strength * prior) / (row_total + strength)
                 } else {
-                    prior_row[a]
+                    prior
                 };
             }
         }

@@ -1,6 +1,6 @@
 //! Synthetic crowds with known truth, for tests, benches and the CLI.
 //!
-//! A port of the idea of `shared/bench/crowdkit_bench.py gen` (not of its random stream): a pool of workers
+//! A port of the idea of `tests/scripts/crowdkit/crowdkit_bench.py gen` (not of its random stream): a pool of workers
 //! with per-worker `K × K` confusion matrices (65 % good, 15 % noisy, 10 % spammers, 10 % biased),
 //! heavy-tailed (lognormal) activity, a fixed number of distinct workers per task and a mildly imbalanced
 //! class prior (Dirichlet(5)). It carries its own small PRNG (xoshiro256**) so that the library needs no

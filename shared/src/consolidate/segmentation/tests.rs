@@ -935,7 +935,7 @@ fn beats_per_pixel_majority_vote_on_biased_workers() {
 /// `python crowdkit_bench.py gen-seg --out DIR` then
 /// `GROUNDWORK_SEG_DIR=DIR cargo test -p groundwork --release crowdkit_masks -- --ignored --nocapture`.
 #[test]
-#[ignore = "needs masks written by /work/shared/bench/crowdkit_bench.py gen-seg"]
+#[ignore = "needs masks written by tests/scripts/crowdkit/crowdkit_bench.py gen-seg"]
 fn crowdkit_masks() {
     let Ok(dir) = std::env::var("GROUNDWORK_SEG_DIR") else {
         eprintln!("GROUNDWORK_SEG_DIR not set");
