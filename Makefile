@@ -16,7 +16,7 @@ GROUNDWORK := $(CARGO_TARGET_DIR)/debug/groundwork
 FUNCTIONS := gt-pre-human-task gt-annotation-consolidation gt-auto-chainer
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint fmt fmt-check check build package validate bench bench-crowdkit bench-seg deploy clean-venv
+.PHONY: help demo test lint fmt fmt-check check build package validate bench bench-crowdkit bench-seg eval deploy clean-venv
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ package: $(VENV)/.cargo-lambda ## Release arm64 build of the three functions (ca
 
 bench: ## Criterion benchmarks of the consolidation engine
 	$(CARGO) bench -p groundwork
+
+eval: ## Truth inference on every real crowd set and the synthetic regimes, whole set and batch by batch, against gold
+	$(CARGO) run $(PKGS) --release --quiet --example eval
 
 bench-crowdkit: ## Ours vs crowd-kit on the same CSV files, side by side (crowd-kit in a pinned venv, made on first use)
 	tests/scripts/bench-crowdkit.sh

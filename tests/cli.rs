@@ -158,6 +158,103 @@ fn consolidates_a_crowd_csv() {
 }
 
 #[test]
+fn recalibrates_confidence_on_an_audited_sample() {
+    // Dog's crowd shares a blind spot: its labels said 0.98 where they are right 84 % of the time. A
+    // reviewer's verdicts on 60 objects bring the confidence of the *other* objects down to their
+    // accuracy; the labels themselves do not change.
+    let dir = tempfile::tempdir().unwrap();
+    let set = repo_dir().join("data/crowd/zheng2017_dog");
+    let gold_text = std::fs::read_to_string(set.join("gold.csv")).unwrap();
+    let gold: Vec<(&str, &str)> = gold_text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(','))
+        .collect();
+    // Every 13th object is audited (62 of 807).
+    let audited: Vec<&(&str, &str)> = gold.iter().step_by(13).collect();
+    let audit_path = dir.path().join("audited.csv");
+    let mut audit = String::from("task,label\n");
+    for (task, label) in &audited {
+        audit.push_str(&format!("{task},{label}\n"));
+    }
+    std::fs::write(&audit_path, audit).unwrap();
+    let run = |extra: &[&str]| {
+        let out_path = dir.path().join(format!("out-{}.csv", extra.len()));
+        let labels = set.join("labels.csv");
+        let mut args = vec![
+            "consolidate",
+            "--labels",
+            labels.to_str().unwrap(),
+            "--out",
+            out_path.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = groundwork(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&out_path).unwrap();
+        text.lines()
+            .skip(1)
+            .map(|r| {
+                let cells: Vec<&str> = r.split(',').collect();
+                (
+                    cells[0].to_owned(),
+                    cells[1].to_owned(),
+                    cells[2].parse::<f64>().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let plain = run(&[]);
+    let recalibrated = run(&["--audited", audit_path.to_str().unwrap()]);
+    let labels = |rows: &[(String, String, f64)]| -> Vec<(String, String)> {
+        rows.iter()
+            .map(|(t, l, _)| (t.clone(), l.clone()))
+            .collect()
+    };
+    assert_eq!(labels(&plain), labels(&recalibrated), "labels unchanged");
+    let held_back: std::collections::HashSet<&str> =
+        audited.iter().map(|(task, _)| *task).collect();
+    let truth: std::collections::HashMap<&str, &str> = gold.iter().copied().collect();
+    let gap = |rows: &[(String, String, f64)]| {
+        let rest: Vec<_> = rows
+            .iter()
+            .filter(|(t, _, _)| !held_back.contains(t.as_str()))
+            .collect();
+        let right = rest
+            .iter()
+            .filter(|(t, l, _)| truth.get(t.as_str()) == Some(&l.as_str()))
+            .count() as f64;
+        let confidence: f64 = rest.iter().map(|(_, _, c)| c).sum();
+        (confidence - right).abs() / rest.len() as f64
+    };
+    let (before, after) = (gap(&plain), gap(&recalibrated));
+    assert!(
+        before > 0.08,
+        "dog is over-confident without an audit: {before}"
+    );
+    assert!(
+        after < 0.03,
+        "mean confidence vs accuracy after the audit: {after}"
+    );
+    // Too small an audit is refused with a clear error.
+    std::fs::write(&audit_path, "task,label\n1,1\n").unwrap();
+    let labels_path = set.join("labels.csv");
+    let out = groundwork(&[
+        "consolidate",
+        "--labels",
+        labels_path.to_str().unwrap(),
+        "--audited",
+        audit_path.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 50"));
+}
+
+#[test]
 fn reconsolidates_worker_responses_into_a_full_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("input.manifest");

@@ -44,7 +44,7 @@ fn row(report: &SetReport, best: Option<&(String, f64)>) -> String {
     let b = report.batches.unwrap_or_default();
     let flag = |ours: f64, vote: f64| if ours + 0.002 < vote { "!" } else { "" };
     format!(
-        "| {} | {}×{}×{} ({} answers) | {:.4}{} | {:.3}{} | {:.3} | {:.4}{} | {:.3}{} | {:.4} | {:.3} | {:.3} | {} | {:.3} s |",
+        "| {} | {}×{}×{} ({} answers) | {:.4}{} | {:.3}{} | {:.3} | {} | {:.4}{} | {:.3}{} | {:.4} | {:.3} | {:.3} | {} | {:.3} s |",
         report.name,
         report.tasks,
         report.workers,
@@ -59,6 +59,10 @@ fn row(report: &SetReport, best: Option<&(String, f64)>) -> String {
             ""
         },
         report.whole.brier,
+        report
+            .audited_ece
+            .map(|e| format!("{e:.3}"))
+            .unwrap_or_else(|| "–".to_owned()),
         b.accuracy,
         flag(b.accuracy, report.vote.accuracy),
         b.ece,
@@ -133,9 +137,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.min_answers_for_own_matrix = v as usize;
     }
     println!(
-        "| set | tasks×workers×classes | acc | ECE | Brier | batches acc | batches ECE | vote acc | vote-share ECE | vote Brier | best crowd-kit | time |"
+        "| set | tasks×workers×classes | acc | ECE | Brier | ECE, 50 audited | batches acc | batches ECE | vote acc | vote-share ECE | vote Brier | best crowd-kit | time |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let keep = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     for dir in &dirs {
         let set = EvalSet::load(dir)?;

@@ -15,8 +15,9 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use groundwork::TaskType;
 use groundwork::consolidate::batch::BatchSettings;
+use groundwork::consolidate::classification::audit::AuditMap;
 use groundwork::consolidate::classification::{
-    ClassificationConfig, Method, consolidate_single_label, read_labels_csv,
+    ClassificationConfig, Method, consolidate_single_label, read_gold_csv, read_labels_csv,
 };
 use groundwork::consolidate::custom::CustomMode;
 use groundwork::consolidate::service::{Ports, QualityReport, handle_request};
@@ -60,6 +61,10 @@ pub(crate) struct ConsolidateArgs {
     /// Where to write the `task,label,confidence` CSV (standard output when absent).
     #[arg(long, requires = "labels")]
     out: Option<PathBuf>,
+    /// A `task,label` CSV of audited labels (at least 50 objects checked by a reviewer): the confidence
+    /// is recalibrated on them so that it estimates how often a label is right. Labels are unchanged.
+    #[arg(long, requires = "labels")]
+    audited: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: ConsolidateArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
@@ -147,6 +152,23 @@ fn run_csv(
     let items = table.single_label_items();
     let outcome =
         consolidate_single_label(table.classes.len(), &items, &WorkerPriors::empty(), &config);
+    let audit = match &args.audited {
+        Some(path) => {
+            let file =
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let verdicts =
+                read_gold_csv(BufReader::new(file)).with_context(|| path.display().to_string())?;
+            let map = AuditMap::fit_outcome(&outcome, &table.gold_classes(&verdicts))
+                .with_context(|| path.display().to_string())?;
+            eprintln!(
+                "confidence recalibrated on {} audited objects: p = sigmoid({:.4} * logit(c) + {:.4})",
+                map.audited, map.slope, map.intercept
+            );
+            Some(map)
+        }
+        None => None,
+    };
+    let confidence = |c: f64| audit.map_or(c, |map| map.apply(c));
     let write = |w: &mut dyn Write| -> std::io::Result<()> {
         writeln!(w, "task,label,confidence")?;
         for (task, estimate) in table.tasks.iter().zip(&outcome.items) {
@@ -154,7 +176,8 @@ fn run_csv(
                 writeln!(
                     w,
                     "{task},{},{:.6}",
-                    table.classes[class], estimate.confidence
+                    table.classes[class],
+                    confidence(estimate.confidence)
                 )?;
             }
         }

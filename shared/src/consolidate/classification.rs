@@ -81,6 +81,7 @@
 //!
 //! All numeric work happens in `em` on dense worker indices and flat arrays.
 
+pub mod audit;
 mod calibration;
 pub mod csv;
 mod em;

@@ -138,7 +138,13 @@ pub struct SetReport {
     pub batches: Option<Scores>,
     /// Plain plurality vote (ties to the lower class), confidence = the label's vote share.
     pub vote: Scores,
+    /// The whole-set ECE after recalibration on 50 audited objects ([`super::audit`]), cross-validated:
+    /// the mean over 20 random audits of the ECE on the other gold objects.
+    pub audited_ece: Option<f64>,
 }
+
+/// Audited objects per recalibration in [`SetReport::audited_ece`].
+pub const AUDITED_OBJECTS: usize = 50;
 
 /// What a labelling gives per task: the label, its confidence and the posterior over the classes.
 struct Labelling {
@@ -334,6 +340,14 @@ pub fn evaluate_set(
         };
         score(&labelling, &set.gold, k, seconds)
     });
+    let audited_ece = super::audit::cross_validated_ece(
+        &whole.labels,
+        &whole.confidence,
+        &set.gold,
+        AUDITED_OBJECTS,
+        20,
+        0,
+    );
     let start = Instant::now();
     let vote = vote_labelling(k, &items);
     let vote_seconds = start.elapsed().as_secs_f64();
@@ -346,6 +360,7 @@ pub fn evaluate_set(
         whole: score(&whole, &set.gold, k, whole_seconds),
         batches,
         vote: score(&vote, &set.gold, k, vote_seconds),
+        audited_ece,
     }
 }
 
