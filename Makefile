@@ -70,7 +70,7 @@ bench: ## Criterion benchmarks of the consolidation engine
 	$(CARGO) bench -p groundwork
 
 eval: ## Truth inference on every real crowd set and the synthetic regimes, whole set and batch by batch, against gold
-	$(CARGO) run $(PKGS) --release --quiet --example eval
+	$(CARGO) run --release --quiet -p groundwork --example eval
 
 bench-crowdkit: ## Ours vs crowd-kit on the same CSV files, side by side (crowd-kit in a pinned venv, made on first use)
 	tests/scripts/bench-crowdkit.sh
