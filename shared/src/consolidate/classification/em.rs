@@ -94,8 +94,6 @@ pub(crate) struct WorkerModel {
     /// Each worker's prior row per true class (`[w][true][answered]`): the pooled matrix shifted by the
     /// worker's skill, which their own counts are smoothed towards. The calibration reads it.
     prior_rows: Vec<f64>,
-    /// The confusion prior strength the rows were fitted with.
-    strength: f64,
 }
 
 impl WorkerModel {
@@ -104,7 +102,6 @@ impl WorkerModel {
             prior_rows: vec![0.0; n_workers * k * k],
             pi: vec![0.0; n_workers * k * k],
             pi_by_answer: vec![0.0; n_workers * k * k],
-            strength: 0.0,
         }
     }
 
@@ -176,8 +173,8 @@ fn fit_worker_model(
             let pooled_row = &pooled[t * k..(t + 1) * k];
             if config.symmetric_prior_rows {
                 // One coin: the worker's skill on the diagonal, the rest spread evenly.
-                for a in 0..k {
-                    prior_row[a] = if a == t {
+                for (a, p) in prior_row.iter_mut().enumerate() {
+                    *p = if a == t {
                         skill
                     } else {
                         (1.0 - skill) / (k as f64 - 1.0)
@@ -207,7 +204,6 @@ fn fit_worker_model(
     } else {
         config.confusion_prior_strength
     };
-    model.strength = strength;
     for w in 0..n_workers {
         let base = w * k * k;
         let counts = &total_counts[base..base + k * k];
@@ -216,10 +212,14 @@ fn fit_worker_model(
         for t in 0..k {
             let row_counts = &counts[t * k..(t + 1) * k];
             let row_total: f64 = row_counts.iter().sum();
-            for a in 0..k {
-                let prior = model.prior_rows[base + t * k + a];
-                model.pi[base + t * k + a] = if own_matrix {
-                    (row_counts[a] + strength * prior) / (row_total + strength)
+            let cells = base + t * k..base + (t + 1) * k;
+            for ((pi, &prior), &count) in model.pi[cells.clone()]
+                .iter_mut()
+                .zip(&model.prior_rows[cells])
+                .zip(row_counts)
+            {
+                *pi = if own_matrix {
+                    (count + strength * prior) / (row_total + strength)
                 } else {
                     prior
                 };
