@@ -317,9 +317,9 @@ impl Hasher for FnvHasher {
 }
 
 /// Builds the CSR vote list in a canonical item order, and returns it with `order` (`order[position]` is
-/// the input index of the item at that position). Each item's votes are sorted by (worker, answer) and the
-/// items by their vote lists, so that neither the order workers are listed in nor the order of the items
-/// can change a floating-point sum: a permuted batch gives bit-identical estimates. Items are compared by
+/// the input index of the item at that position). Each item keeps one vote per worker (their last), sorted
+/// by worker, and the items are sorted by their vote lists, so that neither the order in which workers
+/// are listed nor the order of the items can change a floating-point sum: a permuted batch gives bit-identical estimates. Items are compared by
 /// a hash of their vote list first (a primitive sort key), and by the lists themselves only when hashes
 /// tie, which is what identical lists do: they are interchangeable, so any order among them is canonical.
 fn build_votes<I>(
@@ -334,16 +334,24 @@ where
     let mut flat: Vec<(u32, u32)> = Vec::new();
     let mut input_offsets: Vec<usize> = vec![0];
     let mut keys: Vec<(u64, u32)> = Vec::new();
+    let mut scratch: Vec<(u32, u32)> = Vec::new();
     for item in items {
         let start = flat.len();
-        flat.extend(item.into_iter().filter_map(|(w, a)| {
+        scratch.clear();
+        scratch.extend(item.into_iter().filter_map(|(w, a)| {
             let a = u32::try_from(a)
                 .ok()
                 .filter(|&a| (a as usize) < n_classes)?;
             ((w as usize) < n_workers).then_some((w, a))
         }));
+        // One vote per worker: a worker who answered an item more than once counts once, with their
+        // last answer in input order (as a later iteration of a Ground Truth task replaces an earlier
+        // one). Reversed, a stable sort by worker puts each worker's last answer first.
+        scratch.reverse();
+        scratch.sort_by_key(|&(w, _)| w);
+        scratch.dedup_by_key(|&mut (w, _)| w);
+        flat.extend_from_slice(&scratch);
         let own = &mut flat[start..];
-        own.sort_unstable();
         let key = own.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &(w, a)| {
             (h ^ (u64::from(w) << 32 | u64::from(a))).wrapping_mul(0x9e37_79b9_7f4a_7c15)
         });

@@ -546,6 +546,95 @@ pub fn engine_config() -> ClassificationConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consolidate::batch::BatchSettings;
+    use crate::consolidate::service::{Ports, handle_request};
+    use crate::contracts::ConsolidationRequest;
+    use crate::metadata::{FixedClock, round_confidence};
+    use crate::ports::fakes::MemoryObjectStore;
+    use crate::test_support::block_on;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    #[test]
+    fn the_batch_replay_is_what_the_request_path_answers() {
+        // The replay stands for the Lambda: each batch of a real set sent through `handle_request`
+        // (payload in a store, worker quality in the store between batches) must give the replay's
+        // labels and confidences.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/crowd/snow2008_temp");
+        let set = EvalSet::load(Path::new(dir)).expect("temp set");
+        let plan = BatchPlan::default();
+        let config = engine_config();
+        let (labels, confidence, _) = replay_in_batches(&set, &plan, &config);
+        let items = set.table.single_label_items();
+        let (order, ranges) = batch_order(items.len(), &plan);
+        let store = MemoryObjectStore::new();
+        let clock = FixedClock(chrono::Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, 9).unwrap());
+        let mut compared = 0;
+        for (b, range) in ranges.into_iter().enumerate() {
+            let objects: Vec<serde_json::Value> = order[range]
+                .iter()
+                .map(|&task| {
+                    let answers: Vec<serde_json::Value> = items[task]
+                        .votes
+                        .iter()
+                        .map(|(worker, class)| {
+                            let content = json!({"crowd-image-classifier": {"label": set.table.classes[*class]}});
+                            json!({"workerId": worker, "annotationData": {"content": content.to_string()}})
+                        })
+                        .collect();
+                    json!({"datasetObjectId": set.table.tasks[task], "dataObject": {"content": "x"},
+                           "annotations": answers})
+                })
+                .collect();
+            let uri =
+                format!("s3://bucket/job/annotations/consolidation-request/iteration-{b}.json");
+            store.insert(&uri, serde_json::to_vec(&objects).expect("payload"));
+            let request: ConsolidationRequest = serde_json::from_value(json!({
+                "version": "2018-10-06",
+                "labelingJobArn": "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/temp",
+                "labelCategories": set.table.classes,
+                "labelAttributeName": "order",
+                "payload": {"s3Uri": uri},
+                "outputConfig": "s3://bucket/job/annotations"
+            }))
+            .expect("request");
+            let ports = Ports {
+                reader: &store,
+                writer: &store,
+                quality: Some(&store),
+            };
+            let outcome = block_on(handle_request(
+                &request,
+                ports,
+                &BatchSettings::default(),
+                &clock,
+            ))
+            .expect("batch answered");
+            for entry in &outcome.entries {
+                let content = entry.content_map();
+                let meta = &content["order-metadata"];
+                let task = set
+                    .table
+                    .tasks
+                    .iter()
+                    .position(|t| *t == entry.dataset_object_id)
+                    .expect("a task of the batch");
+                let label = labels[task].map(|c| set.table.classes[c].clone());
+                assert_eq!(
+                    meta["class-name"].as_str(),
+                    label.as_deref(),
+                    "batch {b}, task {task}"
+                );
+                assert_eq!(
+                    meta["confidence"].as_f64(),
+                    Some(round_confidence(confidence[task])),
+                    "batch {b}, task {task}"
+                );
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, items.len());
+    }
 
     #[test]
     fn batch_order_is_a_permutation_cut_into_the_plan() {
