@@ -16,7 +16,7 @@ GROUNDWORK := $(CARGO_TARGET_DIR)/debug/groundwork
 FUNCTIONS := gt-pre-human-task gt-annotation-consolidation gt-auto-chainer
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint fmt fmt-check check build package validate bench bench-crowdkit bench-seg eval deploy clean-venv
+.PHONY: help demo test lint fmt fmt-check check build package validate bench bench-crowdkit bench-seg bench-topup eval deploy clean-venv
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -71,6 +71,15 @@ bench: ## Criterion benchmarks of the consolidation engine
 
 eval: ## Truth inference on every real crowd set and the synthetic regimes, whole set and batch by batch, against gold
 	$(CARGO) run --release --quiet -p groundwork --example eval
+
+$(VENV)/.matplotlib:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'matplotlib>=3.8,<4'
+	touch $@
+
+bench-topup: $(VENV)/.matplotlib ## Adaptive redundancy replayed on the real sets: accuracy against answers, ours vs Toloka-style (table + docs/topup.png)
+	$(CARGO) run --release --quiet -p groundwork --example topup -- --orders 20 --csv $(CARGO_TARGET_DIR)/topup-curves.csv
+	$(PY) tests/scripts/plot-topup.py $(CARGO_TARGET_DIR)/topup-curves.csv docs/topup.png
 
 bench-crowdkit: ## Ours vs crowd-kit on the same CSV files, side by side (crowd-kit in a pinned venv, made on first use)
 	tests/scripts/bench-crowdkit.sh

@@ -4,7 +4,7 @@
 //! from `data/crowd/crowdkit.csv`).
 //!
 //! `cargo run --release -p groundwork --example eval -- [--sets DIR...] [--no-synthetic] [--batch 50]
-//! [--first-batch 10] [--seed 0] [--only NAME]`
+//! [--first-batch 10] [--seed 0] [--only NAME] [--answers-per-object N]`
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -94,6 +94,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         plan.seed = v.parse()?;
     }
     let only = value("--only").cloned();
+    // `--answers-per-object 3`: every real set cut to 3 answers per object (seeded), as most jobs ask.
+    let per_object: Option<usize> = value("--answers-per-object")
+        .map(|v| v.parse())
+        .transpose()?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/crowd");
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(i) = args.iter().position(|a| a == "--sets") {
@@ -142,7 +146,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let keep = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     for dir in &dirs {
-        let set = EvalSet::load(dir)?;
+        let mut set = EvalSet::load(dir)?;
+        if let Some(n) = per_object {
+            set = set.subsample(n, 0);
+        }
         if !keep(&set.name) {
             continue;
         }

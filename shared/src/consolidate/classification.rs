@@ -87,6 +87,7 @@ pub mod csv;
 mod em;
 pub mod eval;
 pub mod synthetic;
+pub mod topup;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;

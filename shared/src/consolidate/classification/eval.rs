@@ -83,6 +83,44 @@ impl EvalSet {
     }
 }
 
+impl EvalSet {
+    /// The same set with at most `per_object` answers per task, drawn at random (seeded) from each task's
+    /// answers: most Ground Truth jobs ask 3 or 5 workers, and a set with 10–39 answers per object says
+    /// little about those.
+    pub fn subsample(&self, per_object: usize, seed: u64) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut by_task: Vec<Vec<usize>> = vec![Vec::new(); self.table.tasks.len()];
+        for (i, row) in self.table.rows.iter().enumerate() {
+            if let Some(rows) = by_task.get_mut(row.task) {
+                rows.push(i);
+            }
+        }
+        let mut keep = vec![false; self.table.rows.len()];
+        for rows in &mut by_task {
+            for i in (1..rows.len()).rev() {
+                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+                rows.swap(i, j);
+            }
+            for &r in rows.iter().take(per_object) {
+                keep[r] = true;
+            }
+        }
+        let mut table = self.table.clone();
+        table.rows = table
+            .rows
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(r, _)| *r)
+            .collect();
+        Self {
+            name: format!("{}@{per_object}", self.name),
+            table,
+            gold: self.gold.clone(),
+        }
+    }
+}
+
 /// How a batch replay cuts a job: tasks in a random order (seeded), a first batch, then equal batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchPlan {
@@ -646,6 +684,30 @@ mod tests {
         let lens: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
         assert_eq!(lens, vec![10, 50, 50, 13]);
         assert_eq!(batch_order(123, &BatchPlan::default()).0, order, "seeded");
+    }
+
+    #[test]
+    fn subsampling_keeps_at_most_n_answers_of_each_task() {
+        let set = Regime {
+            name: "t",
+            tasks: 50,
+            classes: 3,
+            workers: 20,
+            overlap: 7,
+            accuracy: (0.7, 0.9),
+            shared_confusion: None,
+            seed: 1,
+        }
+        .generate();
+        let cut = set.subsample(3, 0);
+        assert_eq!(cut.table.rows.len(), 150);
+        let mut per_task = vec![0; 50];
+        for row in &cut.table.rows {
+            per_task[row.task] += 1;
+        }
+        assert!(per_task.iter().all(|&n| n == 3));
+        assert_eq!(cut.gold, set.gold);
+        assert_eq!(set.subsample(3, 0).table.rows, cut.table.rows, "seeded");
     }
 
     #[test]
