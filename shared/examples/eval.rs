@@ -125,6 +125,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if knob("GW_MV").is_some_and(|v| v > 0.5) {
         config.method = groundwork::consolidate::classification::Method::MajorityVote;
     }
+    if let Some(v) = knob("GW_CPS") {
+        config.class_prior_strength = v;
+    }
     if let Some(v) = knob("GW_CVA") {
         config.cross_validated_confusion = v > 0.5;
     }

@@ -159,7 +159,9 @@ pub struct ClassificationConfig {
     pub symmetric_prior_rows: bool,
     /// Pseudo-counts pulling a worker's overall skill towards the pooled accuracy.
     pub skill_prior_strength: f64,
-    /// Pseudo-counts per class added to the class prior (the mean posterior).
+    /// Pseudo-objects per class added to the class prior (the mean posterior). A class prior learnt from
+    /// a 10- or 50-object batch alone drifts onto whichever class the crowd over-answers, and the labels
+    /// follow it; ten pseudo-objects per class hold a small batch, and a large batch outweighs them.
     pub class_prior_strength: f64,
     /// Workers with fewer counted answers (this batch plus earlier ones) use their prior row outright.
     pub min_answers_for_own_matrix: usize,
@@ -180,7 +182,7 @@ impl Default for ClassificationConfig {
             cross_validated_confusion: true,
             symmetric_prior_rows: true,
             skill_prior_strength: 4.0,
-            class_prior_strength: 1.0,
+            class_prior_strength: 10.0,
             min_answers_for_own_matrix: 8,
             leave_one_out: false,
             calibrate: true,
