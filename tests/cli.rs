@@ -158,6 +158,38 @@ fn consolidates_a_crowd_csv() {
 }
 
 #[test]
+fn labels_with_commas_and_quotes_round_trip_and_bad_bytes_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("labels.csv");
+    std::fs::write(
+        &labels,
+        "task,worker,label\n\"img,1\",a,\"dog, small\"\n\"img,1\",b,\"dog, small\"\n\"img,1\",c,\"say \"\"cat\"\"\"\n",
+    )
+    .unwrap();
+    let out = groundwork(&["consolidate", "--labels", labels.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("task,label,confidence"));
+    let row = lines.next().unwrap();
+    assert!(row.starts_with("\"img,1\",\"dog, small\","), "{row}");
+    // Invalid UTF-8 is reported once, with its line.
+    std::fs::write(&labels, b"task,worker,label\n1,a,x\n2,\xff,y\n").unwrap();
+    let out = groundwork(&["consolidate", "--labels", labels.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("line 3: field 2 is not valid UTF-8").count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
 fn recalibrates_confidence_on_an_audited_sample() {
     // Dog's crowd shares a blind spot: its labels said 0.98 where they are right 84 % of the time. A
     // reviewer's verdicts on 60 objects bring the confidence of the *other* objects down to their
@@ -236,9 +268,10 @@ fn recalibrates_confidence_on_an_audited_sample() {
         before > 0.08,
         "dog is over-confident without an audit: {before}"
     );
+    // 62 verdicts estimate an accuracy to about ±0.05: the gap must close to within that, and by half.
     assert!(
-        after < 0.03,
-        "mean confidence vs accuracy after the audit: {after}"
+        after < 0.05 && after < before / 2.0,
+        "mean confidence vs accuracy: {before} without the audit, {after} after"
     );
     // Too small an audit is refused with a clear error.
     std::fs::write(&audit_path, "task,label\n1,1\n").unwrap();

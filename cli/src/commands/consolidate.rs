@@ -169,19 +169,18 @@ fn run_csv(
         None => None,
     };
     let confidence = |c: f64| audit.map_or(c, |map| map.apply(c));
-    let write = |w: &mut dyn Write| -> std::io::Result<()> {
-        writeln!(w, "task,label,confidence")?;
+    // Quoted where a task id or a label needs it (a comma, a quote), as the reader expects.
+    let write = |w: &mut dyn Write| -> Result<(), csv::Error> {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(["task", "label", "confidence"])?;
         for (task, estimate) in table.tasks.iter().zip(&outcome.items) {
             if let Some(class) = estimate.label {
-                writeln!(
-                    w,
-                    "{task},{},{:.6}",
-                    table.classes[class],
-                    confidence(estimate.confidence)
-                )?;
+                let confidence = format!("{:.6}", confidence(estimate.confidence));
+                csv.write_record([task.as_str(), table.classes[class].as_str(), &confidence])?;
             }
         }
-        w.flush()
+        csv.flush()?;
+        Ok(())
     };
     match &args.out {
         Some(path) => {

@@ -296,7 +296,7 @@ impl<'a> WorkerIndex<'a> {
 /// FNV-1a: a small deterministic hasher for worker ids (the map is only a lookup table; its iteration
 /// order is never used for results, the ids are sorted).
 #[derive(Clone, Copy)]
-struct FnvHasher(u64);
+pub(crate) struct FnvHasher(u64);
 
 impl Default for FnvHasher {
     fn default() -> Self {

@@ -342,11 +342,23 @@ pub fn replay_in_batches(
         let (labelling, outcome) = engine_labelling(k, &batch, &priors, config);
         if std::env::var("GW_BATCHES").is_ok() {
             let idx = &order[range.clone()];
-            let right = idx.iter().enumerate().filter(|(j, t)| labelling.labels[*j] == set.gold[**t]).count();
+            let right = idx
+                .iter()
+                .enumerate()
+                .filter(|(j, t)| labelling.labels[*j] == set.gold[**t])
+                .count();
             let ones = labelling.labels.iter().filter(|l| **l == Some(1)).count();
             let vote = plurality_vote(k, &batch).0;
-            let vright = idx.iter().enumerate().filter(|(j, t)| vote[*j] == set.gold[**t]).count();
-            eprintln!("batch {b}: n {} right {right} vote-right {vright} predicted-1 {ones} meanconf {:.3}", idx.len(), labelling.confidence.iter().sum::<f64>() / idx.len() as f64);
+            let vright = idx
+                .iter()
+                .enumerate()
+                .filter(|(j, t)| vote[*j] == set.gold[**t])
+                .count();
+            eprintln!(
+                "batch {b}: n {} right {right} vote-right {vright} predicted-1 {ones} meanconf {:.3}",
+                idx.len(),
+                labelling.confidence.iter().sum::<f64>() / idx.len() as f64
+            );
         }
         for (j, &task) in order[range].iter().enumerate() {
             labels[task] = labelling.labels[j];
@@ -709,7 +721,7 @@ mod tests {
         .generate();
         let cut = set.subsample(3, 0);
         assert_eq!(cut.table.rows.len(), 150);
-        let mut per_task = vec![0; 50];
+        let mut per_task = [0; 50];
         for row in &cut.table.rows {
             per_task[row.task] += 1;
         }
