@@ -41,18 +41,39 @@ impl Task {
     }
 }
 
-/// A CreateLabelingJob request for a built-in task in the simulated account, reading `manifest` and the
-/// label file `labels`, writing under `output`.
-pub fn job_request(
-    name: &str,
-    lan: &str,
-    task: Task,
-    manifest: &S3Uri,
-    labels: &S3Uri,
-    output: &S3Uri,
-    workers: u32,
-    tags: &[(&str, &str)],
-) -> CreateLabelingJobRequest {
+/// A labeling job to create, in short.
+#[derive(Debug, Clone)]
+pub struct JobSpec<'a> {
+    /// The job's name.
+    pub name: &'a str,
+    /// Its label attribute name.
+    pub lan: &'a str,
+    /// The task.
+    pub task: Task,
+    /// The input manifest.
+    pub manifest: &'a S3Uri,
+    /// The label category file.
+    pub labels: &'a S3Uri,
+    /// `S3OutputPath`.
+    pub output: &'a S3Uri,
+    /// Workers per object.
+    pub workers: u32,
+    /// Tags.
+    pub tags: &'a [(&'a str, &'a str)],
+}
+
+/// A CreateLabelingJob request for a built-in task in the simulated account.
+pub fn job_request(spec: &JobSpec<'_>) -> CreateLabelingJobRequest {
+    let JobSpec {
+        name,
+        lan,
+        task,
+        manifest,
+        labels,
+        output,
+        workers,
+        tags,
+    } = *spec;
     let region = crate::sim::REGION;
     CreateLabelingJobRequest {
         labeling_job_name: name.to_owned(),
@@ -633,20 +654,21 @@ async fn demo_jobs(gt: &Arc<GroundTruth>, moto: &Moto, o: &DemoOptions) -> Resul
     );
     let labels_tag = labels.join(",");
     let follow_up = plan_uri.to_string();
-    let request = job_request(
+    let output = root("out/")?;
+    let request = job_request(&JobSpec {
         name,
         lan,
-        Task::ImageClassification,
-        &manifest,
-        &labels_uri,
-        &root("out/")?,
-        5,
-        &[
+        task: Task::ImageClassification,
+        manifest: &manifest,
+        labels: &labels_uri,
+        output: &output,
+        workers: 5,
+        tags: &[
             ("groundwork:chain", "continue"),
             ("groundwork:follow-up", follow_up.as_str()),
             ("sim:labels", labels_tag.as_str()),
         ],
-    );
+    });
     create(gt, &request).await?;
     if !gt.wait_idle(Duration::from_secs(100)).await {
         return Err(SimError::Api {
@@ -681,16 +703,16 @@ async fn demo_jobs(gt: &Arc<GroundTruth>, moto: &Moto, o: &DemoOptions) -> Resul
     put_labels(&s3, &box_labels_uri, &box_labels).await?;
     gt.set_workforce("vehicles", Arc::new(workers));
     let tag = box_labels.join(",");
-    let request = job_request(
-        "street-boxes",
-        "vehicles",
-        Task::BoundingBox,
-        &box_manifest,
-        &box_labels_uri,
-        &root("out/")?,
-        5,
-        &[("sim:labels", tag.as_str())],
-    );
+    let request = job_request(&JobSpec {
+        name: "street-boxes",
+        lan: "vehicles",
+        task: Task::BoundingBox,
+        manifest: &box_manifest,
+        labels: &box_labels_uri,
+        output: &output,
+        workers: 5,
+        tags: &[("sim:labels", tag.as_str())],
+    });
     create(gt, &request).await?;
     if !gt.wait_idle(Duration::from_secs(60)).await {
         return Err(SimError::Api {
