@@ -559,6 +559,7 @@ pub async fn run_demo(options: &DemoOptions) -> Result<(), SimError> {
         batch_size: 25,
         event_deliveries: options.deliveries,
         chainer_env: Vec::new(),
+        consolidation_env: Vec::new(),
     })
     .await?;
     let result = demo_jobs(&gt, &moto, options).await;

@@ -40,6 +40,8 @@ pub struct SimConfig {
     pub event_deliveries: usize,
     /// Extra environment for the auto-chainer (`CHAIN_DEFAULT`, `MAX_CHAIN_DEPTH`, …).
     pub chainer_env: Vec<(String, String)>,
+    /// Extra environment for the consolidation function (`CONSOLIDATION_METHOD`, …).
+    pub consolidation_env: Vec<(String, String)>,
 }
 
 /// What the simulated operator or a fault does to a job part way.
@@ -167,7 +169,7 @@ impl GroundTruth {
         };
         let functions = Functions {
             pre: function("gt-pre-human-task", &[]),
-            consolidation: function("gt-annotation-consolidation", &[]),
+            consolidation: function("gt-annotation-consolidation", &config.consolidation_env),
             chainer: function("gt-auto-chainer", &config.chainer_env),
         };
         let gt = Arc::new(GroundTruth {
