@@ -3,11 +3,11 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -42,77 +42,14 @@ pub(crate) fn bin(name: &str) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
-}
-
-/// A moto S3 server on 127.0.0.1, stopped when dropped.
-pub(crate) struct Moto {
-    child: Child,
-    pub(crate) endpoint: String,
-}
+/// The simulator's moto server (`groundwork_sim::moto`), started for one test and stopped when dropped.
+pub(crate) struct Moto;
 
 impl Moto {
-    pub(crate) fn start() -> Moto {
-        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
-        let port = free_port();
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start `{program}` ({e}): run `make test`, which installs moto[server], or set MOTO_SERVER")
-            });
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start on {addr}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    /// An S3 client for this server.
-    pub(crate) fn s3(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "test", "test", None, None, "static",
-            ))
-            .endpoint_url(&self.endpoint)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
-    }
-
-    /// Environment for a function binary talking to this server.
-    pub(crate) fn env(&self) -> Vec<(String, String)> {
-        [
-            ("AWS_ENDPOINT_URL_S3", self.endpoint.as_str()),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub(crate) fn start() -> groundwork_sim::moto::Moto {
+        groundwork_sim::moto::Moto::start().unwrap_or_else(|e| {
+            panic!("{e}: run `make test`, which installs moto[server], or set MOTO_SERVER")
+        })
     }
 }
 

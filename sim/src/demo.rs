@@ -461,6 +461,72 @@ pub async fn summarize(
     Ok(s)
 }
 
+/// The chain's end result: the continued job's labels, replaced by the follow-up's where it relabeled
+/// an object, against gold.
+async fn chain_result(
+    gt: &GroundTruth,
+    jobs: &[LabelingJobDescription],
+    lan: &str,
+    check_lan: &str,
+) -> Result<String, SimError> {
+    let mut s = String::new();
+    let last = jobs.iter().rev().find(|j| {
+        j.label_attribute_name.as_deref() == Some(lan) && j.labeling_job_output.is_some()
+    });
+    let check = jobs.iter().rev().find(|j| {
+        j.label_attribute_name.as_deref() == Some(check_lan) && j.labeling_job_output.is_some()
+    });
+    let (Some(last), Some(workforce)) = (last, gt.workforce(lan)) else {
+        return Ok(s);
+    };
+    let names = label_names(gt, last);
+    let first: Vec<ManifestLine> = match &last.labeling_job_output {
+        Some(o) => read_manifest(&gt.s3, &o.output_dataset_s3_uri).await?,
+        None => Vec::new(),
+    };
+    let mut checked: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(o) = check.and_then(|c| c.labeling_job_output.as_ref()) {
+        for line in read_manifest(&gt.s3, &o.output_dataset_s3_uri).await? {
+            if let Some(m) = field::<ClassMetadata>(&line, &format!("{check_lan}-metadata"))
+                && line.get(check_lan).is_some()
+            {
+                checked.insert(line.source().value().to_owned(), m.class_name);
+            }
+        }
+    }
+    let (mut before, mut after, mut known, mut labeled) = (0usize, 0usize, 0usize, 0usize);
+    for line in &first {
+        let Some(m) = field::<ClassMetadata>(line, &format!("{lan}-metadata")) else {
+            continue;
+        };
+        if line.get(lan).is_none() {
+            continue;
+        }
+        labeled += 1;
+        let Some(Gold::Class(gold)) = workforce.gold(line, &names) else {
+            continue;
+        };
+        known += 1;
+        before += usize::from(m.class_name == gold);
+        let fin = checked.get(line.source().value()).unwrap_or(&m.class_name);
+        after += usize::from(*fin == gold);
+    }
+    let _ = writeln!(
+        s,
+        "\n  chain result ('{lan}', {labeled} objects labeled exactly once across the stopped and the continued job):"
+    );
+    if known > 0 {
+        let _ = writeln!(
+            s,
+            "    accuracy against gold {:.3} ({before}/{known}); with the {} low-confidence labels verified ('{check_lan}'): {:.3} ({after}/{known})",
+            before as f64 / known as f64,
+            checked.len(),
+            after as f64 / known as f64
+        );
+    }
+    Ok(s)
+}
+
 fn label_names(_gt: &GroundTruth, job: &LabelingJobDescription) -> Vec<String> {
     // The workforce's gold is in label names; boxes need the job's order, which the class ids index.
     job.tags
@@ -570,6 +636,7 @@ pub async fn run_demo(options: &DemoOptions) -> Result<(), SimError> {
         for job in &jobs {
             summaries.push_str(&summarize(&gt, job, &options.out_dir).await?);
         }
+        summaries.push_str(&chain_result(&gt, &jobs, "crowd-label", "crowd-label-check").await?);
     }
     gt.shutdown().await;
     drop(moto);
