@@ -346,13 +346,18 @@ async fn execute(
     let mut batch_no = 0;
     loop {
         let labeled = counts.labeled as usize;
-        let stop_requested = gt.with_job(key, |r| r.stop_requested).unwrap_or(false);
         let mut room = gt
             .config
             .batch_size
             .min(max_human.min(max_pct).saturating_sub(labeled));
         match &interruption {
-            Some(Interruption::StopAfter(k)) => room = room.min(k.saturating_sub(labeled)),
+            Some(Interruption::StopAfter(k)) => {
+                if labeled >= *k {
+                    // The simulated operator calls StopLabelingJob: the same path as the API's.
+                    let _ = gt.stop(&job.labeling_job_name);
+                }
+                room = room.min(k.saturating_sub(labeled));
+            }
             Some(Interruption::FailAfter(k, reason)) => {
                 if labeled >= *k {
                     return Ok(End::Failed(reason.clone()));
@@ -361,6 +366,7 @@ async fn execute(
             }
             None => {}
         }
+        let stop_requested = gt.with_job(key, |r| r.stop_requested).unwrap_or(false);
         if stop_requested || (room == 0 && cursor < total) {
             return Ok(End::Stopped);
         }
