@@ -628,7 +628,11 @@ pub async fn run_demo(options: &DemoOptions) -> Result<(), SimError> {
         consolidation_env: Vec::new(),
     })
     .await?;
-    let result = demo_jobs(&gt, &moto, options).await;
+    // Ctrl-C ends the scenario but not the clean-up: every process is still stopped below.
+    let result = tokio::select! {
+        r = demo_jobs(&gt, &moto, options) => r,
+        _ = tokio::signal::ctrl_c() => Err(SimError::Api { operation: "demo", message: "interrupted".to_owned() }),
+    };
     let stats = gt.function_stats();
     let jobs = gt.jobs();
     let mut summaries = String::new();
@@ -788,5 +792,43 @@ async fn demo_jobs(gt: &Arc<GroundTruth>, moto: &Moto, o: &DemoOptions) -> Resul
             message: "the box job did not finish in 60 s".to_owned(),
         });
     }
+    Ok(())
+}
+
+/// `groundwork-sim serve`: moto and the API until Ctrl-C, for the CLI or any SDK client; prints the
+/// environment to point them at it.
+pub async fn serve(bin_dir: PathBuf, log_dir: PathBuf, deliveries: usize) -> Result<(), SimError> {
+    let moto = Moto::start()?;
+    let gt = GroundTruth::start(SimConfig {
+        bin_dir,
+        log_dir: log_dir.clone(),
+        s3_endpoint: moto.endpoint.clone(),
+        batch_size: 25,
+        event_deliveries: deliveries,
+        chainer_env: Vec::new(),
+        consolidation_env: Vec::new(),
+    })
+    .await?;
+    println!("groundwork-sim serving on 127.0.0.1 (Ctrl-C stops it and every process it started):");
+    println!("  export AWS_ENDPOINT_URL_SAGEMAKER={}", gt.endpoint);
+    println!("  export AWS_ENDPOINT_URL_S3={}", moto.endpoint);
+    println!(
+        "  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION={}",
+        crate::sim::REGION
+    );
+    println!("  function logs: {}", log_dir.display());
+    let _ = tokio::signal::ctrl_c().await;
+    gt.shutdown().await;
+    drop(moto);
+    println!("\n== Jobs");
+    for job in gt.jobs() {
+        println!(
+            "  {} {} labeled {}",
+            job.labeling_job_name,
+            job.labeling_job_status,
+            job.label_counters.total_labeled.unwrap_or(0)
+        );
+    }
+    print!("{}", function_table(&gt.function_stats()));
     Ok(())
 }

@@ -314,9 +314,13 @@ async fn execute(
         None => Vec::new(),
     };
     let lan = job.label_attribute_name.clone().unwrap_or_default();
-    let Some(workforce) = gt.workforce(&lan) else {
+    let Some(workforce) = gt
+        .workforce(&lan)
+        .or_else(|| crate::sim::default_workforce(job.task_type()))
+    else {
         return client(format!(
-            "no workforce answers tasks of label attribute name '{lan}' (the simulator's set_workforce)"
+            "the simulator has no workforce for task type {} (label attribute name '{lan}')",
+            job.task_type()
         ));
     };
     let plan = Plan {

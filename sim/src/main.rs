@@ -39,12 +39,42 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         deliveries: usize,
     },
+    /// moto S3 and the SageMaker API on 127.0.0.1 until Ctrl-C; jobs get a default simulated workforce.
+    Serve {
+        /// Where the function binaries are (default: beside this one).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Where the functions' logs go.
+        #[arg(long, default_value = "sim-logs")]
+        logs: PathBuf,
+        /// Deliveries of each state-change event to the auto-chainer.
+        #[arg(long, default_value_t = 1)]
+        deliveries: usize,
+    },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let bin_dir_of = |given: Option<PathBuf>| given.or_else(groundwork_sim::sim::sibling_bin_dir);
     match cli.command {
+        Command::Serve {
+            bin_dir: given,
+            logs,
+            deliveries,
+        } => {
+            let Some(dir) = bin_dir_of(given) else {
+                eprintln!("groundwork-sim: cannot find the function binaries; pass --bin-dir");
+                return ExitCode::FAILURE;
+            };
+            match groundwork_sim::demo::serve(dir, logs, deliveries).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("groundwork-sim: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Demo {
             crowd_dir,
             set,
@@ -53,7 +83,7 @@ async fn main() -> ExitCode {
             bin_dir,
             deliveries,
         } => {
-            let Some(bin_dir) = bin_dir.or_else(groundwork_sim::sim::sibling_bin_dir) else {
+            let Some(bin_dir) = bin_dir_of(bin_dir) else {
                 eprintln!("groundwork-sim: cannot find the function binaries; pass --bin-dir");
                 return ExitCode::FAILURE;
             };

@@ -512,3 +512,26 @@ pub fn sibling_bin_dir() -> Option<PathBuf> {
 pub(crate) fn record_delivery(gt: &GroundTruth, delivery: Delivery) {
     lock(&gt.deliveries).push(delivery);
 }
+
+/// Who answers a job no workforce was set for: ten classification workers of accuracy 0.65–0.95, or
+/// eight box workers; other task types have none.
+pub fn default_workforce(task: groundwork::TaskType) -> Option<Arc<dyn Workforce>> {
+    use groundwork::TaskType;
+    match task {
+        TaskType::ImageClassification | TaskType::TextClassification => Some(Arc::new(
+            crate::workforce::ClassWorkers::spread(10, 16, 0.65, 0.95, 0.0),
+        )),
+        TaskType::BoundingBox | TaskType::AdjustmentBoundingBox => {
+            Some(Arc::new(crate::workforce::BoxWorkers {
+                pool: 8,
+                jitter: 0.06,
+                miss: 0.1,
+                extra: 0.1,
+                wrong_class: 0.05,
+                width: 640,
+                height: 480,
+            }))
+        }
+        _ => None,
+    }
+}
