@@ -36,8 +36,10 @@ $(VENV)/.cargo-lambda:
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'cargo-lambda>=1.8' ziglang
 	touch $@
 
-demo: ## Run the main job on the sample data: validate a manifest, pre-annotate events, consolidate a batch
-	$(CARGO) build $(PKGS) --quiet
+demo: $(VENV)/.moto ## A local Ground Truth: a replayed crowd job stopped, chained, completed and verified, a box job; then the CLI on the sample data
+	$(CARGO) build $(PKGS) --bins --quiet
+	MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO_TARGET_DIR)/debug/groundwork-sim demo \
+	  --crowd-dir data/crowd --set venanzi2015_wsamt --objects 300 --out $(CARGO_TARGET_DIR)/sim-demo
 	tests/scripts/demo.sh $(GROUNDWORK)
 
 test: $(VENV)/.moto ## Run every test (unit, property, fixture, integration against a local S3 server)

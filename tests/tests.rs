@@ -24,3 +24,6 @@ mod pre_human_task_e2e;
 
 // The CLI on the shared fixtures and on hand-broken copies.
 mod cli;
+
+// The simulated Ground Truth: jobs through the SageMaker API, the three functions, chaining.
+mod sim_e2e;
