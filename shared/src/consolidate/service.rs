@@ -22,6 +22,7 @@ use super::worker_quality::JobWorkerQuality;
 use crate::contracts::{
     ConsolidationRequest, ConsolidationResponseEntry, PayloadError, parse_payload,
 };
+use crate::lan::{LabelAttributeName, LanError};
 use crate::metadata::{ArnError, Clock, LabelingJobArn};
 use crate::ports::{ConditionalPut, ObjectReader, ObjectWriter, StoreError, VersionedStore};
 use crate::s3_uri::{S3Uri, S3UriError};
@@ -35,6 +36,11 @@ pub enum RequestError {
     /// The job ARN is malformed.
     #[error(transparent)]
     InvalidArn(#[from] ArnError),
+    /// `labelAttributeName` breaks the label-attribute-name rules. It becomes part of S3 keys (the
+    /// worker-quality document, the masks) and the output's keys (`<LAN>`, `<LAN>-metadata`), so it is
+    /// checked before anything is read or written. Not a `#[source]`: the message already holds it.
+    #[error("the request's {0}")]
+    InvalidLabelAttributeName(LanError),
     /// `payload` has neither `s3Uri` nor `content`.
     #[error("the request's payload has neither s3Uri nor content")]
     NoPayload,
@@ -60,6 +66,7 @@ impl RequestError {
     pub fn error_type(&self) -> &'static str {
         match self {
             RequestError::InvalidArn(_)
+            | RequestError::InvalidLabelAttributeName(_)
             | RequestError::NoPayload
             | RequestError::InvalidPayloadUri(_) => "InvalidRequest",
             RequestError::PayloadUnreadable(StoreError::NotFound { .. }) => "PayloadNotFound",
@@ -165,6 +172,9 @@ pub async fn handle_request(
     clock: &dyn Clock,
 ) -> Result<RequestOutcome, RequestError> {
     let job: LabelingJobArn = request.labeling_job_arn.parse()?;
+    let lan = LabelAttributeName::new(request.label_attribute_name.as_str())
+        .map_err(RequestError::InvalidLabelAttributeName)?;
+    let lan = lan.as_str();
     let (payload_name, payload) = match (&request.payload.s3_uri, &request.payload.content) {
         (Some(uri), _) => {
             let uri: S3Uri = uri.parse()?;
@@ -188,7 +198,6 @@ pub async fn handle_request(
         .output_config
         .as_deref()
         .and_then(|o| o.parse().ok());
-    let lan = request.label_attribute_name.as_str();
     let key = batch_key(request);
     let state_uri = match (ports.quality, &output_config) {
         (Some(_), Some(out)) => Some(worker_quality_uri(out, lan)),
@@ -666,6 +675,43 @@ mod tests {
         let mut r = request("s3://bucket/x.json");
         r.payload.s3_uri = None;
         assert_eq!(run(r).unwrap_err().error_type(), "InvalidRequest");
+    }
+
+    #[test]
+    fn a_broken_label_attribute_name_is_refused_before_any_read_or_write() {
+        let store = MemoryObjectStore::new();
+        store.insert(
+            "s3://bucket/p/1.json",
+            payload(&[("0", &[("w1", "cat"), ("w2", "cat")])]),
+        );
+        let ports = Ports {
+            reader: &store,
+            writer: &store,
+            quality: Some(&store),
+        };
+        for (lan, says) in [
+            ("../../../../etc/x", "must be letters and digits"),
+            ("animal-metadata", "must not end in `-metadata`"),
+            ("source-ref", "reserved"),
+            ("", "empty"),
+        ] {
+            let mut r = request("s3://bucket/p/1.json");
+            r.label_attribute_name = lan.to_owned();
+            let error = handle(&r, ports).unwrap_err();
+            assert_eq!(error.error_type(), "InvalidRequest", "{lan}");
+            let message = error.to_string();
+            assert!(message.contains(says), "{lan}: {message}");
+            assert_eq!(
+                message.matches("label attribute name").count(),
+                1,
+                "said once: {message}"
+            );
+        }
+        assert_eq!(
+            store.keys(),
+            vec!["s3://bucket/p/1.json".to_owned()],
+            "nothing written"
+        );
     }
 
     #[test]
