@@ -25,7 +25,7 @@ use crate::contracts::{
 use crate::lan::{LabelAttributeName, LanError};
 use crate::metadata::{ArnError, Clock, LabelingJobArn};
 use crate::ports::{ConditionalPut, ObjectReader, ObjectWriter, StoreError, VersionedStore};
-use crate::s3_uri::{S3Uri, S3UriError};
+use crate::s3_uri::{S3Uri, S3UriError, key_segment};
 
 /// How many times a conflicting worker-quality write is retried before giving up (for this batch).
 const QUALITY_WRITE_ATTEMPTS: usize = 5;
@@ -141,14 +141,16 @@ pub fn worker_quality_uri(output_config: &S3Uri, label_attribute_name: &str) -> 
 }
 
 /// Where a consolidated mask goes: beside Ground Truth's own consolidated output,
-/// `<outputConfig>/consolidated-annotation/output/<datasetObjectId>/<LAN>.png`.
+/// `<outputConfig>/consolidated-annotation/output/<datasetObjectId>/<LAN>.png`. The id comes from the
+/// payload, so it is one [`key_segment`]: `../x` or `/x` cannot climb out of (or split) the folder.
 pub fn mask_uri(
     output_config: &S3Uri,
     dataset_object_id: &str,
     label_attribute_name: &str,
 ) -> S3Uri {
     output_config.join(&format!(
-        "consolidated-annotation/output/{dataset_object_id}/{label_attribute_name}.png"
+        "consolidated-annotation/output/{}/{label_attribute_name}.png",
+        key_segment(dataset_object_id)
     ))
 }
 
@@ -711,6 +713,39 @@ mod tests {
             store.keys(),
             vec!["s3://bucket/p/1.json".to_owned()],
             "nothing written"
+        );
+    }
+
+    #[test]
+    fn a_mask_key_never_climbs_out_of_the_output_prefix() {
+        let out: S3Uri = "s3://bucket/out/job/annotations".parse().unwrap();
+        let folder = "out/job/annotations/consolidated-annotation/output/";
+        let mut seen = std::collections::HashSet::new();
+        for id in [
+            "3",
+            "../../../../etc",
+            "/abs",
+            "a/b",
+            "..",
+            ".",
+            "",
+            "%2E%2E",
+            "x\\..\\y",
+        ] {
+            let key = mask_uri(&out, id, "bird-ref").key().to_owned();
+            let rest = key
+                .strip_prefix(folder)
+                .unwrap_or_else(|| panic!("{id:?} -> {key}"));
+            let segment = rest
+                .strip_suffix("/bird-ref.png")
+                .unwrap_or_else(|| panic!("{id:?} -> {key}"));
+            assert!(!segment.contains('/'), "{id:?} -> {key}");
+            assert!(!matches!(segment, "" | "." | ".."), "{id:?} -> {key}");
+            assert!(seen.insert(segment.to_owned()), "{id:?} shares {key}");
+        }
+        assert_eq!(
+            mask_uri(&out, "3", "bird-ref").key(),
+            "out/job/annotations/consolidated-annotation/output/3/bird-ref.png"
         );
     }
 
