@@ -127,7 +127,7 @@ pub(crate) enum Answer {
 
 #[derive(Default)]
 struct RuntimeState {
-    events: VecDeque<(String, Value)>,
+    events: VecDeque<(String, Bytes)>,
     answers: Vec<(String, Answer)>,
 }
 
@@ -141,11 +141,16 @@ pub(crate) struct LambdaRuntime {
 
 impl LambdaRuntime {
     pub(crate) async fn start(events: Vec<Value>) -> LambdaRuntime {
+        Self::start_raw(events.iter().map(|e| e.to_string().into_bytes()).collect()).await
+    }
+
+    /// Like [`LambdaRuntime::start`], with invocation bodies as given (they need not be JSON).
+    pub(crate) async fn start_raw(bodies: Vec<Vec<u8>>) -> LambdaRuntime {
         let state = Arc::new(Mutex::new(RuntimeState {
-            events: events
+            events: bodies
                 .into_iter()
                 .enumerate()
-                .map(|(i, e)| (format!("request-{i}"), e))
+                .map(|(i, e)| (format!("request-{i}"), Bytes::from(e)))
                 .collect(),
             answers: Vec::new(),
         }));
@@ -245,7 +250,7 @@ async fn runtime_api(
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis() + 300_000)
                     .unwrap_or_default();
-                let mut response = reply(StatusCode::OK, event.to_string());
+                let mut response = reply(StatusCode::OK, event);
                 let headers = response.headers_mut();
                 headers.insert("Lambda-Runtime-Aws-Request-Id", id.parse().expect("header"));
                 headers.insert(

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use groundwork::consolidate::service::{Ports, QualityReport, RequestError, handle_request};
-use groundwork::contracts::{ConsolidationRequest, ConsolidationResponseEntry};
+use groundwork::contracts::{ConsolidationRequest, ConsolidationResponseEntry, RawEvent};
 use groundwork::metadata::Clock;
 use groundwork::ports::{ObjectReader, ObjectWriter, VersionedStore};
 use lambda_runtime::Diagnostic;
@@ -111,6 +111,17 @@ impl Consolidation {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(role.clone(), Arc::clone(&reader));
         Ok(reader)
+    }
+
+    /// Answers one request as the runtime delivers it: a body that is not JSON is an `InvalidEvent`.
+    pub(crate) async fn handle_event(
+        &self,
+        event: RawEvent,
+    ) -> Result<Vec<ConsolidationResponseEntry>, ConsolidationError> {
+        let event = event
+            .into_json()
+            .map_err(ConsolidationError::InvalidEvent)?;
+        self.handle(event).await
     }
 
     /// Answers one request.
@@ -223,6 +234,26 @@ mod tests {
         );
         let json = serde_json::to_value(&entries).unwrap();
         assert!(json[0]["consolidatedAnnotation"]["content"].is_object());
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_json_is_an_invalid_event() {
+        let store = Arc::new(MemoryObjectStore::new());
+        let h = handler(store.clone(), config(), None);
+        let deep = "[".repeat(100_000);
+        let bodies: [&[u8]; 3] = [
+            br#"{"version":"2018-10-06","labelingJobArn":"arn:aws:sagemaker:us-east-1:1:labeling-job/x","payl"#,
+            deep.as_bytes(),
+            b"{\"labelAttributeName\":\"\xff\"}",
+        ];
+        for body in bodies {
+            let err = h
+                .handle_event(RawEvent::from_slice(body))
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("not valid JSON"), "{err}");
+            assert_eq!(Diagnostic::from(err).error_type, "InvalidEvent");
+        }
     }
 
     #[tokio::test]

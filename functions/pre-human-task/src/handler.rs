@@ -1,11 +1,12 @@
 //! The pre-annotation handler: event in, `taskInput` out, every decision delegated to `groundwork`.
 //!
-//! The event is taken as raw JSON and parsed here, so a malformed event gets our stable `InvalidEvent`
-//! error type (with the JSON path of the problem) instead of the runtime's Rust type name.
+//! The event is taken as a [`RawEvent`] and parsed here, so a malformed event (not JSON at all, or JSON
+//! of the wrong shape) gets our stable `InvalidEvent` error type (with the JSON path of the problem)
+//! instead of the runtime's Rust type name.
 
 use std::sync::Arc;
 
-use groundwork::contracts::{PreHumanTaskRequest, PreHumanTaskResponse};
+use groundwork::contracts::{PreHumanTaskRequest, PreHumanTaskResponse, RawEvent};
 use groundwork::job_context::{JobContextError, JobContextResolver};
 use groundwork::ports::{JobsError, LabelingJobDescriber, ObjectReader};
 use groundwork::pre_annotation::{PreAnnotationError, parse_data_object, respond};
@@ -74,6 +75,15 @@ impl PreHumanTask {
             jobs,
             objects,
         }
+    }
+
+    /// Answers one event as the runtime delivers it.
+    pub(crate) async fn handle_event(
+        &self,
+        event: RawEvent,
+    ) -> Result<PreHumanTaskResponse, PreHumanTaskError> {
+        let event = event.into_json().map_err(PreHumanTaskError::InvalidEvent)?;
+        self.handle(event).await
     }
 
     /// Answers one event.
@@ -149,6 +159,26 @@ mod tests {
         );
         let handler = PreHumanTask::new(JobContextResolver::from_describe(), jobs.clone(), store);
         (handler, jobs)
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_json_is_an_invalid_event() {
+        let (handler, jobs) = describing_handler();
+        let deep = "[".repeat(100_000);
+        let bodies: [&[u8]; 3] = [
+            br#"{"version":"2018-10-06","labelingJobArn":"arn:aws:sagemaker:us-east-1:1:labeling-job/x","dataObj"#,
+            deep.as_bytes(),
+            b"{\"version\":\"\xff\"}",
+        ];
+        for body in bodies {
+            let error = handler
+                .handle_event(RawEvent::from_slice(body))
+                .await
+                .unwrap_err();
+            assert_eq!(error.error_type(), "InvalidEvent");
+            assert!(error.to_string().contains("not valid JSON"), "{error}");
+        }
+        assert_eq!(jobs.describe_calls(), 0);
     }
 
     #[tokio::test]
