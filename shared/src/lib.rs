@@ -33,6 +33,7 @@ pub mod ports;
 pub mod pre_annotation;
 pub mod s3_uri;
 pub mod task_type;
+pub mod text;
 
 pub use lan::LabelAttributeName;
 pub use manifest::ManifestLine;
