@@ -185,6 +185,8 @@ pub enum PayloadError {
 pub fn parse_payload(
     bytes: &[u8],
 ) -> Result<Vec<Result<PayloadObject, BadPayloadObject>>, PayloadError> {
+    // A UTF-8 byte order mark before the array is not data.
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
     // Fast path: a well-formed payload (the normal case) is read straight into the typed objects, without
     // building a `Value` tree first. Only when that fails is it re-read element by element, so one bad
     // object costs a second pass, never the other objects.
@@ -401,6 +403,14 @@ impl RawEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payload_may_start_with_a_byte_order_mark() {
+        let body = "\u{feff}[{\"datasetObjectId\":\"0\",\"dataObject\":{\"content\":\"x\"},\"annotations\":[]}]";
+        let objects = parse_payload(body.as_bytes()).unwrap();
+        assert_eq!(objects.len(), 1);
+        assert!(objects[0].is_ok());
+    }
 
     #[test]
     fn any_body_reaches_the_handler_as_a_raw_event() {

@@ -305,6 +305,21 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_job_name_is_refused_before_describing() {
+        let jobs = MemoryLabelingJobs::new();
+        let store = MemoryObjectStore::new();
+        let arn = format!(
+            "arn:aws:sagemaker:us-east-1:1:labeling-job/{}",
+            "x".repeat(100_000)
+        );
+        let err =
+            block_on(JobContextResolver::from_describe().resolve(&arn, &jobs, &store)).unwrap_err();
+        assert!(matches!(err, JobContextError::InvalidArn(_)), "{err}");
+        assert!(crate::test_support::error_chain(&err).len() < 600);
+        assert_eq!(jobs.describe_calls(), 0);
+    }
+
+    #[test]
     fn errors_say_what_failed() {
         let jobs = MemoryLabelingJobs::new();
         let store = MemoryObjectStore::new();

@@ -18,6 +18,9 @@ pub const MAX_LINE_BYTES: usize = 100 * 1024;
 
 /// The key holding inline data.
 pub const SOURCE: &str = "source";
+/// The UTF-8 byte order mark, accepted (and dropped) before a line or a payload.
+pub const BOM: char = '\u{feff}';
+
 /// The key holding an S3 URI of the data.
 pub const SOURCE_REF: &str = "source-ref";
 
@@ -178,6 +181,8 @@ fn compact_json_len(fields: &Map<String, Value>) -> usize {
 impl ManifestLine {
     /// Parses one line (without its newline).
     pub fn parse(text: &str) -> Result<Self, LineProblem> {
+        // A UTF-8 byte order mark (editors on Windows write one before the first line) is not data.
+        let text = text.strip_prefix(BOM).unwrap_or(text);
         if text.len() > MAX_LINE_BYTES {
             return Err(LineProblem::TooLong { bytes: text.len() });
         }
@@ -455,6 +460,15 @@ pub fn validate<R: BufRead>(reader: R) -> Validation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_order_mark_before_the_first_line_is_accepted() {
+        let text = "\u{feff}{\"source-ref\":\"s3://bkt/a.jpg\"}\n{\"source\":\"b\"}\n";
+        let report = validate(text.as_bytes());
+        assert_eq!((report.lines, report.valid), (2, 2), "{:?}", report.errors);
+        let line = ManifestLine::parse("\u{feff}{\"source\":\"b\"}").unwrap();
+        assert_eq!(line.to_json_line(), "{\"source\":\"b\"}");
+    }
     use proptest::prelude::*;
 
     fn read_all(text: &str) -> Vec<Result<(usize, ManifestLine), ManifestError>> {
