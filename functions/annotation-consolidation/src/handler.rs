@@ -12,6 +12,7 @@ use groundwork::consolidate::service::{Ports, QualityReport, RequestError, handl
 use groundwork::contracts::{ConsolidationRequest, ConsolidationResponseEntry, RawEvent};
 use groundwork::metadata::Clock;
 use groundwork::ports::{ObjectReader, ObjectWriter, VersionedStore};
+use groundwork::text::echo;
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 
@@ -143,18 +144,18 @@ impl Consolidation {
         let outcome = handle_request(&request, ports, &self.config.settings, self.clock.as_ref())
             .await
             .inspect_err(|e| {
-                tracing::error!(labeling_job_arn = %request.labeling_job_arn, error = %e, error_type = e.error_type(), "batch failed");
+                tracing::error!(labeling_job_arn = %echo(&request.labeling_job_arn), error = %e, error_type = e.error_type(), "batch failed");
             })?;
         let summary = &outcome.batch.summary;
         if let QualityReport::Failed { reason } = &outcome.quality {
-            tracing::warn!(labeling_job_arn = %request.labeling_job_arn, %reason, "worker quality not kept for this batch");
+            tracing::warn!(labeling_job_arn = %echo(&request.labeling_job_arn), %reason, "worker quality not kept for this batch");
         }
         for failure in &outcome.mask_failures {
-            tracing::warn!(labeling_job_arn = %request.labeling_job_arn, %failure, "mask not stored");
+            tracing::warn!(labeling_job_arn = %echo(&request.labeling_job_arn), %failure, "mask not stored");
         }
         tracing::info!(
-            labeling_job_arn = %request.labeling_job_arn,
-            label_attribute_name = %request.label_attribute_name,
+            labeling_job_arn = %echo(&request.labeling_job_arn),
+            label_attribute_name = %echo(&request.label_attribute_name),
             task_type = %outcome.batch.task_type,
             entries = summary.entries,
             labeled = summary.labeled,

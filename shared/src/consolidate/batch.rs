@@ -76,7 +76,8 @@ pub type BatchObject = Result<ResolvedObject, BadPayloadObject>;
 pub struct BatchJob<'a> {
     /// The labeling job.
     pub job: &'a LabelingJobArn,
-    /// Its label attribute name (as given in the request: not re-validated, Ground Truth owns it).
+    /// Its label attribute name (checked by the callers: `service::handle_request` refuses a request whose
+    /// name breaks the rules, `reconsolidate` checks its argument).
     pub label_attribute_name: &'a str,
     /// Its labels, when known (class ids are positions in this list).
     pub labels: Option<&'a [String]>,

@@ -691,11 +691,13 @@ mod tests {
             writer: &store,
             quality: Some(&store),
         };
+        let long = "x".repeat(100_000);
         for (lan, says) in [
             ("../../../../etc/x", "must be letters and digits"),
             ("animal-metadata", "must not end in `-metadata`"),
             ("source-ref", "reserved"),
             ("", "empty"),
+            (long.as_str(), "100000 characters long"),
         ] {
             let mut r = request("s3://bucket/p/1.json");
             r.label_attribute_name = lan.to_owned();
@@ -703,6 +705,7 @@ mod tests {
             assert_eq!(error.error_type(), "InvalidRequest", "{lan}");
             let message = error.to_string();
             assert!(message.contains(says), "{lan}: {message}");
+            assert!(message.len() < 500, "{} characters", message.len());
             assert_eq!(
                 message.matches("label attribute name").count(),
                 1,
