@@ -22,6 +22,9 @@ mod auto_chainer_e2e;
 // The pre-human-task Lambda binary end to end.
 mod pre_human_task_e2e;
 
+// Bodies that are not JSON (truncated, too deep, invalid UTF-8), sent to each Lambda binary.
+mod malformed_events_e2e;
+
 // The CLI on the shared fixtures and on hand-broken copies.
 mod cli;
 

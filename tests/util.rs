@@ -57,12 +57,18 @@ pub(crate) enum Answer {
 /// [`groundwork_sim::lambda::Function`]: the binary under a local Lambda Runtime API on 127.0.0.1 — and
 /// records what it answers.
 pub(crate) struct LambdaRuntime {
-    events: Vec<Value>,
+    /// The invocation bodies, in order.
+    events: Vec<Vec<u8>>,
 }
 
 impl LambdaRuntime {
     pub(crate) async fn start(events: Vec<Value>) -> LambdaRuntime {
-        LambdaRuntime { events }
+        Self::start_raw(events.iter().map(|e| e.to_string().into_bytes()).collect()).await
+    }
+
+    /// Like [`LambdaRuntime::start`], with invocation bodies as given (they need not be JSON).
+    pub(crate) async fn start_raw(bodies: Vec<Vec<u8>>) -> LambdaRuntime {
+        LambdaRuntime { events: bodies }
     }
 
     /// Runs `binary` on the events, in order, until it has answered `count` of them; its logs go to
@@ -79,10 +85,11 @@ impl LambdaRuntime {
             groundwork_sim::lambda::Function::new(&bin(binary), env.to_vec(), log.clone());
         let mut answers = Vec::new();
         for (i, event) in self.events.iter().take(count).enumerate() {
-            let answer = tokio::time::timeout(Duration::from_secs(120), function.invoke(event))
-                .await
-                .unwrap_or_else(|_| panic!("{binary} did not answer event {i} in time"))
-                .unwrap_or_else(|e| panic!("{binary}: {e}"));
+            let answer =
+                tokio::time::timeout(Duration::from_secs(120), function.invoke_raw(event.clone()))
+                    .await
+                    .unwrap_or_else(|_| panic!("{binary} did not answer event {i} in time"))
+                    .unwrap_or_else(|e| panic!("{binary}: {e}"));
             let answer = match answer {
                 groundwork_sim::lambda::Answer::Response(body) => {
                     Answer::Response(serde_json::from_slice(&body).unwrap_or(Value::Null))

@@ -1,6 +1,10 @@
 //! The object-store ports over a local folder, so the CLI runs the Lambdas' code path on files:
 //! `s3://bucket/key` is `<root>/bucket/key`, and single URIs can be pointed at given files (the payload
 //! passed with `--payload`). ETags are content hashes, which is all conditional writes need here.
+//!
+//! Every key stays inside `<root>/<bucket>/` whatever it holds: it is mapped segment by segment with
+//! [`key_segment`], so an empty segment (`s3://b//etc/passwd`), `.` and `..` are encoded (`%`, `%2E`,
+//! `%2E%2E`) instead of meaning the root, this folder or the parent; ordinary keys map unchanged.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +14,7 @@ use groundwork::S3Uri;
 use groundwork::ports::{
     ConditionalPut, ObjectReader, ObjectWriter, StoreError, VersionedObject, VersionedStore,
 };
+use groundwork::s3_uri::key_segment;
 use sha2::{Digest, Sha256};
 
 /// A folder standing in for S3.
@@ -37,7 +42,14 @@ impl LocalStore {
     pub(crate) fn path_of(&self, uri: &S3Uri) -> PathBuf {
         match self.overrides.get(&uri.to_string()) {
             Some(p) => p.clone(),
-            None => self.root.join(uri.bucket()).join(uri.key()),
+            None => {
+                // The bucket name is checked when the URI is parsed (no `/`, no leading `.`).
+                let mut path = self.root.join(key_segment(uri.bucket()).as_ref());
+                for segment in uri.key().split('/') {
+                    path.push(key_segment(segment).as_ref());
+                }
+                path
+            }
         }
     }
 
@@ -111,5 +123,85 @@ impl VersionedStore for LocalStore {
         }
         self.write(uri, &body)?;
         Ok(ConditionalPut::Written { etag: etag(&body) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Component;
+
+    fn uri(s: &str) -> S3Uri {
+        s.parse().expect("test URI")
+    }
+
+    #[test]
+    fn every_key_stays_inside_the_bucket_folder() {
+        let root = Path::new("/tmp/store");
+        let store = LocalStore::new(root);
+        let keys = [
+            "s3://b1b//etc/passwd",
+            "s3://b1b/../../../etc/passwd",
+            "s3://b1b/out/../../x.png",
+            "s3://b1b/a/./b",
+            "s3://b1b/a//b",
+            "s3://b1b/a/",
+            "s3://b1b/",
+            "s3://b1b/%2E%2E/x",
+            "s3://b1b/a\\..\\..\\x",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for key in keys {
+            let path = store.path_of(&uri(key));
+            let inside = path
+                .strip_prefix(root.join("b1b"))
+                .unwrap_or_else(|_| panic!("{key} -> {}", path.display()));
+            assert!(
+                inside
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_))),
+                "{key} -> {}",
+                path.display()
+            );
+            assert!(!inside.as_os_str().is_empty(), "{key} names a file");
+            assert!(seen.insert(path.clone()), "{key} shares {}", path.display());
+        }
+        // Ordinary keys are the files one expects.
+        assert_eq!(
+            store.path_of(&uri("s3://b1b/in/my photo.jpg")),
+            root.join("b1b/in/my photo.jpg")
+        );
+    }
+
+    #[test]
+    fn an_absolute_key_does_not_read_the_machine() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = LocalStore::new(dir.path());
+        let read = futures_lite_block_on(store.get_object(&uri("s3://b1b//etc/passwd")));
+        assert!(matches!(read, Err(StoreError::NotFound { .. })), "{read:?}");
+        futures_lite_block_on(store.put_object(
+            &uri("s3://b1b/../../escaped.txt"),
+            b"x".to_vec(),
+            "text/plain",
+        ))
+        .expect("written inside");
+        assert!(!dir.path().join("../escaped.txt").exists());
+        assert!(
+            !dir.path()
+                .parent()
+                .map(|p| p.join("escaped.txt").exists())
+                .unwrap_or(false)
+        );
+    }
+
+    /// The store's futures never wait (plain file I/O).
+    fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
     }
 }

@@ -185,6 +185,8 @@ pub enum PayloadError {
 pub fn parse_payload(
     bytes: &[u8],
 ) -> Result<Vec<Result<PayloadObject, BadPayloadObject>>, PayloadError> {
+    // A UTF-8 byte order mark before the array is not data.
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
     // Fast path: a well-formed payload (the normal case) is read straight into the typed objects, without
     // building a `Value` tree first. Only when that fails is it re-read element by element, so one bad
     // object costs a second pass, never the other objects.
@@ -346,9 +348,92 @@ pub struct LabelingJobStateChange {
 /// The whole EventBridge event.
 pub type LabelingJobStateChangeEvent = EventBridgeEvent<LabelingJobStateChange>;
 
+/// Longest excerpt of a parse error kept in a message (serde_json's errors are short; this bounds them).
+const EVENT_ERROR_CHARS: usize = 300;
+
+/// A Lambda event as the runtime hands it to a function: JSON, or why it is not.
+///
+/// The runtime deserializes the invocation body into the handler's event type before the handler runs,
+/// and reports a failure with its own error type (a Rust type name). Every function takes this instead:
+/// deserializing it never fails, so truncated JSON, invalid UTF-8 or nesting past serde_json's recursion
+/// limit reach the handler, which answers with its stable `InvalidEvent` type and a clear message. (The
+/// runtime does not check for trailing input after the event, so nothing else can fail.)
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEvent(Result<Value, String>);
+
+impl<'de> Deserialize<'de> for RawEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(RawEvent(Value::deserialize(deserializer).map_err(|e| {
+            let mut text = e.to_string();
+            if text.len() > EVENT_ERROR_CHARS {
+                let cut = (0..=EVENT_ERROR_CHARS)
+                    .rev()
+                    .find(|i| text.is_char_boundary(*i))
+                    .unwrap_or(0);
+                text.truncate(cut);
+                text.push('…');
+            }
+            format!("the event is not valid JSON: {text}")
+        })))
+    }
+}
+
+impl RawEvent {
+    /// Reads `body` exactly as the Lambda runtime does (a `serde_json` deserializer over the bytes, no
+    /// check for trailing input), for tests and tools.
+    pub fn from_slice(body: &[u8]) -> RawEvent {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        match RawEvent::deserialize(&mut de) {
+            Ok(event) => event,
+            Err(e) => RawEvent(Err(format!("the event is not valid JSON: {e}"))),
+        }
+    }
+
+    /// An event already parsed.
+    pub fn from_json(value: Value) -> RawEvent {
+        RawEvent(Ok(value))
+    }
+
+    /// The JSON, or why the body is not JSON.
+    pub fn into_json(self) -> Result<Value, String> {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payload_may_start_with_a_byte_order_mark() {
+        let body = "\u{feff}[{\"datasetObjectId\":\"0\",\"dataObject\":{\"content\":\"x\"},\"annotations\":[]}]";
+        let objects = parse_payload(body.as_bytes()).unwrap();
+        assert_eq!(objects.len(), 1);
+        assert!(objects[0].is_ok());
+    }
+
+    #[test]
+    fn any_body_reaches_the_handler_as_a_raw_event() {
+        let deep = "[".repeat(100_000);
+        let bodies: [&[u8]; 4] = [
+            b"{\"version\": \"2018-10-06\", \"labe",
+            deep.as_bytes(),
+            b"{\"a\": \"\xff\xfe\"}",
+            b"",
+        ];
+        for body in bodies {
+            let error = RawEvent::from_slice(body).into_json().unwrap_err();
+            assert!(
+                error.starts_with("the event is not valid JSON: "),
+                "{error}"
+            );
+            assert!(error.len() < 400, "{error}");
+        }
+        assert_eq!(
+            RawEvent::from_slice(br#"{"a": 1}"#).into_json(),
+            Ok(serde_json::json!({"a": 1}))
+        );
+    }
 
     fn label_content(label: Option<Value>, skipped: Option<Value>) -> LabelContent {
         let arn: crate::metadata::LabelingJobArn =

@@ -46,13 +46,13 @@ pub enum JobContextError {
         source: JobsError,
     },
     /// The job's LAN breaks the rules (it cannot, if SageMaker accepted it; kept for safety).
-    #[error("labeling job {job} has an invalid label attribute name: {source}")]
+    /// (Not a `#[source]`: the message holds it, and a chain printer would say it twice.)
+    #[error("labeling job {job}: {reason}")]
     InvalidLan {
         /// The job name.
         job: String,
         /// Why.
-        #[source]
-        source: LanError,
+        reason: LanError,
     },
     /// The label category URI is not an S3 URI.
     #[error("label category file of {job}: {source}")]
@@ -178,9 +178,9 @@ impl JobContextResolver {
             .as_deref()
             .map(LabelAttributeName::new)
             .transpose()
-            .map_err(|source| JobContextError::InvalidLan {
+            .map_err(|reason| JobContextError::InvalidLan {
                 job: job.clone(),
-                source,
+                reason,
             })?;
         let labels = match &description.label_category_config_s3_uri {
             Some(uri) => {
@@ -283,6 +283,39 @@ mod tests {
         });
         let ctx = block_on(resolver.resolve("not even an arn", &jobs, &store)).unwrap();
         assert_eq!(ctx.labels.as_deref(), Some(&["a".to_owned()][..]));
+        assert_eq!(jobs.describe_calls(), 0);
+    }
+
+    #[test]
+    fn an_invalid_job_lan_is_said_once() {
+        let jobs = MemoryLabelingJobs::new();
+        let mut job = description();
+        job.label_attribute_name = Some("bad_lan".to_owned());
+        jobs.insert(job);
+        let store = MemoryObjectStore::new();
+        let err = block_on(JobContextResolver::from_describe().resolve(
+            "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/animals",
+            &jobs,
+            &store,
+        ))
+        .unwrap_err();
+        assert!(matches!(err, JobContextError::InvalidLan { .. }));
+        let chain = crate::test_support::error_chain(&err);
+        assert_eq!(chain.matches("bad_lan").count(), 1, "{chain}");
+    }
+
+    #[test]
+    fn a_bad_job_name_is_refused_before_describing() {
+        let jobs = MemoryLabelingJobs::new();
+        let store = MemoryObjectStore::new();
+        let arn = format!(
+            "arn:aws:sagemaker:us-east-1:1:labeling-job/{}",
+            "x".repeat(100_000)
+        );
+        let err =
+            block_on(JobContextResolver::from_describe().resolve(&arn, &jobs, &store)).unwrap_err();
+        assert!(matches!(err, JobContextError::InvalidArn(_)), "{err}");
+        assert!(crate::test_support::error_chain(&err).len() < 600);
         assert_eq!(jobs.describe_calls(), 0);
     }
 

@@ -27,7 +27,10 @@ pub enum LanError {
     #[error("the label attribute name is empty")]
     Empty,
     /// Over 127 characters.
-    #[error("label attribute name `{name}` is {len} characters long (at most {MAX_LAN_CHARS})")]
+    #[error(
+        "label attribute name `{}` is {len} characters long (at most {MAX_LAN_CHARS})",
+        crate::text::echo(name)
+    )]
     TooLong {
         /// The name.
         name: String,
@@ -36,7 +39,8 @@ pub enum LanError {
     },
     /// Outside the API pattern.
     #[error(
-        "label attribute name `{name}` must be letters and digits, with hyphens only between them (pattern [a-zA-Z0-9](-*[a-zA-Z0-9]){{0,126}})"
+        "label attribute name `{}` must be letters and digits, with hyphens only between them (pattern [a-zA-Z0-9](-*[a-zA-Z0-9]){{0,126}})",
+        crate::text::echo(name)
     )]
     Pattern {
         /// The name.
@@ -49,7 +53,10 @@ pub enum LanError {
         name: String,
     },
     /// Ends in `-metadata`.
-    #[error("label attribute name `{name}` must not end in `-metadata`")]
+    #[error(
+        "label attribute name `{}` must not end in `-metadata`",
+        crate::text::echo(name)
+    )]
     MetadataSuffix {
         /// The name.
         name: String,

@@ -33,6 +33,7 @@ pub mod ports;
 pub mod pre_annotation;
 pub mod s3_uri;
 pub mod task_type;
+pub mod text;
 
 pub use lan::LabelAttributeName;
 pub use manifest::ManifestLine;
@@ -42,6 +43,18 @@ pub use task_type::TaskType;
 /// Helpers for this crate's unit tests.
 #[cfg(test)]
 pub(crate) mod test_support {
+    /// An error and its sources joined with ": ", as `anyhow`'s `{:#}` (the CLI) prints it.
+    pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    }
+
     /// Runs a future whose awaits are all on the in-memory fakes (always ready) to completion, without an
     /// async runtime (this crate has none).
     pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {

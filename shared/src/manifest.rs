@@ -18,6 +18,9 @@ pub const MAX_LINE_BYTES: usize = 100 * 1024;
 
 /// The key holding inline data.
 pub const SOURCE: &str = "source";
+/// The UTF-8 byte order mark, accepted (and dropped) before a line or a payload.
+pub const BOM: char = '\u{feff}';
+
 /// The key holding an S3 URI of the data.
 pub const SOURCE_REF: &str = "source-ref";
 
@@ -48,6 +51,12 @@ pub enum LineProblem {
     /// Both `source` and `source-ref`.
     #[error("both `source` and `source-ref` are present (exactly one is allowed)")]
     BothSources,
+    /// `source-ref` is not the S3 URI of an object (`s3://bucket/key`), which Ground Truth needs.
+    #[error("`source-ref` must be the S3 URI of an object (s3://bucket/key), not `{value}`")]
+    InvalidSourceRef {
+        /// The value, cut short.
+        value: String,
+    },
     /// `source` or `source-ref` is not a string.
     #[error("`{key}` must be a string (found {found})")]
     SourceNotString {
@@ -143,9 +152,37 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
+/// Whether `uri` names an S3 object: `s3://`, a bucket, a key that is not a folder. (The bucket name is
+/// S3's to check: old and S3-compatible buckets break today's naming rules.)
+fn is_object_uri(uri: &str) -> bool {
+    uri.strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(bucket, key)| !bucket.is_empty() && !key.is_empty() && !key.ends_with('/'))
+}
+
+/// The length of `fields` as compact JSON, without building the text.
+fn compact_json_len(fields: &Map<String, Value>) -> usize {
+    struct Count(usize);
+    impl io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail, and a map of JSON values always serializes.
+    let _ = serde_json::to_writer(&mut count, fields);
+    count.0
+}
+
 impl ManifestLine {
     /// Parses one line (without its newline).
     pub fn parse(text: &str) -> Result<Self, LineProblem> {
+        // A UTF-8 byte order mark (editors on Windows write one before the first line) is not data.
+        let text = text.strip_prefix(BOM).unwrap_or(text);
         if text.len() > MAX_LINE_BYTES {
             return Err(LineProblem::TooLong { bytes: text.len() });
         }
@@ -179,12 +216,28 @@ impl ManifestLine {
                     found: json_type(v),
                 });
             }
+            (None, Some(Value::String(uri))) if !is_object_uri(uri) => {
+                return Err(LineProblem::InvalidSourceRef {
+                    value: crate::text::echo(uri).into_owned(),
+                });
+            }
             _ => {}
         }
         Ok(ManifestLine {
             fields,
             original: None,
         })
+    }
+
+    /// Checks a Lambda event's `dataObject` as a data object: as [`ManifestLine::from_object`], and no
+    /// larger than a manifest line may be ([`MAX_LINE_BYTES`], measured as compact JSON), since Ground
+    /// Truth sends one manifest line per event and a larger object cannot be a real one.
+    pub fn from_data_object(fields: Map<String, Value>) -> Result<Self, LineProblem> {
+        let bytes = compact_json_len(&fields);
+        if bytes > MAX_LINE_BYTES {
+            return Err(LineProblem::TooLong { bytes });
+        }
+        Self::from_object(fields)
     }
 
     /// The data: `source-ref` or `source`.
@@ -407,6 +460,15 @@ pub fn validate<R: BufRead>(reader: R) -> Validation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_order_mark_before_the_first_line_is_accepted() {
+        let text = "\u{feff}{\"source-ref\":\"s3://bkt/a.jpg\"}\n{\"source\":\"b\"}\n";
+        let report = validate(text.as_bytes());
+        assert_eq!((report.lines, report.valid), (2, 2), "{:?}", report.errors);
+        let line = ManifestLine::parse("\u{feff}{\"source\":\"b\"}").unwrap();
+        assert_eq!(line.to_json_line(), "{\"source\":\"b\"}");
+    }
     use proptest::prelude::*;
 
     fn read_all(text: &str) -> Vec<Result<(usize, ManifestLine), ManifestError>> {
@@ -554,6 +616,11 @@ mod tests {
                         map.insert(k, v);
                     }
                 }
+                let src = if key == SOURCE_REF {
+                    format!("s3://bkt/{src}x")
+                } else {
+                    src
+                };
                 map.insert(key.to_owned(), Value::from(src));
                 map
             })

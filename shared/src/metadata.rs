@@ -14,12 +14,25 @@ use crate::task_type::TaskType;
 
 /// Why a string is not a labeling-job ARN.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{arn}` is not a labeling-job ARN (arn:aws:sagemaker:<region>:<account>:labeling-job/<name>)"
-)]
+#[error("`{arn}` is not a labeling-job ARN: {reason}")]
 pub struct ArnError {
-    /// The offending text.
+    /// The offending text, cut to [`crate::text::ECHO_CHARS`] characters.
     pub arn: String,
+    /// What is wrong.
+    pub reason: &'static str,
+}
+
+/// Longest labeling-job name the API accepts.
+pub const MAX_JOB_NAME_CHARS: usize = 63;
+
+/// `[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}` (CreateLabelingJob's `LabelingJobName`), as a full match.
+fn is_job_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_alphanumeric();
+    bytes.len() <= MAX_JOB_NAME_CHARS
+        && bytes.first().is_some_and(alnum)
+        && bytes.last().is_some_and(alnum)
+        && bytes.iter().all(|b| alnum(b) || *b == b'-')
 }
 
 /// `arn:<partition>:sagemaker:<region>:<account>:labeling-job/<name>`.
@@ -63,7 +76,10 @@ impl FromStr for LabelingJobArn {
     type Err = ArnError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ArnError { arn: s.to_owned() };
+        let err = || ArnError {
+            arn: crate::text::echo(s).into_owned(),
+            reason: "expected arn:aws:sagemaker:<region>:<account>:labeling-job/<name>",
+        };
         let mut parts = s.splitn(6, ':');
         let (
             Some("arn"),
@@ -86,6 +102,14 @@ impl FromStr for LabelingJobArn {
         let name = resource.strip_prefix("labeling-job/").ok_or_else(err)?;
         if !partition.starts_with("aws") || name.is_empty() || name.contains('/') {
             return Err(err());
+        }
+        // Checked before the name is sent anywhere (DescribeLabelingJob) or echoed in messages.
+        if !is_job_name(name) {
+            return Err(ArnError {
+                reason: "the job name must be 1-63 letters, digits and hyphens, with hyphens only \
+                         between them (pattern [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})",
+                ..err()
+            });
         }
         Ok(LabelingJobArn {
             arn: s.to_owned(),
@@ -200,6 +224,30 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
+    fn the_job_name_follows_the_api_rules_and_long_values_are_cut() {
+        let arn =
+            |name: &str| format!("arn:aws:sagemaker:us-east-1:111111111111:labeling-job/{name}");
+        for ok in ["a", "animals", "test-labeling-job-20211118t200608", "A--b1"] {
+            assert!(arn(ok).parse::<LabelingJobArn>().is_ok(), "{ok}");
+        }
+        assert!(arn(&"x".repeat(63)).parse::<LabelingJobArn>().is_ok());
+        let long = arn(&"x".repeat(100_000));
+        for bad in [
+            arn(&"x".repeat(64)),
+            arn("a_b"),
+            arn("-a"),
+            arn("a-"),
+            arn("é"),
+            long.clone(),
+        ] {
+            assert!(bad.parse::<LabelingJobArn>().is_err(), "{bad}");
+        }
+        let message = long.parse::<LabelingJobArn>().unwrap_err().to_string();
+        assert!(message.len() < 500, "{} characters", message.len());
+        assert!(message.contains("job name"), "{message}");
+    }
+
+    #[test]
     fn job_name_is_lower_cased_with_prefix() {
         let arn: LabelingJobArn =
             "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/MultiLabelJob"
@@ -222,11 +270,12 @@ mod tests {
         ] {
             assert!(bad.parse::<LabelingJobArn>().is_err(), "{bad}");
         }
-        // Placeholders as published by AWS still parse: the shape is what matters.
+        // AWS's published placeholder (tests/fixtures/aws/eventbridge) has a name no job can have; the
+        // name is checked because it is sent to DescribeLabelingJob and echoed in messages.
         assert!(
             "arn:aws:sagemaker:<region>:<account>:labeling-job/<project-name>"
                 .parse::<LabelingJobArn>()
-                .is_ok()
+                .is_err()
         );
     }
 

@@ -30,7 +30,10 @@ pub struct JobContext {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PreAnnotationError {
     /// The data object is not a valid manifest line.
-    #[error("data object of {labeling_job_arn} is invalid: {problem}")]
+    #[error(
+        "data object of {} is invalid: {problem}",
+        crate::text::echo(labeling_job_arn)
+    )]
     InvalidDataObject {
         /// The job.
         labeling_job_arn: String,
@@ -56,12 +59,13 @@ pub fn pre_annotate(
     parse_data_object(request).map(|line| respond(line, job))
 }
 
-/// Checks the event's data object (exactly one string `source` / `source-ref`). Done before anything
-/// else, so a broken object is reported as such whatever the state of the job lookup.
+/// Checks the event's data object (exactly one string `source` / `source-ref`, the latter an S3 object
+/// URI; at most a manifest line's 100 KB). Done before anything else, so a broken object is reported as
+/// such whatever the state of the job lookup.
 pub fn parse_data_object(
     request: &PreHumanTaskRequest,
 ) -> Result<ManifestLine, PreAnnotationError> {
-    ManifestLine::from_object(request.data_object.clone()).map_err(|problem| {
+    ManifestLine::from_data_object(request.data_object.clone()).map_err(|problem| {
         PreAnnotationError::InvalidDataObject {
             labeling_job_arn: request.labeling_job_arn.clone(),
             problem,
@@ -176,6 +180,45 @@ mod tests {
         );
         let err = pre_annotate(&request(json!({"source": 1})), &ctx("animal")).unwrap_err();
         assert!(err.to_string().contains("must be a string"));
+    }
+
+    #[test]
+    fn a_data_object_over_the_manifest_line_limit_is_refused() {
+        let big = "x".repeat(10 * 1024 * 1024);
+        let err = parse_data_object(&request(json!({"source": big}))).unwrap_err();
+        assert_eq!(err.error_type(), "InvalidDataObject");
+        let PreAnnotationError::InvalidDataObject { problem, .. } = &err;
+        assert!(
+            matches!(problem, LineProblem::TooLong { bytes } if *bytes > 10 * 1024 * 1024),
+            "{err}"
+        );
+        assert!(err.to_string().len() < 300, "{err}");
+        // Just under the limit (the line's own braces and key included) is fine.
+        let fits = "x".repeat(crate::manifest::MAX_LINE_BYTES - r#"{"source":""}"#.len());
+        assert!(parse_data_object(&request(json!({ "source": fits }))).is_ok());
+        let over = "x".repeat(crate::manifest::MAX_LINE_BYTES - r#"{"source":""}"#.len() + 1);
+        assert!(parse_data_object(&request(json!({ "source": over }))).is_err());
+    }
+
+    #[test]
+    fn a_source_ref_must_be_an_s3_object_uri() {
+        for bad in [
+            "",
+            "http://x/y",
+            "s3://",
+            "s3://bucket",
+            "s3://bucket/",
+            "/etc/passwd",
+        ] {
+            let err = parse_data_object(&request(json!({ "source-ref": bad }))).unwrap_err();
+            assert_eq!(err.error_type(), "InvalidDataObject", "{bad}");
+            let PreAnnotationError::InvalidDataObject { problem, .. } = &err;
+            assert!(
+                matches!(problem, LineProblem::InvalidSourceRef { .. }),
+                "{bad}: {err}"
+            );
+        }
+        assert!(parse_data_object(&request(json!({"source-ref": "s3://bucket/a.jpg"}))).is_ok());
     }
 
     #[test]

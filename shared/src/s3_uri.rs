@@ -92,6 +92,38 @@ impl S3Uri {
     }
 }
 
+/// `text` as one segment of a key path that can neither climb nor split: `%`, `/`, `\\`, NUL and other
+/// control characters are percent-encoded, a segment `.` or `..` becomes `%2E` / `%2E%2E`, and an empty
+/// one becomes `%` (a lone `%` cannot come from anything else, since `%` itself is encoded). The mapping
+/// is one to one, and leaves ordinary segments (`3`, `my photo.jpg`, `cat-0001`) unchanged.
+///
+/// Keys are literal in S3, but what turns them into paths (a local folder, a proxy or an S3-compatible
+/// server that normalises `..`) may not be: any segment built from request data goes through here.
+pub fn key_segment(text: &str) -> std::borrow::Cow<'_, str> {
+    match text {
+        "" => return "%".into(),
+        "." => return "%2E".into(),
+        ".." => return "%2E%2E".into(),
+        _ => {}
+    }
+    let unsafe_char = |c: char| matches!(c, '%' | '/' | '\\') || c.is_control();
+    if !text.contains(unsafe_char) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
 fn check_bucket(bucket: &str, uri: &str) -> Result<(), S3UriError> {
     if bucket.is_empty() {
         return Err(S3UriError::NoBucket {
@@ -154,6 +186,18 @@ impl TryFrom<String> for S3Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_segments_cannot_climb_or_split() {
+        assert_eq!(key_segment("3"), "3");
+        assert_eq!(key_segment("my photo.jpg"), "my photo.jpg");
+        assert_eq!(key_segment(".."), "%2E%2E");
+        assert_eq!(key_segment("."), "%2E");
+        assert_eq!(key_segment(""), "%");
+        assert_eq!(key_segment("../a"), "..%2Fa");
+        assert_eq!(key_segment("%2E%2E"), "%252E%252E");
+        assert_eq!(key_segment("a\\b\0"), "a%5Cb%00");
+    }
 
     #[test]
     fn parses_and_prints() {

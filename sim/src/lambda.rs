@@ -206,6 +206,12 @@ impl Function {
     /// reported as [`SimError::Crashed`] and started afresh by the next invocation.
     pub async fn invoke<E: Serialize>(&self, event: &E) -> Result<Answer, SimError> {
         let body = serde_json::to_vec(event).map_err(SimError::json("serialise an event"))?;
+        self.invoke_raw(body).await
+    }
+
+    /// Invokes the function with an event body as given: it need not be JSON (malformed events are
+    /// what the functions must survive).
+    pub async fn invoke_raw(&self, body: Vec<u8>) -> Result<Answer, SimError> {
         let mut process = self.process.lock().await;
         let mut running = match process.take() {
             Some(mut r) => match r.child.try_wait() {

@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use groundwork::consolidate::service::{Ports, QualityReport, RequestError, handle_request};
-use groundwork::contracts::{ConsolidationRequest, ConsolidationResponseEntry};
+use groundwork::contracts::{ConsolidationRequest, ConsolidationResponseEntry, RawEvent};
 use groundwork::metadata::Clock;
 use groundwork::ports::{ObjectReader, ObjectWriter, VersionedStore};
+use groundwork::text::echo;
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 
@@ -113,6 +114,17 @@ impl Consolidation {
         Ok(reader)
     }
 
+    /// Answers one request as the runtime delivers it: a body that is not JSON is an `InvalidEvent`.
+    pub(crate) async fn handle_event(
+        &self,
+        event: RawEvent,
+    ) -> Result<Vec<ConsolidationResponseEntry>, ConsolidationError> {
+        let event = event
+            .into_json()
+            .map_err(ConsolidationError::InvalidEvent)?;
+        self.handle(event).await
+    }
+
     /// Answers one request.
     pub(crate) async fn handle(
         &self,
@@ -132,18 +144,18 @@ impl Consolidation {
         let outcome = handle_request(&request, ports, &self.config.settings, self.clock.as_ref())
             .await
             .inspect_err(|e| {
-                tracing::error!(labeling_job_arn = %request.labeling_job_arn, error = %e, error_type = e.error_type(), "batch failed");
+                tracing::error!(labeling_job_arn = %echo(&request.labeling_job_arn), error = %e, error_type = e.error_type(), "batch failed");
             })?;
         let summary = &outcome.batch.summary;
         if let QualityReport::Failed { reason } = &outcome.quality {
-            tracing::warn!(labeling_job_arn = %request.labeling_job_arn, %reason, "worker quality not kept for this batch");
+            tracing::warn!(labeling_job_arn = %echo(&request.labeling_job_arn), %reason, "worker quality not kept for this batch");
         }
         for failure in &outcome.mask_failures {
-            tracing::warn!(labeling_job_arn = %request.labeling_job_arn, %failure, "mask not stored");
+            tracing::warn!(labeling_job_arn = %echo(&request.labeling_job_arn), %failure, "mask not stored");
         }
         tracing::info!(
-            labeling_job_arn = %request.labeling_job_arn,
-            label_attribute_name = %request.label_attribute_name,
+            labeling_job_arn = %echo(&request.labeling_job_arn),
+            label_attribute_name = %echo(&request.label_attribute_name),
             task_type = %outcome.batch.task_type,
             entries = summary.entries,
             labeled = summary.labeled,
@@ -223,6 +235,26 @@ mod tests {
         );
         let json = serde_json::to_value(&entries).unwrap();
         assert!(json[0]["consolidatedAnnotation"]["content"].is_object());
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_json_is_an_invalid_event() {
+        let store = Arc::new(MemoryObjectStore::new());
+        let h = handler(store.clone(), config(), None);
+        let deep = "[".repeat(100_000);
+        let bodies: [&[u8]; 3] = [
+            br#"{"version":"2018-10-06","labelingJobArn":"arn:aws:sagemaker:us-east-1:1:labeling-job/x","payl"#,
+            deep.as_bytes(),
+            b"{\"labelAttributeName\":\"\xff\"}",
+        ];
+        for body in bodies {
+            let err = h
+                .handle_event(RawEvent::from_slice(body))
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("not valid JSON"), "{err}");
+            assert_eq!(Diagnostic::from(err).error_type, "InvalidEvent");
+        }
     }
 
     #[tokio::test]

@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
+use groundwork::contracts::RawEvent;
 use groundwork::metadata::SystemClock;
 use groundwork::ports::ObjectReader;
 use groundwork_s3::S3Store;
 use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
 
 use crate::handler::{Consolidation, RoleReaders, Storage};
 
@@ -53,8 +53,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let handler = Consolidation::new(config, storage, Arc::new(SystemClock));
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler.handle(event.payload).await
+    // A `RawEvent` never fails to deserialize: a body that is not JSON gets our `InvalidEvent`.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<RawEvent>| async move {
+        handler.handle_event(event.payload).await
     }))
     .await
 }

@@ -15,7 +15,7 @@ use groundwork::chain::ChainRequest;
 use groundwork::chain::executor::{ChainPorts, ChainRun, RunOutcome, RunReport, chain_job};
 use groundwork::chain::{ChainSettings, SkipReason};
 use groundwork::contracts::{
-    LabelingJobStateChangeEvent, SAGEMAKER_EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE,
+    LabelingJobStateChangeEvent, RawEvent, SAGEMAKER_EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE,
 };
 use groundwork::labeling_job::LabelingJobStatus;
 use groundwork::metadata::{Clock, LabelingJobArn};
@@ -149,9 +149,21 @@ impl Chainer {
         }
     }
 
-    /// Handles one event.
-    pub(crate) async fn handle(&self, payload: Value) -> Result<Outcome, ChainerError> {
-        let (arn, status) = match accept(&payload) {
+    /// Handles one event as the runtime delivers it: a body that is not JSON is rejected like any other
+    /// malformed event (`InvalidEvent.Malformed`, logged and counted, no retry).
+    pub(crate) async fn handle_event(&self, event: RawEvent) -> Result<Outcome, ChainerError> {
+        let accepted = event
+            .into_json()
+            .map_err(Rejection::Malformed)
+            .and_then(|payload| accept(&payload));
+        self.handle_accepted(accepted).await
+    }
+
+    async fn handle_accepted(
+        &self,
+        accepted: Result<(LabelingJobArn, LabelingJobStatus), Rejection>,
+    ) -> Result<Outcome, ChainerError> {
+        let (arn, status) = match accepted {
             Ok(accepted) => accepted,
             Err(rejection) => {
                 tracing::warn!(

@@ -136,7 +136,7 @@ impl World {
 
     async fn handle(&self, event: &str) -> Result<Outcome, ChainerError> {
         self.chainer()
-            .handle(serde_json::from_str(event).unwrap())
+            .handle_event(RawEvent::from_json(serde_json::from_str(event).unwrap()))
             .await
     }
 
@@ -584,7 +584,11 @@ async fn bad_events_are_rejected_without_calling_aws() {
     ];
     for (event, code) in cases {
         let world = World::new("Stopped", &[(TAG_CHAIN, "continue")]);
-        let outcome = world.chainer().handle(event.clone()).await.unwrap();
+        let outcome = world
+            .chainer()
+            .handle_event(RawEvent::from_json(event.clone()))
+            .await
+            .unwrap();
         let Outcome::Rejected { reason_code, .. } = &outcome else {
             panic!("{event}: {outcome:?}");
         };
@@ -593,6 +597,39 @@ async fn bad_events_are_rejected_without_calling_aws() {
         assert_eq!(
             world.metrics.decisions(),
             [("Rejected".to_owned(), code.to_owned())]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_rejected_as_malformed() {
+    let deep = "[".repeat(100_000);
+    let truncated = &EVENT_STOPPED[..EVENT_STOPPED.len() / 2];
+    let bodies: [&[u8]; 3] = [
+        truncated.as_bytes(),
+        deep.as_bytes(),
+        b"{\"source\":\"\xff\"}",
+    ];
+    for body in bodies {
+        let world = World::new("Stopped", &[(TAG_CHAIN, "continue")]);
+        let outcome = world
+            .chainer()
+            .handle_event(RawEvent::from_slice(body))
+            .await
+            .unwrap();
+        let Outcome::Rejected {
+            reason_code,
+            reason,
+        } = &outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(reason_code, "InvalidEvent.Malformed");
+        assert!(reason.contains("not valid JSON"), "{reason}");
+        assert_eq!(world.jobs.describe_calls(), 0);
+        assert_eq!(
+            world.metrics.decisions(),
+            [("Rejected".to_owned(), "InvalidEvent.Malformed".to_owned())]
         );
     }
 }

@@ -13,11 +13,11 @@ mod metrics;
 use std::sync::Arc;
 
 use groundwork::chain::ChainSettings;
+use groundwork::contracts::RawEvent;
 use groundwork::metadata::SystemClock;
 use groundwork_s3::S3Store;
 use groundwork_sagemaker::SageMakerJobs;
 use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
 use tracing_subscriber::EnvFilter;
 
 use crate::handler::{Chainer, Services};
@@ -52,8 +52,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Arc::new(StdoutEmf),
     );
     let chainer = &chainer;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        chainer.handle(event.payload).await
+    // A `RawEvent` never fails to deserialize: a body that is not JSON is rejected as malformed.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<RawEvent>| async move {
+        chainer.handle_event(event.payload).await
     }))
     .await
 }

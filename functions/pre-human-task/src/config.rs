@@ -13,8 +13,9 @@ use groundwork::{LabelAttributeName, S3Uri, TaskType};
 /// A configuration value that cannot be used: the function refuses to start rather than mislabel.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConfigError {
+    /// (Not a `#[source]`: the message holds it, and a chain printer would say it twice.)
     #[error("LABEL_ATTRIBUTE_NAME: {0}")]
-    Lan(#[from] LanError),
+    Lan(LanError),
     #[error("TASK_TYPE: {0}")]
     TaskType(#[from] UnknownTaskType),
     #[error("LABEL_CATEGORIES must be a JSON array of strings: {0}")]
@@ -49,9 +50,10 @@ pub(crate) fn configured_job(
         return Ok(None);
     };
     let label_attribute_name = match task_type {
-        Some(task) => LabelAttributeName::for_task(lan, task)?,
-        None => LabelAttributeName::new(lan)?,
-    };
+        Some(task) => LabelAttributeName::for_task(lan, task),
+        None => LabelAttributeName::new(lan),
+    }
+    .map_err(ConfigError::Lan)?;
     Ok(Some(ConfiguredJob {
         label_attribute_name,
         task_type,

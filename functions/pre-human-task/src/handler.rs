@@ -1,14 +1,17 @@
 //! The pre-annotation handler: event in, `taskInput` out, every decision delegated to `groundwork`.
 //!
-//! The event is taken as raw JSON and parsed here, so a malformed event gets our stable `InvalidEvent`
-//! error type (with the JSON path of the problem) instead of the runtime's Rust type name.
+//! The event is taken as a [`RawEvent`] and parsed here, so a malformed event (not JSON at all, or JSON
+//! of the wrong shape) gets our stable `InvalidEvent` error type (with the JSON path of the problem)
+//! instead of the runtime's Rust type name.
 
 use std::sync::Arc;
 
-use groundwork::contracts::{PreHumanTaskRequest, PreHumanTaskResponse};
+use groundwork::contracts::{PreHumanTaskRequest, PreHumanTaskResponse, RawEvent};
 use groundwork::job_context::{JobContextError, JobContextResolver};
+use groundwork::manifest::DataSource;
 use groundwork::ports::{JobsError, LabelingJobDescriber, ObjectReader};
 use groundwork::pre_annotation::{PreAnnotationError, parse_data_object, respond};
+use groundwork::text::echo;
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 
@@ -76,6 +79,15 @@ impl PreHumanTask {
         }
     }
 
+    /// Answers one event as the runtime delivers it.
+    pub(crate) async fn handle_event(
+        &self,
+        event: RawEvent,
+    ) -> Result<PreHumanTaskResponse, PreHumanTaskError> {
+        let event = event.into_json().map_err(PreHumanTaskError::InvalidEvent)?;
+        self.handle(event).await
+    }
+
     /// Answers one event.
     pub(crate) async fn handle(
         &self,
@@ -84,19 +96,29 @@ impl PreHumanTask {
         let request: PreHumanTaskRequest = serde_path_to_error::deserialize(event)
             .map_err(|e| PreHumanTaskError::InvalidEvent(e.to_string()))?;
         let line = parse_data_object(&request).inspect_err(|e| {
-            tracing::warn!(labeling_job_arn = %request.labeling_job_arn, error = %e, "invalid data object");
+            tracing::warn!(labeling_job_arn = %echo(&request.labeling_job_arn), error = %e, "invalid data object");
         })?;
         let job = self
             .resolver
             .resolve(&request.labeling_job_arn, self.jobs.as_ref(), self.objects.as_ref())
             .await
             .inspect_err(|e| {
-                tracing::error!(labeling_job_arn = %request.labeling_job_arn, error = %e, "job lookup failed");
+                tracing::error!(labeling_job_arn = %echo(&request.labeling_job_arn), error = %e, "job lookup failed");
             })?;
+        // Ids, sizes and URIs only: an inline `source` is the data itself (often personal text), and
+        // never goes into the logs, nor do earlier labels of the line.
+        let (data_kind, source_ref, data_bytes) = match line.source() {
+            DataSource::SourceRef(uri) => ("source-ref", echo(uri), uri.len()),
+            DataSource::Source(text) => ("source", "".into(), text.len()),
+        };
+        let (source_ref, manifest_keys) = (source_ref.into_owned(), line.fields().len());
         let response = respond(line, &job);
         tracing::info!(
-            labeling_job_arn = %request.labeling_job_arn,
-            task_object = %response.task_input.task_object,
+            labeling_job_arn = %echo(&request.labeling_job_arn),
+            data_object = data_kind,
+            source_ref = %source_ref,
+            data_bytes,
+            manifest_keys,
             human_annotation_required = response.is_human_annotation_required,
             "pre-annotation"
         );
@@ -149,6 +171,80 @@ mod tests {
         );
         let handler = PreHumanTask::new(JobContextResolver::from_describe(), jobs.clone(), store);
         (handler, jobs)
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_json_is_an_invalid_event() {
+        let (handler, jobs) = describing_handler();
+        let deep = "[".repeat(100_000);
+        let bodies: [&[u8]; 3] = [
+            br#"{"version":"2018-10-06","labelingJobArn":"arn:aws:sagemaker:us-east-1:1:labeling-job/x","dataObj"#,
+            deep.as_bytes(),
+            b"{\"version\":\"\xff\"}",
+        ];
+        for body in bodies {
+            let error = handler
+                .handle_event(RawEvent::from_slice(body))
+                .await
+                .unwrap_err();
+            assert_eq!(error.error_type(), "InvalidEvent");
+            assert!(error.to_string().contains("not valid JSON"), "{error}");
+        }
+        assert_eq!(jobs.describe_calls(), 0);
+    }
+
+    /// Everything the handler logs while it runs on this thread.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn logs_ids_sizes_and_uris_never_the_data() {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let (handler, _) = describing_handler();
+        let secret = format!("SECRET patient note\u{0}{}", "x".repeat(50_000));
+        let arn = "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/test-labeling-job";
+        for data_object in [
+            json!({"source": secret, "category": 1, "category-metadata": {"class-name": "SECRET-LABEL"}}),
+            json!({"source-ref": "s3://test-bucket/img/1.jpg", "note": "SECRET"}),
+            json!({"source": secret, "source-ref": "s3://test-bucket/both.jpg"}),
+        ] {
+            let event =
+                json!({"version": "2018-10-06", "labelingJobArn": arn, "dataObject": data_object});
+            let _ = handler.handle(event).await;
+        }
+        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(!logs.contains("SECRET"), "{logs}");
+        assert!(!logs.contains('\0'));
+        assert!(logs.len() < 4_000, "{} bytes of logs", logs.len());
+        assert!(logs.contains("data_bytes=50020"), "{logs}");
+        assert!(
+            logs.contains("source_ref=s3://test-bucket/img/1.jpg"),
+            "{logs}"
+        );
+        assert!(logs.contains("invalid data object"), "{logs}");
     }
 
     #[tokio::test]

@@ -8,11 +8,11 @@ mod handler;
 
 use std::sync::Arc;
 
+use groundwork::contracts::RawEvent;
 use groundwork::job_context::JobContextResolver;
 use groundwork_s3::S3Store;
 use groundwork_sagemaker::SageMakerJobs;
 use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
 
 use crate::handler::PreHumanTask;
 
@@ -40,8 +40,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Arc::new(S3Store::from_conf(&aws)),
     );
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler.handle(event.payload).await
+    // A `RawEvent` never fails to deserialize: a body that is not JSON gets our `InvalidEvent`.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<RawEvent>| async move {
+        handler.handle_event(event.payload).await
     }))
     .await
 }

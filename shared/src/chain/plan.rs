@@ -144,9 +144,10 @@ pub enum PlanError {
     /// Not JSON, a wrong type, or an unknown field.
     #[error("the follow-up plan is not a valid plan document: {0}")]
     Json(String),
-    /// The label attribute name breaks a rule.
+    /// The label attribute name breaks a rule. (Not a `#[source]`: the message holds it, and a chain
+    /// printer would say it twice.)
     #[error("LabelAttributeName: {0}")]
-    Lan(#[from] LanError),
+    Lan(LanError),
     /// A verification or adjustment job reusing the label attribute name it reviews.
     #[error(
         "LabelAttributeName: a {task} job must use a label attribute name other than the one it reviews (`{lan}`)"
@@ -207,6 +208,12 @@ pub enum PlanError {
         /// What it should be.
         expected: &'static str,
     },
+}
+
+impl From<LanError> for PlanError {
+    fn from(error: LanError) -> Self {
+        PlanError::Lan(error)
+    }
 }
 
 impl FollowUpPlan {
@@ -645,10 +652,13 @@ mod tests {
             r#"{"LabelAttributeName":"mask","AnnotationConsolidationLambdaArn":"arn:aws:lambda:us-east-1:432418664414:function:ACS-SemanticSegmentation","UiTemplateS3Uri":"s3://bkt/s.liquid"}"#,
         )
         .unwrap();
+        let error = seg_without_ref.resolve_lan(&source, "animal").unwrap_err();
         assert!(matches!(
-            seg_without_ref.resolve_lan(&source, "animal"),
-            Err(PlanError::Lan(LanError::RefRequired { .. }))
+            error,
+            PlanError::Lan(LanError::RefRequired { .. })
         ));
+        let chain = crate::test_support::error_chain(&error);
+        assert_eq!(chain.matches("label attribute name").count(), 1, "{chain}");
 
         let new_type_without_ui = parse(
             r#"{"LabelAttributeName":"boxes","PreHumanTaskLambdaArn":"arn:aws:lambda:us-east-1:432418664414:function:PRE-BoundingBox"}"#,

@@ -341,21 +341,33 @@ fn kind_name(kind: AnswerKind) -> &'static str {
     }
 }
 
-/// Infers a batch's task type from its answers: a crowd element name when one is used, else the shape
-/// of the outputs; custom when answers disagree or look like nothing built in. `crowd-classifier`
-/// answers are read as text classification, which consolidates exactly like video classification and
-/// verification (the output `type` differs: configure `TASK_TYPE` for those).
+/// Infers a batch's task type from its answers: each answer's type is its crowd element name when one is
+/// used, else the shape of its output ([`answer_task_type`]); the batch's is the most common of these, so
+/// one stray answer of another shape cannot flip a batch (the caller leaves such answers out). Custom
+/// when there are no answers or the two most common types are tied. `crowd-classifier` answers are read
+/// as text classification, which consolidates exactly like video classification and verification (the
+/// output `type` differs: configure `TASK_TYPE` for those).
 pub fn infer_task_type<'a, 'b: 'a>(answers: impl IntoIterator<Item = &'a Answer<'b>>) -> TaskType {
-    let mut inferred: Option<TaskType> = None;
+    // Few distinct types per batch: a small vector in first-seen order beats a map.
+    let mut counts: Vec<(TaskType, usize)> = Vec::new();
     for answer in answers {
         let this = infer_one(answer);
-        match inferred {
-            None => inferred = Some(this),
-            Some(t) if t == this => {}
-            Some(_) => return TaskType::Custom,
+        match counts.iter_mut().find(|(t, _)| *t == this) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((this, 1)),
         }
     }
-    inferred.unwrap_or(TaskType::Custom)
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    match counts.as_slice() {
+        [] => TaskType::Custom,
+        [(_, n), (_, m), ..] if n == m => TaskType::Custom,
+        [(first, _), ..] => *first,
+    }
+}
+
+/// The task type one answer looks like on its own (see [`infer_task_type`]).
+pub fn answer_task_type(answer: &Answer<'_>) -> TaskType {
+    infer_one(answer)
 }
 
 fn infer_one(answer: &Answer<'_>) -> TaskType {
@@ -437,10 +449,15 @@ mod tests {
     }
 
     #[test]
-    fn mixed_batches_are_custom() {
+    fn mixed_batches_follow_the_majority() {
         let a = answer(r#"{"crowd-classifier":{"label":"x"}}"#);
         let b = answer(r#"{"crowd-classifier-multi-select":{"labels":["x"]}}"#);
-        assert_eq!(infer_task_type([&a, &b]), TaskType::Custom);
+        assert_eq!(infer_task_type([&a, &b]), TaskType::Custom, "a tie");
+        assert_eq!(
+            infer_task_type([&a, &a, &b]),
+            infer_task_type([&a]),
+            "the most common type wins"
+        );
         assert_eq!(infer_task_type(std::iter::empty()), TaskType::Custom);
     }
 

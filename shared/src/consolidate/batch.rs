@@ -5,17 +5,31 @@
 //! This is the single code path of the consolidation Lambda, `groundwork consolidate` and
 //! `groundwork reconsolidate`, so the CLI prints exactly what the Lambda returns.
 //!
-//! Nothing is lost: every payload object with a readable `datasetObjectId` gets exactly one entry. An
-//! object whose answers are all unusable gets `<LAN>-metadata` with a `failure-reason` and no label (so a
-//! chained job labels it again); unusable answers of an otherwise fine object are left out and listed in
-//! `skipped-answers`.
+//! Nothing is lost: every distinct readable `datasetObjectId` of the payload gets exactly one entry, in
+//! the order the ids first appear. An object whose answers are all unusable gets `<LAN>-metadata` with a
+//! `failure-reason` and no label (so a chained job labels it again); unusable answers of an otherwise
+//! fine object are left out and listed in `skipped-answers`.
+//!
+//! Three rules keep one odd input from outweighing the rest, for every task type:
+//! - **One vote per worker per object.** A worker id that answers an object more than once counts once,
+//!   with its last answer in payload order (what a later iteration of Ground Truth means); the earlier
+//!   ones are listed in `skipped-answers`.
+//! - **Duplicate `datasetObjectId`s are one object.** Payload elements that share an id are merged into
+//!   the first one (its `dataObject`, the answers of all of them in payload order, then one vote per
+//!   worker), so the response has one entry per distinct id and never two conflicting ones; the entry's
+//!   metadata says `"duplicate-dataset-object-id": <elements with this id>`. An unparseable element that
+//!   shares an id with a good one adds nothing but that count.
+//! - **An inferred task type is the answers' majority.** Without `TASK_TYPE`, each answer's type is read
+//!   from its crowd element and shape and the most common one is the batch's; answers of another shape are
+//!   left out with a reason (a tie between the two most common means custom).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::answers::{Answer, AnswerError, infer_task_type, parse_content};
+use super::answers::{Answer, AnswerError, answer_task_type, infer_task_type, parse_content};
 use super::boxes::{BoxConfig, BoxJob, WorkerAnswer, consolidate_boxes};
 use super::classification::{
     ClassificationConfig, MultiLabelItem, SingleLabelItem, consolidate_multi_label,
@@ -62,7 +76,8 @@ pub type BatchObject = Result<ResolvedObject, BadPayloadObject>;
 pub struct BatchJob<'a> {
     /// The labeling job.
     pub job: &'a LabelingJobArn,
-    /// Its label attribute name (as given in the request: not re-validated, Ground Truth owns it).
+    /// Its label attribute name (checked by the callers: `service::handle_request` refuses a request whose
+    /// name breaks the rules, `reconsolidate` checks its argument).
     pub label_attribute_name: &'a str,
     /// Its labels, when known (class ids are positions in this list).
     pub labels: Option<&'a [String]>,
@@ -111,6 +126,8 @@ pub struct BatchSummary {
     pub unidentifiable: usize,
     /// Answers left out.
     pub skipped_answers: usize,
+    /// Payload elements merged into an earlier one with the same `datasetObjectId`.
+    pub duplicate_objects: usize,
     /// Mean confidence of the labeled entries.
     pub mean_confidence: f64,
 }
@@ -166,9 +183,50 @@ struct Skipped {
 }
 
 struct Prepared<'a> {
+    /// The first payload element with this id (its `dataObject` and prior label are used).
     object: &'a ResolvedObject,
+    /// Each worker's last answer, over every element with this id, in payload order.
+    answers: Vec<&'a ResolvedAnswer>,
     usable: Vec<Usable<'a>>,
     skipped: Vec<Skipped>,
+    /// Payload elements with this id (1 unless the id is duplicated).
+    elements: usize,
+}
+
+/// The payload elements that share one `datasetObjectId`, in payload order.
+#[derive(Default)]
+struct Group<'a> {
+    objects: Vec<&'a ResolvedObject>,
+    bad: Vec<&'a BadPayloadObject>,
+}
+
+/// Groups the payload by `datasetObjectId`, in the order ids first appear; elements without a readable
+/// id are counted, not grouped (no entry is possible for them).
+fn group_by_id(objects: &[BatchObject]) -> (Vec<Group<'_>>, usize) {
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(objects.len());
+    let mut unidentifiable = 0;
+    for object in objects {
+        let id = match object {
+            Ok(o) => o.dataset_object_id.as_str(),
+            Err(bad) => match &bad.dataset_object_id {
+                Some(id) => id.as_str(),
+                None => {
+                    unidentifiable += 1;
+                    continue;
+                }
+            },
+        };
+        let slot = *index.entry(id).or_insert_with(|| {
+            groups.push(Group::default());
+            groups.len() - 1
+        });
+        match object {
+            Ok(o) => groups[slot].objects.push(o),
+            Err(bad) => groups[slot].bad.push(bad),
+        }
+    }
+    (groups, unidentifiable)
 }
 
 /// Consolidates one batch. `mask_location` names where the mask of an object is stored.
@@ -181,28 +239,36 @@ pub fn consolidate_batch(
 ) -> BatchOutcome {
     let mut mask_writes = Vec::new();
     let mut summary = BatchSummary::default();
-    let prepared: Vec<Result<Prepared<'_>, &BadPayloadObject>> =
-        objects.iter().map(|o| o.as_ref().map(prepare)).collect();
-    let task_type = settings.task_type.unwrap_or_else(|| {
-        infer_task_type(
-            prepared
-                .iter()
-                .filter_map(|p| p.as_ref().ok())
-                .flat_map(|p| p.usable.iter().map(|u| &u.answer)),
-        )
-    });
+    let (groups, unidentifiable) = group_by_id(objects);
+    summary.unidentifiable = unidentifiable;
 
     let mut prepared_ok: Vec<Prepared<'_>> = Vec::new();
-    let mut order: Vec<Result<usize, &BadPayloadObject>> = Vec::new();
-    for p in prepared {
-        match p {
-            Ok(p) => {
+    // Per entry: a prepared object, or an id whose every element was unparseable (and how many).
+    let mut order: Vec<Result<usize, (&BadPayloadObject, usize)>> = Vec::new();
+    for group in &groups {
+        let elements = group.objects.len() + group.bad.len();
+        summary.duplicate_objects += elements - 1;
+        match (group.objects.as_slice(), group.bad.first()) {
+            ([], Some(bad)) => order.push(Err((*bad, elements))),
+            ([], None) => {}
+            (objects, _) => {
                 order.push(Ok(prepared_ok.len()));
-                prepared_ok.push(p);
+                prepared_ok.push(prepare(objects, elements));
             }
-            Err(bad) => order.push(Err(bad)),
         }
     }
+    let task_type = match settings.task_type {
+        Some(task) => task,
+        None => {
+            let task = infer_task_type(
+                prepared_ok
+                    .iter()
+                    .flat_map(|p| p.usable.iter().map(|u| &u.answer)),
+            );
+            leave_out_other_shapes(&mut prepared_ok, task);
+            task
+        }
+    };
 
     let mut stats = WorkerStats::new();
     let mut results: Vec<ObjectResult> = match task_type.answer_kind() {
@@ -264,14 +330,13 @@ pub fn consolidate_batch(
     let mut entries = Vec::with_capacity(order.len());
     let mut confidence_sum = 0.0;
     for slot in order {
-        match slot {
-            Err(bad) => match &bad.dataset_object_id {
-                Some(id) => {
-                    entries.push(shared.failure(id, &bad.reason, &[]));
-                    summary.failed += 1;
-                }
-                None => summary.unidentifiable += 1,
-            },
+        let elements = match slot {
+            Err((bad, elements)) => {
+                let id = bad.dataset_object_id.as_deref().unwrap_or_default();
+                entries.push(shared.failure(id, &bad.reason, &[]));
+                summary.failed += 1;
+                elements
+            }
             Ok(i) => {
                 let p = &prepared_ok[i];
                 summary.skipped_answers += p.skipped.len();
@@ -295,7 +360,16 @@ pub fn consolidate_batch(
                         confidence_sum += confidence;
                     }
                 }
+                p.elements
             }
+        };
+        if elements > 1
+            && let Some(entry) = entries.last_mut()
+        {
+            entry.consolidated_annotation.content.metadata.insert(
+                "duplicate-dataset-object-id".to_owned(),
+                Value::from(elements),
+            );
         }
     }
     summary.entries = entries.len();
@@ -313,10 +387,28 @@ pub fn consolidate_batch(
     }
 }
 
-fn prepare(object: &ResolvedObject) -> Prepared<'_> {
-    let mut usable = Vec::with_capacity(object.answers.len());
+/// The answers of the payload elements `objects` (one id): one vote per worker, its last answer in
+/// payload order, the earlier ones skipped; then each kept answer parsed.
+fn prepare<'a>(objects: &[&'a ResolvedObject], elements: usize) -> Prepared<'a> {
+    let all: Vec<&ResolvedAnswer> = objects.iter().flat_map(|o| o.answers.iter()).collect();
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(all.len());
+    for (i, answer) in all.iter().enumerate() {
+        last.insert(answer.worker_id.as_str(), i);
+    }
+    let mut answers = Vec::with_capacity(last.len());
+    let mut usable = Vec::with_capacity(last.len());
     let mut skipped = Vec::new();
-    for answer in &object.answers {
+    for (i, answer) in all.iter().enumerate() {
+        if last.get(answer.worker_id.as_str()) != Some(&i) {
+            skipped.push(Skipped {
+                worker: answer.worker_id.clone(),
+                reason: "this worker answered again later for this object: only a worker's last \
+                         answer counts"
+                    .to_owned(),
+            });
+            continue;
+        }
+        answers.push(*answer);
         let parsed = match &answer.content {
             Ok(text) => Answer::parse(text),
             Err(why) => Err(AnswerError::Unavailable(why.clone())),
@@ -333,9 +425,34 @@ fn prepare(object: &ResolvedObject) -> Prepared<'_> {
         }
     }
     Prepared {
-        object,
+        // `objects` is never empty: a group holds at least one element.
+        object: objects[0],
+        answers,
         usable,
         skipped,
+        elements,
+    }
+}
+
+/// With an inferred task type, the answers that look like another type are left out with a reason (the
+/// type is the answers' majority; custom takes any answer).
+fn leave_out_other_shapes(prepared: &mut [Prepared<'_>], task: TaskType) {
+    if task.answer_kind() == AnswerKind::Custom {
+        return;
+    }
+    for p in prepared {
+        let (keep, odd): (Vec<_>, Vec<_>) = std::mem::take(&mut p.usable)
+            .into_iter()
+            .partition(|u| answer_task_type(&u.answer).answer_kind() == task.answer_kind());
+        p.usable = keep;
+        p.skipped.extend(odd.into_iter().map(|u| Skipped {
+            worker: u.worker.to_owned(),
+            reason: format!(
+                "this answer looks like {}, but the batch's answers are mostly {task}: left out \
+                 (set TASK_TYPE to choose the task type)",
+                answer_task_type(&u.answer)
+            ),
+        }));
     }
 }
 
@@ -842,7 +959,6 @@ fn custom_results(
             match mode {
                 CustomMode::AllAnswers => {
                     let all = p
-                        .object
                         .answers
                         .iter()
                         .filter_map(|a| {
@@ -1069,6 +1185,124 @@ mod tests {
             assert!(c["category-metadata"]["failure-reason"].is_string());
         }
         assert_eq!(out.summary.skipped_answers, 4);
+    }
+
+    fn skip_reasons(c: &Map<String, Value>) -> Vec<(String, String)> {
+        c["category-metadata"]["skipped-answers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| {
+                        (
+                            s["worker-id"].as_str().unwrap_or("").to_owned(),
+                            s["reason"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_worker_answering_three_times_is_one_vote() {
+        let cls = |w: &str, l: &str| answer(w, "crowd-image-classifier", json!({ "label": l }));
+        let labels = ["Cat".to_owned(), "Dog".to_owned()];
+        // Every task type goes through the same de-duplication: classification, and a custom task.
+        for task in [None, Some(TaskType::ImageClassification)] {
+            let payload = json!([{"datasetObjectId": "0", "annotations": [
+                cls("mallory", "Cat"), cls("w1", "Dog"), cls("mallory", "Cat"),
+                cls("w2", "Dog"), cls("mallory", "Dog")]}]);
+            let out = run(&payload.to_string(), Some(&labels), task);
+            let c = content(&out, 0);
+            // mallory's last answer (Dog) is her one vote: three votes for Dog, none for Cat.
+            assert_eq!(c["category"], json!(1), "{c:?}");
+            let skipped = skip_reasons(&c);
+            assert_eq!(skipped.len(), 2, "{skipped:?}");
+            assert!(
+                skipped
+                    .iter()
+                    .all(|(w, r)| w == "mallory" && r.contains("answered again")),
+                "{skipped:?}"
+            );
+            assert_eq!(out.summary.skipped_answers, 2);
+        }
+        let custom = |w: &str, v: &str| answer(w, "my-form", json!({ "v": v }));
+        let payload = json!([{"datasetObjectId": "0", "annotations": [
+            custom("mallory", "x"), custom("mallory", "x"), custom("mallory", "x"),
+            custom("w1", "y"), custom("w2", "y")]}]);
+        let out = run(&payload.to_string(), None, Some(TaskType::Custom));
+        let c = content(&out, 0);
+        assert_eq!(c["category"], json!({"my-form": {"v": "y"}}), "{c:?}");
+        assert_eq!(skip_reasons(&c).len(), 2);
+    }
+
+    #[test]
+    fn one_odd_answer_does_not_turn_a_batch_custom() {
+        let cls = |w: &str, l: &str| answer(w, "crowd-image-classifier", json!({ "label": l }));
+        let mut objects: Vec<Value> = (0..50)
+            .map(|i| json!({"datasetObjectId": i.to_string(), "annotations": [cls("w1", "Cat"), cls("w2", "Cat")]}))
+            .collect();
+        objects[7]["annotations"]
+            .as_array_mut()
+            .unwrap()
+            .push(answer("w3", "my-form", json!({"anything": true})));
+        let labels = ["Cat".to_owned(), "Dog".to_owned()];
+        let out = run(&Value::Array(objects).to_string(), Some(&labels), None);
+        assert_eq!(out.task_type, TaskType::ImageClassification);
+        assert_eq!(out.summary.labeled, 50);
+        for i in 0..50 {
+            assert_eq!(content(&out, i)["category"], json!(0), "{i}");
+        }
+        let skipped = skip_reasons(&content(&out, 7));
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!(skipped[0].0, "w3");
+        assert!(
+            skipped[0].1.contains("mostly ImageMultiClass"),
+            "{skipped:?}"
+        );
+        assert_eq!(out.summary.skipped_answers, 1);
+    }
+
+    #[test]
+    fn duplicate_dataset_object_ids_are_one_object_and_one_entry() {
+        let cls = |w: &str, l: &str| answer(w, "crowd-image-classifier", json!({ "label": l }));
+        let payload = json!([
+            {"datasetObjectId": "7", "dataObject": {"s3Uri": "s3://b/7.jpg"}, "annotations": [cls("w1", "Dog"), cls("w2", "Dog")]},
+            {"datasetObjectId": "8", "annotations": [cls("w1", "Cat"), cls("w2", "Cat")]},
+            {"datasetObjectId": "7", "dataObject": {"s3Uri": "s3://b/other.jpg"}, "annotations": [cls("w3", "Dog"), cls("w2", "Cat")]},
+            {"datasetObjectId": "8", "annotations": "not a list"},
+        ]);
+        let labels = ["Cat".to_owned(), "Dog".to_owned()];
+        let out = run(&payload.to_string(), Some(&labels), None);
+        let ids: Vec<_> = out
+            .entries
+            .iter()
+            .map(|e| e.dataset_object_id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            ["7", "8"],
+            "one entry per distinct id, first-seen order"
+        );
+        assert_eq!(out.summary.entries, 2);
+        let seven = content(&out, 0);
+        assert_eq!(
+            seven["category"],
+            json!(1),
+            "answers merged: w1, w3 Dog; w2 last said Cat"
+        );
+        assert_eq!(
+            seven["category-metadata"]["duplicate-dataset-object-id"],
+            json!(2),
+            "{seven:?}"
+        );
+        let eight = content(&out, 1);
+        assert_eq!(eight["category"], json!(0));
+        assert_eq!(
+            eight["category-metadata"]["duplicate-dataset-object-id"],
+            json!(2)
+        );
+        assert_eq!(out.summary.duplicate_objects, 2);
     }
 
     #[test]

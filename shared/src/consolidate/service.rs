@@ -22,9 +22,10 @@ use super::worker_quality::JobWorkerQuality;
 use crate::contracts::{
     ConsolidationRequest, ConsolidationResponseEntry, PayloadError, parse_payload,
 };
+use crate::lan::{LabelAttributeName, LanError};
 use crate::metadata::{ArnError, Clock, LabelingJobArn};
 use crate::ports::{ConditionalPut, ObjectReader, ObjectWriter, StoreError, VersionedStore};
-use crate::s3_uri::{S3Uri, S3UriError};
+use crate::s3_uri::{S3Uri, S3UriError, key_segment};
 
 /// How many times a conflicting worker-quality write is retried before giving up (for this batch).
 const QUALITY_WRITE_ATTEMPTS: usize = 5;
@@ -35,6 +36,11 @@ pub enum RequestError {
     /// The job ARN is malformed.
     #[error(transparent)]
     InvalidArn(#[from] ArnError),
+    /// `labelAttributeName` breaks the label-attribute-name rules. It becomes part of S3 keys (the
+    /// worker-quality document, the masks) and the output's keys (`<LAN>`, `<LAN>-metadata`), so it is
+    /// checked before anything is read or written. Not a `#[source]`: the message already holds it.
+    #[error("the request's {0}")]
+    InvalidLabelAttributeName(LanError),
     /// `payload` has neither `s3Uri` nor `content`.
     #[error("the request's payload has neither s3Uri nor content")]
     NoPayload,
@@ -60,6 +66,7 @@ impl RequestError {
     pub fn error_type(&self) -> &'static str {
         match self {
             RequestError::InvalidArn(_)
+            | RequestError::InvalidLabelAttributeName(_)
             | RequestError::NoPayload
             | RequestError::InvalidPayloadUri(_) => "InvalidRequest",
             RequestError::PayloadUnreadable(StoreError::NotFound { .. }) => "PayloadNotFound",
@@ -134,14 +141,16 @@ pub fn worker_quality_uri(output_config: &S3Uri, label_attribute_name: &str) -> 
 }
 
 /// Where a consolidated mask goes: beside Ground Truth's own consolidated output,
-/// `<outputConfig>/consolidated-annotation/output/<datasetObjectId>/<LAN>.png`.
+/// `<outputConfig>/consolidated-annotation/output/<datasetObjectId>/<LAN>.png`. The id comes from the
+/// payload, so it is one [`key_segment`]: `../x` or `/x` cannot climb out of (or split) the folder.
 pub fn mask_uri(
     output_config: &S3Uri,
     dataset_object_id: &str,
     label_attribute_name: &str,
 ) -> S3Uri {
     output_config.join(&format!(
-        "consolidated-annotation/output/{dataset_object_id}/{label_attribute_name}.png"
+        "consolidated-annotation/output/{}/{label_attribute_name}.png",
+        key_segment(dataset_object_id)
     ))
 }
 
@@ -165,6 +174,9 @@ pub async fn handle_request(
     clock: &dyn Clock,
 ) -> Result<RequestOutcome, RequestError> {
     let job: LabelingJobArn = request.labeling_job_arn.parse()?;
+    let lan = LabelAttributeName::new(request.label_attribute_name.as_str())
+        .map_err(RequestError::InvalidLabelAttributeName)?;
+    let lan = lan.as_str();
     let (payload_name, payload) = match (&request.payload.s3_uri, &request.payload.content) {
         (Some(uri), _) => {
             let uri: S3Uri = uri.parse()?;
@@ -188,7 +200,6 @@ pub async fn handle_request(
         .output_config
         .as_deref()
         .and_then(|o| o.parse().ok());
-    let lan = request.label_attribute_name.as_str();
     let key = batch_key(request);
     let state_uri = match (ports.quality, &output_config) {
         (Some(_), Some(out)) => Some(worker_quality_uri(out, lan)),
@@ -666,6 +677,79 @@ mod tests {
         let mut r = request("s3://bucket/x.json");
         r.payload.s3_uri = None;
         assert_eq!(run(r).unwrap_err().error_type(), "InvalidRequest");
+    }
+
+    #[test]
+    fn a_broken_label_attribute_name_is_refused_before_any_read_or_write() {
+        let store = MemoryObjectStore::new();
+        store.insert(
+            "s3://bucket/p/1.json",
+            payload(&[("0", &[("w1", "cat"), ("w2", "cat")])]),
+        );
+        let ports = Ports {
+            reader: &store,
+            writer: &store,
+            quality: Some(&store),
+        };
+        let long = "x".repeat(100_000);
+        for (lan, says) in [
+            ("../../../../etc/x", "must be letters and digits"),
+            ("animal-metadata", "must not end in `-metadata`"),
+            ("source-ref", "reserved"),
+            ("", "empty"),
+            (long.as_str(), "100000 characters long"),
+        ] {
+            let mut r = request("s3://bucket/p/1.json");
+            r.label_attribute_name = lan.to_owned();
+            let error = handle(&r, ports).unwrap_err();
+            assert_eq!(error.error_type(), "InvalidRequest", "{lan}");
+            let message = error.to_string();
+            assert!(message.contains(says), "{lan}: {message}");
+            assert!(message.len() < 500, "{} characters", message.len());
+            assert_eq!(
+                message.matches("label attribute name").count(),
+                1,
+                "said once: {message}"
+            );
+        }
+        assert_eq!(
+            store.keys(),
+            vec!["s3://bucket/p/1.json".to_owned()],
+            "nothing written"
+        );
+    }
+
+    #[test]
+    fn a_mask_key_never_climbs_out_of_the_output_prefix() {
+        let out: S3Uri = "s3://bucket/out/job/annotations".parse().unwrap();
+        let folder = "out/job/annotations/consolidated-annotation/output/";
+        let mut seen = std::collections::HashSet::new();
+        for id in [
+            "3",
+            "../../../../etc",
+            "/abs",
+            "a/b",
+            "..",
+            ".",
+            "",
+            "%2E%2E",
+            "x\\..\\y",
+        ] {
+            let key = mask_uri(&out, id, "bird-ref").key().to_owned();
+            let rest = key
+                .strip_prefix(folder)
+                .unwrap_or_else(|| panic!("{id:?} -> {key}"));
+            let segment = rest
+                .strip_suffix("/bird-ref.png")
+                .unwrap_or_else(|| panic!("{id:?} -> {key}"));
+            assert!(!segment.contains('/'), "{id:?} -> {key}");
+            assert!(!matches!(segment, "" | "." | ".."), "{id:?} -> {key}");
+            assert!(seen.insert(segment.to_owned()), "{id:?} shares {key}");
+        }
+        assert_eq!(
+            mask_uri(&out, "3", "bird-ref").key(),
+            "out/job/annotations/consolidated-annotation/output/3/bird-ref.png"
+        );
     }
 
     #[test]
