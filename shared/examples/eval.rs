@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use groundwork::consolidate::classification::eval::{
-    BatchPlan, EvalSet, SetReport, engine_config, evaluate_set, regimes,
+    BatchPlan, EvalSet, SetReport, engine_config, evaluate_set, regimes, set_dirs,
 };
 
 fn crowdkit_best(root: &Path) -> HashMap<String, (String, f64)> {
@@ -108,12 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(PathBuf::from),
         );
     } else {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&root)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("labels.csv").is_file())
-            .collect();
-        found.sort();
-        dirs = found;
+        dirs = set_dirs(&root)?;
     }
     let best = crowdkit_best(&root);
     let mut config = engine_config();

@@ -8,7 +8,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use groundwork::consolidate::classification::eval::{EvalSet, engine_config, evaluate_set};
+use groundwork::consolidate::classification::eval::{
+    EvalSet, engine_config, evaluate_set, set_dirs,
+};
 use groundwork::consolidate::classification::topup::{
     ReplayOutcome, Rounds, StopRule, accuracy_at, replay_mean,
 };
@@ -33,11 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         writeln!(out, "set,rule,target,mean_answers,accuracy")?;
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/crowd");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("labels.csv").is_file())
-        .collect();
-    dirs.sort();
+    let dirs = set_dirs(&root)?;
     let config = engine_config();
     let rounds = Rounds::default();
     println!(

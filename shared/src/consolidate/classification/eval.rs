@@ -121,6 +121,16 @@ impl EvalSet {
     }
 }
 
+/// The folders below `root` that hold a crowd set (a `labels.csv`), sorted by name.
+pub fn set_dirs(root: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(root)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("labels.csv").is_file())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
 /// How a batch replay cuts a job: tasks in a random order (seeded), a first batch, then equal batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchPlan {
