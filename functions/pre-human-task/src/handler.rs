@@ -193,9 +193,25 @@ mod tests {
         assert_eq!(jobs.describe_calls(), 0);
     }
 
-    /// Everything the handler logs while it runs on this thread.
+    /// Everything this test binary logs: one global subscriber (a thread-local one races with the
+    /// callsite interest other test threads cache), read back by the lines of one job.
     #[derive(Clone, Default)]
     struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    fn captured_logs() -> &'static Captured {
+        static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+        CAPTURED.get_or_init(|| {
+            let captured = Captured::default();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(captured.clone())
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .finish();
+            // Only this test sets a subscriber in this binary.
+            let _ = tracing::subscriber::set_global_default(subscriber);
+            captured
+        })
+    }
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -216,16 +232,11 @@ mod tests {
 
     #[tokio::test]
     async fn logs_ids_sizes_and_uris_never_the_data() {
-        let captured = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(captured.clone())
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let captured = captured_logs();
         let (handler, _) = describing_handler();
         let secret = format!("SECRET patient note\u{0}{}", "x".repeat(50_000));
         let arn = "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/test-labeling-job";
+        let before = captured.0.lock().unwrap().len();
         for data_object in [
             json!({"source": secret, "category": 1, "category-metadata": {"class-name": "SECRET-LABEL"}}),
             json!({"source-ref": "s3://test-bucket/img/1.jpg", "note": "SECRET"}),
@@ -235,7 +246,13 @@ mod tests {
                 json!({"version": "2018-10-06", "labelingJobArn": arn, "dataObject": data_object});
             let _ = handler.handle(event).await;
         }
-        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let logs = String::from_utf8(captured.0.lock().unwrap()[before..].to_vec()).unwrap();
+        // Lines of this test's events only (other tests log concurrently).
+        let logs: String = logs
+            .lines()
+            .filter(|l| l.contains(arn) || l.contains("SECRET"))
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(!logs.contains("SECRET"), "{logs}");
         assert!(!logs.contains('\0'));
         assert!(logs.len() < 4_000, "{} bytes of logs", logs.len());
