@@ -40,12 +40,20 @@
 //! on the diagonal, the M-step is smoothed, the class prior is the mean posterior, and EM stops after
 //! `max_epochs` or when the log-likelihood moves by less than `tolerance` (relative). What differs, and why:
 //!
-//! * **Hierarchical smoothing instead of a fixed one.** Each worker's matrix is pulled towards a prior row
-//!   made from the *pooled* matrix of all workers, shifted by the worker's own overall skill (itself pulled
-//!   towards the pooled accuracy). A worker with 15 answers over 10 classes cannot support a 10 × 10
+//! * **Hierarchical smoothing instead of a fixed one.** Each worker's matrix is pulled towards a prior row:
+//!   by default their *one-coin* row (their overall skill on the diagonal, the rest spread evenly; the
+//!   skill itself pulled towards the pooled accuracy), or, with `symmetric_prior_rows` off, the pooled
+//!   matrix of all workers shifted by that skill. How hard it is pulled is chosen per job, in every
+//!   M-step, as the strength that best predicts each answer from the worker's other answers
+//!   (`cross_validated_confusion`). A worker with 15 answers over 10 classes cannot support a 10 × 10
 //!   matrix: unregularised DS then falls below majority vote (anchors.md §1.3). With this prior such a
-//!   worker gets the crowd's error structure and a skill estimate, while a worker with hundreds of answers
-//!   gets their own matrix (Bluebirds, where DS beats majority vote by 13 points).
+//!   worker gets a skill and no invented error structure, while a worker with hundreds of answers gets
+//!   their own matrix where those answers support it (Bluebirds, where DS beats majority vote by 13
+//!   points). The pooled asymmetric prior lent a crowd-wide asymmetry learnt by EM from its own labels to
+//!   every sparse worker, which put hard and sparse crowds below the vote (`make eval` has the figures).
+//! * **One vote per worker per object**: a worker's repeated answers on one item count once, their last.
+//! * **Class prior** with `class_prior_strength` pseudo-objects per class, so that a 10- or 50-object batch
+//!   cannot drift onto the class its crowd over-answers.
 //! * **Fallback for workers with too few answers**: below `min_answers_for_own_matrix` counted answers a
 //!   worker uses the prior row outright.
 //! * **Leave-one-out M-step.** A vote is credited with the posterior computed without it, so a worker's own
