@@ -302,6 +302,27 @@ pub struct HumanTaskConfig {
     pub public_workforce_task_price: Option<PublicWorkforceTaskPrice>,
 }
 
+impl HumanTaskConfig {
+    /// The task type, read from the pre-annotation Lambda (a built-in one names its task), else from the
+    /// consolidation Lambda; custom when neither is a built-in.
+    pub fn task_type(&self) -> crate::task_type::TaskType {
+        use crate::task_type::TaskType;
+        let from_pre = self
+            .pre_human_task_lambda_arn
+            .as_deref()
+            .map(TaskType::from_lambda_arn);
+        let from_acs = self
+            .annotation_consolidation_config
+            .as_ref()
+            .map(|c| TaskType::from_lambda_arn(&c.annotation_consolidation_lambda_arn));
+        match (from_pre, from_acs) {
+            (Some(t), _) if t != TaskType::Custom => t,
+            (_, Some(t)) => t,
+            _ => TaskType::Custom,
+        }
+    }
+}
+
 /// A tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -379,22 +400,7 @@ pub struct LabelingJobDescription {
 impl LabelingJobDescription {
     /// The task type, read from the job's pre-annotation or consolidation Lambda.
     pub fn task_type(&self) -> crate::task_type::TaskType {
-        use crate::task_type::TaskType;
-        let from_pre = self
-            .human_task_config
-            .pre_human_task_lambda_arn
-            .as_deref()
-            .map(TaskType::from_lambda_arn);
-        let from_acs = self
-            .human_task_config
-            .annotation_consolidation_config
-            .as_ref()
-            .map(|c| TaskType::from_lambda_arn(&c.annotation_consolidation_lambda_arn));
-        match (from_pre, from_acs) {
-            (Some(t), _) if t != TaskType::Custom => t,
-            (_, Some(t)) => t,
-            _ => TaskType::Custom,
-        }
+        self.human_task_config.task_type()
     }
 
     /// A tag's value.

@@ -12,7 +12,6 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use groundwork::TaskType;
 use groundwork::chain::naming::is_valid_job_name;
 use groundwork::labeling_job::{
     CreateLabelingJobRequest, InputConfig, LabelCounters, LabelingJobOutput, LabelingJobStatus, Tag,
@@ -312,7 +311,7 @@ pub fn validate_create(r: &CreateLabelingJobRequest) -> Result<(), ApiError> {
             r.labeling_job_name
         )));
     }
-    let task = task_type_of(r);
+    let task = r.human_task_config.task_type();
     LabelAttributeName::for_task(r.label_attribute_name.clone(), task).map_err(|e| {
         v(format!(
             "Invalid LabelAttributeName '{}': {e}",
@@ -430,22 +429,4 @@ pub fn validate_create(r: &CreateLabelingJobRequest) -> Result<(), ApiError> {
         return Err(v("at most 5 TaskKeywords".to_owned()));
     }
     check_tags(&r.tags)
-}
-
-/// The task type of a request, from its Lambdas (as [`groundwork::labeling_job::LabelingJobDescription::task_type`]).
-pub fn task_type_of(r: &CreateLabelingJobRequest) -> TaskType {
-    let h = &r.human_task_config;
-    let from_pre = h
-        .pre_human_task_lambda_arn
-        .as_deref()
-        .map(TaskType::from_lambda_arn);
-    let from_acs = h
-        .annotation_consolidation_config
-        .as_ref()
-        .map(|c| TaskType::from_lambda_arn(&c.annotation_consolidation_lambda_arn));
-    match (from_pre, from_acs) {
-        (Some(t), _) if t != TaskType::Custom => t,
-        (_, Some(t)) => t,
-        _ => TaskType::Custom,
-    }
 }
