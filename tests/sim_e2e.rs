@@ -43,6 +43,7 @@ impl World {
             event_deliveries: deliveries,
             chainer_env: Vec::new(),
             consolidation_env,
+            allowed_s3_locations: Some(format!("s3://{BUCKET}")),
         })
         .await
         .unwrap();

@@ -141,6 +141,7 @@ fn run(
         reader: store,
         writer: store,
         quality: Some(store),
+        scope: &groundwork::s3_scope::S3Scope::anywhere(),
     };
     block_on(handle_request(&request, ports, settings, clock)).ok()
 }

@@ -14,6 +14,7 @@
 //! | [`label_categories`] | label category configuration files |
 //! | [`metadata`] | labeling-job ARNs, `job-name`, `creation-date`, the injected clock |
 //! | [`s3_uri`] | `s3://bucket/key` |
+//! | [`s3_scope`] | the S3 locations a function may use, and the store wrapper that enforces them |
 //! | [`pre_annotation`] | the pre-human-task decision |
 //! | [`job_context`] | what a pre-annotation event's job is: configuration or DescribeLabelingJob, cached |
 //! | [`consolidate`] | annotation consolidation for every task type |
@@ -31,6 +32,7 @@ pub mod manifest;
 pub mod metadata;
 pub mod ports;
 pub mod pre_annotation;
+pub mod s3_scope;
 pub mod s3_uri;
 pub mod task_type;
 pub mod text;

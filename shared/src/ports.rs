@@ -45,6 +45,13 @@ pub enum StoreError {
         /// The limit.
         limit: u64,
     },
+    /// The location is outside the S3 locations the function's owner allows
+    /// ([`crate::s3_scope::S3Scope`]); nothing was sent to S3.
+    #[error("{uri} is outside the S3 locations this function may use (ALLOWED_S3_LOCATIONS)")]
+    OutsideScope {
+        /// The object.
+        uri: String,
+    },
     /// Anything else.
     #[error("{uri}: {message}")]
     Other {
@@ -123,6 +130,50 @@ pub trait VersionedStore: Send + Sync {
         body: Vec<u8>,
         expected: Option<&str>,
     ) -> Result<ConditionalPut, StoreError>;
+}
+
+// A shared store is a store: `Arc<S3Store>` or `Arc<dyn ObjectReader>` wrapped in a decorator such
+// as `s3_scope::Confined`.
+#[async_trait]
+impl<T: ObjectReader + ?Sized> ObjectReader for std::sync::Arc<T> {
+    async fn get_object(&self, uri: &S3Uri) -> Result<Vec<u8>, StoreError> {
+        (**self).get_object(uri).await
+    }
+}
+
+#[async_trait]
+impl<T: ObjectWriter + ?Sized> ObjectWriter for std::sync::Arc<T> {
+    async fn put_object(
+        &self,
+        uri: &S3Uri,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        (**self).put_object(uri, body, content_type).await
+    }
+}
+
+#[async_trait]
+impl<T: ObjectLister + ?Sized> ObjectLister for std::sync::Arc<T> {
+    async fn list_objects(&self, prefix: &S3Uri) -> Result<Vec<S3Uri>, StoreError> {
+        (**self).list_objects(prefix).await
+    }
+}
+
+#[async_trait]
+impl<T: VersionedStore + ?Sized> VersionedStore for std::sync::Arc<T> {
+    async fn get_versioned(&self, uri: &S3Uri) -> Result<Option<VersionedObject>, StoreError> {
+        (**self).get_versioned(uri).await
+    }
+
+    async fn put_if_match(
+        &self,
+        uri: &S3Uri,
+        body: Vec<u8>,
+        expected: Option<&str>,
+    ) -> Result<ConditionalPut, StoreError> {
+        (**self).put_if_match(uri, body, expected).await
+    }
 }
 
 /// Why a labeling-job call failed.

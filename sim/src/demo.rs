@@ -20,6 +20,9 @@ use groundwork_sagemaker::SageMakerJobs;
 use crate::error::SimError;
 use crate::lambda::FunctionStats;
 use crate::moto::{Moto, create_bucket, get, put};
+
+/// The demo's data bucket.
+const DEMO_BUCKET: &str = "groundwork-demo";
 use crate::sim::{GroundTruth, Interruption, JobScript, SimConfig};
 use crate::workforce::{BoxWorkers, Gold, Replay, TrueBox, Workforce};
 
@@ -626,6 +629,8 @@ pub async fn run_demo(options: &DemoOptions) -> Result<(), SimError> {
         event_deliveries: options.deliveries,
         chainer_env: Vec::new(),
         consolidation_env: Vec::new(),
+        // As the template deploys them: nothing outside the data bucket.
+        allowed_s3_locations: Some(format!("s3://{DEMO_BUCKET}")),
     })
     .await?;
     // Ctrl-C ends the scenario but not the clean-up: every process is still stopped below.
@@ -668,7 +673,7 @@ pub async fn run_demo(options: &DemoOptions) -> Result<(), SimError> {
 
 async fn demo_jobs(gt: &Arc<GroundTruth>, moto: &Moto, o: &DemoOptions) -> Result<(), SimError> {
     let s3 = moto.s3();
-    let bucket = "groundwork-demo";
+    let bucket = DEMO_BUCKET;
     create_bucket(&s3, bucket).await?;
     let root = |k: &str| {
         S3Uri::new(bucket, k).map_err(|e| SimError::Api {
@@ -807,6 +812,7 @@ pub async fn serve(bin_dir: PathBuf, log_dir: PathBuf, deliveries: usize) -> Res
         event_deliveries: deliveries,
         chainer_env: Vec::new(),
         consolidation_env: Vec::new(),
+        allowed_s3_locations: None,
     })
     .await?;
     println!("groundwork-sim serving on 127.0.0.1 (Ctrl-C stops it and every process it started):");

@@ -42,6 +42,9 @@ pub struct SimConfig {
     pub chainer_env: Vec<(String, String)>,
     /// Extra environment for the consolidation function (`CONSOLIDATION_METHOD`, …).
     pub consolidation_env: Vec<(String, String)>,
+    /// `ALLOWED_S3_LOCATIONS` for all three functions, as the template sets it (the data bucket by
+    /// default); `None` leaves them unconfined.
+    pub allowed_s3_locations: Option<String>,
 }
 
 /// What the simulated operator or a fault does to a job part way.
@@ -160,6 +163,9 @@ impl GroundTruth {
         .collect();
         let function = |name: &str, extra: &[(String, String)]| {
             let mut env = aws_env.clone();
+            if let Some(allowed) = &config.allowed_s3_locations {
+                env.push(("ALLOWED_S3_LOCATIONS".to_owned(), allowed.clone()));
+            }
             env.extend(extra.iter().cloned());
             Function::new(
                 &config.bin_dir.join(name),

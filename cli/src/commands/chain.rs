@@ -83,6 +83,8 @@ impl SettingsArgs {
             max_depth: self.max_depth,
             default_follow_up_plan: self.default_follow_up_plan.clone(),
             write_prefix: self.write_prefix.clone(),
+            // The local store keeps every key inside its folder; no further allow-list here.
+            scope: groundwork::s3_scope::S3Scope::anywhere(),
         }
     }
 }

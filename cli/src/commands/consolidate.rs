@@ -100,6 +100,7 @@ pub(crate) async fn run(args: ConsolidateArgs, out: &mut dyn Write) -> anyhow::R
         reader: &store,
         writer: &store,
         quality: args.worker_quality.then_some(&store as _),
+        scope: &groundwork::s3_scope::S3Scope::anywhere(),
     };
     match handle_request(&request, ports, &settings, clock.as_ref()).await {
         Ok(outcome) => {

@@ -11,11 +11,13 @@
 //! | `BOX_MATCH_IOU` | least IoU for two workers' boxes to be the same object | `0.5` |
 //! | `SPAN_QUORUM` | the same for named-entity spans | `0.5` |
 //! | `MAX_MASK_PIXELS` | larger segmentation images are refused (per object) before decoding | `50000000` |
+//! | `ALLOWED_S3_LOCATIONS` | `s3://bucket[/prefix]`, comma-separated: the only places read or written | anywhere IAM allows |
 
 use groundwork::TaskType;
 use groundwork::consolidate::batch::BatchSettings;
 use groundwork::consolidate::classification::Method;
 use groundwork::consolidate::custom::CustomMode;
+use groundwork::s3_scope::{S3Scope, S3ScopeError};
 use groundwork::task_type::UnknownTaskType;
 
 /// A configuration value that cannot be used: the function refuses to start.
@@ -29,6 +31,8 @@ pub(crate) enum ConfigError {
     CustomMode(String),
     #[error("{name} must be true/false (or on/off), not `{value}`")]
     Flag { name: &'static str, value: String },
+    #[error(transparent)]
+    Scope(#[from] S3ScopeError),
     #[error("{name} must be a number in {range}, not `{value}`")]
     Number {
         name: &'static str,
@@ -43,6 +47,7 @@ pub(crate) struct Config {
     pub(crate) settings: BatchSettings,
     pub(crate) worker_quality: bool,
     pub(crate) assume_role: bool,
+    pub(crate) scope: S3Scope,
 }
 
 fn flag(
@@ -125,6 +130,7 @@ pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, 
         settings,
         worker_quality: flag(&var, "WORKER_QUALITY", true)?,
         assume_role: flag(&var, "ASSUME_ROLE", false)?,
+        scope: S3Scope::from_lookup(&var)?,
     })
 }
 
@@ -148,6 +154,7 @@ mod tests {
         assert_eq!(c.settings.classification.method, Method::DawidSkene);
         assert!(c.worker_quality);
         assert!(!c.assume_role);
+        assert!(!c.scope.is_restricted());
     }
 
     #[test]
@@ -162,6 +169,7 @@ mod tests {
             ("BOX_MATCH_IOU", "0.4"),
             ("SPAN_QUORUM", "0.7"),
             ("MAX_MASK_PIXELS", "1000000"),
+            ("ALLOWED_S3_LOCATIONS", "s3://data/jobs"),
         ]))
         .unwrap();
         assert_eq!(c.settings.task_type, Some(TaskType::BoundingBox));
@@ -173,6 +181,7 @@ mod tests {
         assert_eq!(c.settings.boxes.match_iou, 0.4);
         assert_eq!(c.settings.spans.quorum, 0.7);
         assert_eq!(c.settings.segmentation.max_pixels, 1_000_000);
+        assert_eq!(c.scope.describe().as_deref(), Some("s3://data/jobs"));
     }
 
     #[test]
@@ -188,6 +197,10 @@ mod tests {
         assert!(matches!(
             from_vars(vars(&[("ASSUME_ROLE", "maybe")])),
             Err(ConfigError::Flag { .. })
+        ));
+        assert!(matches!(
+            from_vars(vars(&[("ALLOWED_S3_LOCATIONS", "data/jobs")])),
+            Err(ConfigError::Scope(_))
         ));
     }
 }

@@ -12,6 +12,7 @@ use groundwork::consolidate::service::{Ports, QualityReport, RequestError, handl
 use groundwork::contracts::{ConsolidationRequest, ConsolidationResponseEntry, RawEvent};
 use groundwork::metadata::Clock;
 use groundwork::ports::{ObjectReader, ObjectWriter, VersionedStore};
+use groundwork::s3_scope::Confined;
 use groundwork::text::echo;
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
@@ -71,7 +72,16 @@ pub(crate) struct Consolidation {
 }
 
 impl Consolidation {
+    /// Every store, and every reader assumed later, is confined to the configured S3 scope here, so that
+    /// no path of the handler can reach outside it.
     pub(crate) fn new(config: Config, storage: Storage, clock: Arc<dyn Clock>) -> Self {
+        let scope = &config.scope;
+        let storage = Storage {
+            reader: Arc::new(Confined::new(storage.reader, scope.clone())),
+            writer: Arc::new(Confined::new(storage.writer, scope.clone())),
+            quality: Arc::new(Confined::new(storage.quality, scope.clone())),
+            roles: storage.roles,
+        };
         Consolidation {
             config,
             storage,
@@ -107,6 +117,8 @@ impl Consolidation {
                     role: role.clone(),
                     message,
                 })?;
+        let reader: Arc<dyn ObjectReader> =
+            Arc::new(Confined::new(reader, self.config.scope.clone()));
         self.role_readers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -140,6 +152,7 @@ impl Consolidation {
                 .config
                 .worker_quality
                 .then_some(self.storage.quality.as_ref()),
+            scope: &self.config.scope,
         };
         let outcome = handle_request(&request, ports, &self.config.settings, self.clock.as_ref())
             .await
@@ -269,6 +282,87 @@ mod tests {
         .unwrap();
         let err = h.handle(request).await.unwrap_err();
         assert_eq!(Diagnostic::from(err).error_type, "PayloadNotFound");
+    }
+
+    /// A custom-task request of two objects whose answers are stored in S3 at `answers`.
+    fn scoped_request(payload: &str, output: &str) -> Value {
+        json!({
+            "version": "2018-10-06",
+            "labelingJobArn": "arn:aws:sagemaker:us-east-1:111122223333:labeling-job/scoped",
+            "labelAttributeName": "scoped",
+            "roleArn": "arn:aws:iam::111122223333:role/gt",
+            "payload": {"s3Uri": payload},
+            "outputConfig": output,
+        })
+    }
+
+    #[tokio::test]
+    async fn nothing_is_read_or_written_outside_the_allowed_s3_locations() {
+        let store = Arc::new(MemoryObjectStore::new());
+        let config = crate::config::from_vars(|name| {
+            (name == "ALLOWED_S3_LOCATIONS").then(|| "s3://data/jobs".to_owned())
+        })
+        .unwrap();
+        let payload = json!([
+            {"datasetObjectId": "0", "dataObject": {"content": "a"},
+             "annotations": [{"workerId": "w", "annotationData": {"s3Uri": "s3://data/jobs/answers/0.json"}}]},
+            {"datasetObjectId": "1", "dataObject": {"content": "b"},
+             "annotations": [{"workerId": "w", "annotationData": {"s3Uri": "s3://data/secret.json"}}]},
+        ]);
+        for uri in ["s3://data/jobs/request.json", "s3://data/request.json"] {
+            store.insert(uri, payload.to_string());
+        }
+        store.insert("s3://data/jobs/answers/0.json", r#"{"x": 1}"#);
+        store.insert("s3://data/secret.json", r#"{"secret": 1}"#);
+        let h = handler(store.clone(), config, None);
+
+        // The payload elsewhere: refused before it is read.
+        let err = h
+            .handle(scoped_request(
+                "s3://data/request.json",
+                "s3://data/jobs/out/annotations",
+            ))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("s3://data/request.json"), "{err}");
+        assert_eq!(Diagnostic::from(err).error_type, "S3LocationNotAllowed");
+        // The output elsewhere: the whole request is refused, nothing is written.
+        let err = h
+            .handle(scoped_request(
+                "s3://data/jobs/request.json",
+                "s3://data/annotations",
+            ))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("outputConfig s3://data/annotations"),
+            "{err}"
+        );
+        assert_eq!(Diagnostic::from(err).error_type, "S3LocationNotAllowed");
+        assert_eq!(store.writes(), Vec::<String>::new());
+        // An answer elsewhere: that object fails, the other is labelled, the secret is not echoed.
+        let entries = h
+            .handle(scoped_request(
+                "s3://data/jobs/request.json",
+                "s3://data/jobs/out/annotations",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(entries.len(), 2);
+        let json = serde_json::to_string(&entries).unwrap();
+        assert_eq!(entries[0].content_map()["scoped"], json!({"x": 1}));
+        let failed = entries[1].content_map();
+        let metadata = &failed["scoped-metadata"];
+        assert_eq!(metadata["failure-reason"], "no usable answer", "{failed:?}");
+        let reason = metadata["skipped-answers"][0]["reason"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            reason.contains("s3://data/secret.json is outside the S3 locations"),
+            "{failed:?}"
+        );
+        assert!(!json.contains(r#""secret""#), "{json}");
     }
 
     struct FixedRole(Arc<MemoryObjectStore>, Mutex<Vec<String>>);

@@ -40,6 +40,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // A bad value stops the cold start with a readable message (Lambda reports Runtime.ExitError).
     let config = config::from_vars(|name| std::env::var(name).ok())
         .map_err(|e| lambda_runtime::Error::from(format!("configuration: {e}")))?;
+    tracing::info!(allowed_s3_locations = config.scope.describe(), "configured");
     let aws = aws_config::load_from_env().await;
     let store = Arc::new(S3Store::from_conf(&aws));
     let roles: Option<Arc<dyn RoleReaders>> = config

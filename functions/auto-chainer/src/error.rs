@@ -91,6 +91,7 @@ fn store_error_type(error: &StoreError) -> &'static str {
         StoreError::Unavailable { .. } => "Retryable.S3Unavailable",
         StoreError::AccessDenied { .. } => "Permanent.S3AccessDenied",
         StoreError::NotFound { .. } => "Permanent.S3ObjectNotFound",
+        StoreError::OutsideScope { .. } => "Permanent.S3LocationNotAllowed",
         StoreError::TooLarge { .. } | StoreError::Other { .. } => "Permanent.S3Error",
     }
 }

@@ -22,6 +22,7 @@ use groundwork::metadata::{Clock, LabelingJobArn};
 use groundwork::ports::{
     LabelingJobCreator, LabelingJobDescriber, ObjectLister, ObjectReader, ObjectWriter,
 };
+use groundwork::s3_scope::Confined;
 use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
@@ -141,6 +142,14 @@ impl Chainer {
         clock: Arc<dyn Clock>,
         metrics: Arc<dyn MetricSink>,
     ) -> Self {
+        // Every S3 call of the chain goes through the configured scope (`ALLOWED_S3_LOCATIONS`).
+        let scope = &settings.scope;
+        let services = Services {
+            reader: Arc::new(Confined::new(services.reader, scope.clone())),
+            writer: Arc::new(Confined::new(services.writer, scope.clone())),
+            lister: Arc::new(Confined::new(services.lister, scope.clone())),
+            ..services
+        };
         Chainer {
             services,
             settings,

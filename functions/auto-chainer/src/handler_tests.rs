@@ -15,6 +15,7 @@ use groundwork::labeling_job::{
 use groundwork::metadata::FixedClock;
 use groundwork::ports::fakes::{MemoryLabelingJobs, MemoryObjectStore};
 use groundwork::ports::{CreateOutcome, JobsError};
+use groundwork::s3_scope::S3Scope;
 use lambda_runtime::Diagnostic;
 
 use super::*;
@@ -394,6 +395,30 @@ async fn an_invalid_plan_is_a_permanent_error() {
     let missing = World::new("Completed", &[(TAG_FOLLOW_UP, PLAN_URI)]);
     let err = missing.handle(EVENT_COMPLETED).await.unwrap_err();
     assert_eq!(err.error_type(), "Permanent.S3ObjectNotFound");
+}
+
+#[tokio::test]
+async fn a_plan_outside_the_allowed_s3_locations_is_never_read() {
+    let mut world = World::new("Completed", &[(TAG_FOLLOW_UP, PLAN_URI)]);
+    world.store.insert(PLAN_URI, PLAN_SECOND_QUESTION);
+    world.settings.scope = S3Scope::parse("s3://out-bucket,s3://in-bucket").unwrap();
+    let err = world.handle(EVENT_COMPLETED).await.unwrap_err();
+    assert_eq!(err.error_type(), "Permanent.S3LocationNotAllowed");
+    assert!(err.to_string().contains(PLAN_URI), "{err}");
+    assert!(world.created().is_empty());
+    assert!(world.store.writes().is_empty());
+
+    // With the plans' bucket allowed, the same event chains, writing only inside the scope.
+    world.settings.scope = S3Scope::parse("s3://out-bucket/jobs,s3://plans-bucket").unwrap();
+    world.handle(EVENT_COMPLETED).await.unwrap();
+    assert_eq!(world.created().len(), 1);
+    assert!(
+        world
+            .store
+            .writes()
+            .iter()
+            .all(|uri| uri.starts_with("s3://out-bucket/jobs/"))
+    );
 }
 
 // --- Staging, automated labeling -----------------------------------------------------------------

@@ -33,6 +33,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         max_chain_depth = settings.max_depth,
         default_follow_up_plan = settings.default_follow_up_plan.as_ref().map(ToString::to_string),
         chain_write_prefix = settings.write_prefix.as_ref().map(ToString::to_string),
+        allowed_s3_locations = settings.scope.describe(),
         "configured"
     );
 

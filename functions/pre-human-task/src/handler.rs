@@ -9,8 +9,9 @@ use std::sync::Arc;
 use groundwork::contracts::{PreHumanTaskRequest, PreHumanTaskResponse, RawEvent};
 use groundwork::job_context::{JobContextError, JobContextResolver};
 use groundwork::manifest::DataSource;
-use groundwork::ports::{JobsError, LabelingJobDescriber, ObjectReader};
+use groundwork::ports::{JobsError, LabelingJobDescriber, ObjectReader, StoreError};
 use groundwork::pre_annotation::{PreAnnotationError, parse_data_object, respond};
+use groundwork::s3_scope::{Confined, S3Scope};
 use groundwork::text::echo;
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
@@ -44,6 +45,10 @@ impl PreHumanTaskError {
                 JobContextError::InvalidUri { .. } | JobContextError::BadLabels { .. } => {
                     "InvalidLabelCategories"
                 }
+                JobContextError::ReadLabels {
+                    source: StoreError::OutsideScope { .. },
+                    ..
+                } => "S3LocationNotAllowed",
                 JobContextError::ReadLabels { .. } => "LabelCategoriesUnreadable",
             },
         }
@@ -67,15 +72,17 @@ pub(crate) struct PreHumanTask {
 }
 
 impl PreHumanTask {
+    /// `objects` (the label-category files) is confined to `scope` here, so no read leaves it.
     pub(crate) fn new(
         resolver: JobContextResolver,
         jobs: Arc<dyn LabelingJobDescriber>,
         objects: Arc<dyn ObjectReader>,
+        scope: S3Scope,
     ) -> Self {
         PreHumanTask {
             resolver,
             jobs,
-            objects,
+            objects: Arc::new(Confined::new(objects, scope)),
         }
     }
 
@@ -144,6 +151,29 @@ mod tests {
     }
 
     fn describing_handler() -> (PreHumanTask, Arc<MemoryLabelingJobs>) {
+        describing_handler_within(S3Scope::anywhere())
+    }
+
+    #[tokio::test]
+    async fn a_label_category_file_outside_the_allowed_s3_locations_is_never_read() {
+        let (handler, _) =
+            describing_handler_within(S3Scope::parse("s3://test-bucket/out").unwrap());
+        let err = handler
+            .handle(json!({
+                "version": "2018-10-06",
+                "labelingJobArn": "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/test-labeling-job",
+                "dataObject": {"source-ref": "s3://test-bucket/1.jpg"}
+            }))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("s3://test-bucket/labels.json"),
+            "{err}"
+        );
+        assert_eq!(Diagnostic::from(err).error_type, "S3LocationNotAllowed");
+    }
+
+    fn describing_handler_within(scope: S3Scope) -> (PreHumanTask, Arc<MemoryLabelingJobs>) {
         let jobs = Arc::new(MemoryLabelingJobs::new());
         let description: LabelingJobDescription = serde_json::from_value(json!({
             "LabelingJobStatus": "InProgress",
@@ -169,7 +199,12 @@ mod tests {
             "s3://test-bucket/labels.json",
             r#"{"document-version":"2018-11-28","labels":[{"label":"Cat"},{"label":"Dog"}]}"#,
         );
-        let handler = PreHumanTask::new(JobContextResolver::from_describe(), jobs.clone(), store);
+        let handler = PreHumanTask::new(
+            JobContextResolver::from_describe(),
+            jobs.clone(),
+            store,
+            scope,
+        );
         (handler, jobs)
     }
 
@@ -310,7 +345,12 @@ mod tests {
             labels: None,
             label_category_config: None,
         });
-        let handler = PreHumanTask::new(resolver, jobs.clone(), Arc::new(MemoryObjectStore::new()));
+        let handler = PreHumanTask::new(
+            resolver,
+            jobs.clone(),
+            Arc::new(MemoryObjectStore::new()),
+            S3Scope::anywhere(),
+        );
         let response = handler
             .handle(fixture(
                 "aws_examples_ner_custom_template/pre_annotation_request.json",

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use groundwork::contracts::RawEvent;
 use groundwork::job_context::JobContextResolver;
+use groundwork::s3_scope::S3Scope;
 use groundwork_s3::S3Store;
 use groundwork_sagemaker::SageMakerJobs;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -33,11 +34,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
         None => JobContextResolver::from_describe(),
     };
+    let scope = S3Scope::from_lookup(|name| std::env::var(name).ok())
+        .map_err(|e| lambda_runtime::Error::from(format!("configuration: {e}")))?;
+    tracing::info!(allowed_s3_locations = scope.describe(), "configured");
     let aws = aws_config::load_from_env().await;
     let handler = PreHumanTask::new(
         resolver,
         Arc::new(SageMakerJobs::from_conf(&aws)),
         Arc::new(S3Store::from_conf(&aws)),
+        scope,
     );
     let handler = &handler;
     // A `RawEvent` never fails to deserialize: a body that is not JSON gets our `InvalidEvent`.

@@ -14,6 +14,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::s3_scope::{S3Scope, S3ScopeError};
 use crate::s3_uri::S3Uri;
 
 /// `CHAIN_DEFAULT`.
@@ -89,6 +90,17 @@ pub enum SettingsError {
         #[source]
         source: crate::s3_uri::S3UriError,
     },
+    /// `ALLOWED_S3_LOCATIONS` is unusable.
+    #[error(transparent)]
+    Scope(#[from] S3ScopeError),
+    /// A configured location is outside `ALLOWED_S3_LOCATIONS`: every chain would fail on it.
+    #[error("{variable}: {uri} is outside ALLOWED_S3_LOCATIONS")]
+    OutsideScope {
+        /// The variable.
+        variable: &'static str,
+        /// Its value.
+        uri: String,
+    },
 }
 
 /// The function-level defaults.
@@ -102,6 +114,8 @@ pub struct ChainSettings {
     pub default_follow_up_plan: Option<S3Uri>,
     /// Where new manifests and label category files are written.
     pub write_prefix: Option<S3Uri>,
+    /// Where the chainer may read and write (plans, manifests, label files).
+    pub scope: S3Scope,
 }
 
 impl Default for ChainSettings {
@@ -111,6 +125,7 @@ impl Default for ChainSettings {
             max_depth: DEFAULT_MAX_DEPTH,
             default_follow_up_plan: None,
             write_prefix: None,
+            scope: S3Scope::anywhere(),
         }
     }
 }
@@ -138,6 +153,20 @@ impl ChainSettings {
         };
         settings.default_follow_up_plan = uri(ENV_DEFAULT_FOLLOW_UP_PLAN)?;
         settings.write_prefix = uri(ENV_CHAIN_WRITE_PREFIX)?;
+        settings.scope = S3Scope::from_lookup(&lookup)?;
+        for (variable, location) in [
+            (ENV_DEFAULT_FOLLOW_UP_PLAN, &settings.default_follow_up_plan),
+            (ENV_CHAIN_WRITE_PREFIX, &settings.write_prefix),
+        ] {
+            if let Some(uri) = location
+                && !settings.scope.allows(uri)
+            {
+                return Err(SettingsError::OutsideScope {
+                    variable,
+                    uri: uri.to_string(),
+                });
+            }
+        }
         Ok(settings)
     }
 }
@@ -145,6 +174,31 @@ impl ChainSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configured_locations_must_be_inside_the_allowed_ones() {
+        let settings = read(&[
+            ("ALLOWED_S3_LOCATIONS", "s3://data/jobs"),
+            (ENV_CHAIN_WRITE_PREFIX, "s3://data/jobs/chains/"),
+        ])
+        .unwrap();
+        assert!(settings.scope.is_restricted());
+        let error = read(&[
+            ("ALLOWED_S3_LOCATIONS", "s3://data/jobs"),
+            (ENV_DEFAULT_FOLLOW_UP_PLAN, "s3://data/plans/p.json"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{ENV_DEFAULT_FOLLOW_UP_PLAN}: s3://data/plans/p.json is outside ALLOWED_S3_LOCATIONS"
+            )
+        );
+        assert!(matches!(
+            read(&[("ALLOWED_S3_LOCATIONS", "bucket/x")]),
+            Err(SettingsError::Scope(_))
+        ));
+    }
     use std::collections::HashMap;
 
     fn read(vars: &[(&str, &str)]) -> Result<ChainSettings, SettingsError> {

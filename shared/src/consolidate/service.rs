@@ -25,6 +25,7 @@ use crate::contracts::{
 use crate::lan::{LabelAttributeName, LanError};
 use crate::metadata::{ArnError, Clock, LabelingJobArn};
 use crate::ports::{ConditionalPut, ObjectReader, ObjectWriter, StoreError, VersionedStore};
+use crate::s3_scope::S3Scope;
 use crate::s3_uri::{S3Uri, S3UriError, key_segment};
 
 /// How many times a conflicting worker-quality write is retried before giving up (for this batch).
@@ -50,6 +51,15 @@ pub enum RequestError {
     /// The payload could not be read.
     #[error("cannot read the payload: {0}")]
     PayloadUnreadable(#[source] StoreError),
+    /// `outputConfig` is outside the S3 locations the function may use: nothing of the request is
+    /// read or written (its masks and worker quality would go there).
+    #[error(
+        "outputConfig {uri} is outside the S3 locations this function may use (ALLOWED_S3_LOCATIONS)"
+    )]
+    OutputOutsideScope {
+        /// The request's `outputConfig`.
+        uri: String,
+    },
     /// The payload is not a JSON array.
     #[error("payload {uri}: {source}")]
     InvalidPayload {
@@ -69,6 +79,10 @@ impl RequestError {
             | RequestError::InvalidLabelAttributeName(_)
             | RequestError::NoPayload
             | RequestError::InvalidPayloadUri(_) => "InvalidRequest",
+            RequestError::OutputOutsideScope { .. }
+            | RequestError::PayloadUnreadable(StoreError::OutsideScope { .. }) => {
+                "S3LocationNotAllowed"
+            }
             RequestError::PayloadUnreadable(StoreError::NotFound { .. }) => "PayloadNotFound",
             RequestError::PayloadUnreadable(StoreError::AccessDenied { .. }) => {
                 "PayloadAccessDenied"
@@ -91,6 +105,12 @@ pub struct Ports<'a> {
     pub writer: &'a dyn ObjectWriter,
     /// Keeps the job's worker quality.
     pub quality: Option<&'a dyn VersionedStore>,
+    /// Where the request may read and write. The stores are expected to be [`Confined`] to it as well
+    /// (the functions build them so); the service checks `outputConfig` against it up front, so that a
+    /// request pointing its output elsewhere is refused as a whole rather than object by object.
+    ///
+    /// [`Confined`]: crate::s3_scope::Confined
+    pub scope: &'a S3Scope,
 }
 
 impl std::fmt::Debug for Ports<'_> {
@@ -177,6 +197,17 @@ pub async fn handle_request(
     let lan = LabelAttributeName::new(request.label_attribute_name.as_str())
         .map_err(RequestError::InvalidLabelAttributeName)?;
     let lan = lan.as_str();
+    let output_config: Option<S3Uri> = request
+        .output_config
+        .as_deref()
+        .and_then(|o| o.parse().ok());
+    if let Some(out) = &output_config
+        && !ports.scope.allows(out)
+    {
+        return Err(RequestError::OutputOutsideScope {
+            uri: out.to_string(),
+        });
+    }
     let (payload_name, payload) = match (&request.payload.s3_uri, &request.payload.content) {
         (Some(uri), _) => {
             let uri: S3Uri = uri.parse()?;
@@ -195,11 +226,6 @@ pub async fn handle_request(
         source,
     })?;
     let objects = resolve_answers(parsed, ports.reader).await;
-
-    let output_config: Option<S3Uri> = request
-        .output_config
-        .as_deref()
-        .and_then(|o| o.parse().ok());
     let key = batch_key(request);
     let state_uri = match (ports.quality, &output_config) {
         (Some(_), Some(out)) => Some(worker_quality_uri(out, lan)),
@@ -463,6 +489,7 @@ mod tests {
             reader: &store,
             writer: &store,
             quality: Some(&store),
+            scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let out = handle(&request(uri), ports).unwrap();
         assert_eq!(out.entries.len(), 2);
@@ -491,6 +518,7 @@ mod tests {
             reader: &store,
             writer: &store,
             quality: Some(&store),
+            scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let first = handle(&request(uri), ports).unwrap();
         let second = handle(&request(uri), ports).unwrap();
@@ -558,6 +586,7 @@ mod tests {
             reader: &store,
             writer: &store,
             quality: Some(&quality),
+            scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let out = handle(&request(uri), ports).unwrap();
         assert_eq!(
@@ -580,6 +609,7 @@ mod tests {
             reader: &store,
             writer: &store,
             quality: Some(&store),
+            scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         // Batch 1: w1 always agrees with two others.
         let many: Vec<(String, Vec<(&str, &str)>)> = (0..20)
@@ -611,6 +641,7 @@ mod tests {
             reader: &fresh,
             writer: &fresh,
             quality: Some(&fresh),
+            scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let out = handle(&request("s3://bucket/p/2.json"), ports).unwrap();
         assert_eq!(
@@ -634,6 +665,7 @@ mod tests {
             reader: &store,
             writer: &store,
             quality: Some(&store),
+            scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let out = handle(&request("s3://bucket/p/1.json"), ports).unwrap();
         assert_eq!(out.entries.len(), 1);
@@ -647,6 +679,7 @@ mod tests {
             reader: &store,
             writer: &store,
             quality: None,
+            scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let run = |r: ConsolidationRequest| handle(&r, ports);
         assert_eq!(
@@ -690,6 +723,7 @@ mod tests {
             reader: &store,
             writer: &store,
             quality: Some(&store),
+            scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let long = "x".repeat(100_000);
         for (lan, says) in [
@@ -803,6 +837,7 @@ mod tests {
             reader: &store,
             writer: &store,
             quality: Some(&store),
+            scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let out = handle(&r, ports).unwrap();
         let mask =
