@@ -2,7 +2,8 @@
 
 use groundwork::S3Uri;
 use groundwork::ports::{
-    ConditionalPut, ObjectLister, ObjectReader, ObjectWriter, StoreError, VersionedStore,
+    ConditionalPut, Encryption, ObjectLister, ObjectReader, ObjectWriter, StoreError,
+    VersionedStore,
 };
 use groundwork_s3::S3Store;
 
@@ -39,6 +40,7 @@ async fn reads_writes_lists_and_maps_errors() {
             &uri("s3://gw-adapter/out/x:y 1.png"),
             vec![1, 2, 3],
             "image/png",
+            &Encryption::BucketDefault,
         )
         .await
         .unwrap();
@@ -90,7 +92,7 @@ async fn conditional_writes_detect_a_lost_race() {
 
     assert_eq!(store.get_versioned(&state).await.unwrap(), None);
     let ConditionalPut::Written { etag: first } = store
-        .put_if_match(&state, b"v1".to_vec(), None)
+        .put_if_match(&state, b"v1".to_vec(), None, &Encryption::BucketDefault)
         .await
         .unwrap()
     else {
@@ -99,7 +101,7 @@ async fn conditional_writes_detect_a_lost_race() {
     // A second "first write" loses: the object exists now.
     assert_eq!(
         store
-            .put_if_match(&state, b"other".to_vec(), None)
+            .put_if_match(&state, b"other".to_vec(), None, &Encryption::BucketDefault)
             .await
             .unwrap(),
         ConditionalPut::Conflict
@@ -107,14 +109,24 @@ async fn conditional_writes_detect_a_lost_race() {
     // An update against the ETag read succeeds once; the stale ETag then loses.
     assert!(matches!(
         store
-            .put_if_match(&state, b"v2".to_vec(), Some(&first))
+            .put_if_match(
+                &state,
+                b"v2".to_vec(),
+                Some(&first),
+                &Encryption::BucketDefault
+            )
             .await
             .unwrap(),
         ConditionalPut::Written { .. }
     ));
     assert_eq!(
         store
-            .put_if_match(&state, b"v3".to_vec(), Some(&first))
+            .put_if_match(
+                &state,
+                b"v3".to_vec(),
+                Some(&first),
+                &Encryption::BucketDefault
+            )
             .await
             .unwrap(),
         ConditionalPut::Conflict
@@ -144,4 +156,56 @@ async fn an_unreachable_endpoint_is_retryable() {
     let store = S3Store::new(aws_sdk_s3::Client::from_conf(conf));
     let err = store.get_object(&uri("s3://gw-any/k")).await.unwrap_err();
     assert!(err.is_retryable(), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_ask_for_sse_kms_with_the_jobs_key() {
+    let moto = Moto::start();
+    let s3 = moto.s3();
+    put(&s3, "gw-kms", &[("seed", b"".to_vec())]).await;
+    let store = S3Store::new(s3.clone());
+    let key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let kms = Encryption::Kms {
+        key_id: key.to_owned(),
+    };
+    store
+        .put_object(&uri("s3://gw-kms/mask.png"), vec![1], "image/png", &kms)
+        .await
+        .unwrap();
+    store
+        .put_if_match(&uri("s3://gw-kms/quality.json"), b"{}".to_vec(), None, &kms)
+        .await
+        .unwrap();
+    store
+        .put_object(
+            &uri("s3://gw-kms/plain.png"),
+            vec![1],
+            "image/png",
+            &Encryption::BucketDefault,
+        )
+        .await
+        .unwrap();
+    for object in ["mask.png", "quality.json"] {
+        let head = s3
+            .head_object()
+            .bucket("gw-kms")
+            .key(object)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.server_side_encryption().map(|e| e.as_str()),
+            Some("aws:kms"),
+            "{object}"
+        );
+        assert_eq!(head.ssekms_key_id(), Some(key), "{object}");
+    }
+    let plain = s3
+        .head_object()
+        .bucket("gw-kms")
+        .key("plain.png")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.ssekms_key_id(), None);
 }

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use groundwork::S3Uri;
 use groundwork::ports::{
-    ConditionalPut, ObjectReader, ObjectWriter, StoreError, VersionedObject, VersionedStore,
+    ConditionalPut, Encryption, ObjectReader, ObjectWriter, StoreError, VersionedObject,
+    VersionedStore,
 };
 use groundwork::s3_uri::key_segment;
 use sha2::{Digest, Sha256};
@@ -97,6 +98,8 @@ impl ObjectWriter for LocalStore {
         uri: &S3Uri,
         body: Vec<u8>,
         _content_type: &str,
+        // A local folder has no encryption at rest of its own: the machine's disk encryption applies.
+        _encryption: &Encryption,
     ) -> Result<(), StoreError> {
         self.write(uri, &body)
     }
@@ -116,6 +119,7 @@ impl VersionedStore for LocalStore {
         uri: &S3Uri,
         body: Vec<u8>,
         expected: Option<&str>,
+        _encryption: &Encryption,
     ) -> Result<ConditionalPut, StoreError> {
         let current = self.read(uri)?.map(|b| etag(&b));
         if current.as_deref() != expected {
@@ -183,6 +187,7 @@ mod tests {
             &uri("s3://b1b/../../escaped.txt"),
             b"x".to_vec(),
             "text/plain",
+            &Encryption::BucketDefault,
         ))
         .expect("written inside");
         assert!(!dir.path().join("../escaped.txt").exists());

@@ -26,7 +26,8 @@ use groundwork::consolidate::worker_quality::{DEFAULT_MAX_BATCHES, JobWorkerQual
 use groundwork::contracts::ConsolidationRequest;
 use groundwork::metadata::FixedClock;
 use groundwork::ports::{
-    ConditionalPut, ObjectReader, ObjectWriter, StoreError, VersionedObject, VersionedStore,
+    ConditionalPut, Encryption, ObjectReader, ObjectWriter, StoreError, VersionedObject,
+    VersionedStore,
 };
 use groundwork::s3_uri::S3Uri;
 use rand::rngs::SmallRng;
@@ -89,7 +90,13 @@ impl ObjectReader for BenchStore {
 
 #[async_trait]
 impl ObjectWriter for BenchStore {
-    async fn put_object(&self, _: &S3Uri, _: Vec<u8>, _: &str) -> Result<(), StoreError> {
+    async fn put_object(
+        &self,
+        _: &S3Uri,
+        _: Vec<u8>,
+        _: &str,
+        _: &Encryption,
+    ) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -108,6 +115,7 @@ impl VersionedStore for BenchStore {
         _: &S3Uri,
         body: Vec<u8>,
         _: Option<&str>,
+        _: &Encryption,
     ) -> Result<ConditionalPut, StoreError> {
         if let Ok(mut written) = self.written.lock() {
             *written = body.len();

@@ -97,15 +97,42 @@ pub trait ObjectReader: Send + Sync {
     async fn get_object(&self, uri: &S3Uri) -> Result<Vec<u8>, StoreError>;
 }
 
+/// How a written object is encrypted at rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum Encryption {
+    /// The bucket's default encryption (SSE-S3 unless the bucket says otherwise).
+    #[default]
+    BucketDefault,
+    /// SSE-KMS with this key (id, ARN or alias): what a job asks for with `kmsKeyId` /
+    /// `OutputConfig.KmsKeyId`. Writing needs `kms:GenerateDataKey` on the key.
+    Kms {
+        /// The key.
+        key_id: String,
+    },
+}
+
+impl Encryption {
+    /// SSE-KMS with `key_id` when there is one (blank counts as none), else the bucket's default.
+    pub fn kms_or_default(key_id: Option<&str>) -> Self {
+        match key_id.map(str::trim).filter(|k| !k.is_empty()) {
+            Some(key_id) => Encryption::Kms {
+                key_id: key_id.to_owned(),
+            },
+            None => Encryption::BucketDefault,
+        }
+    }
+}
+
 /// `s3:PutObject`.
 #[async_trait]
 pub trait ObjectWriter: Send + Sync {
-    /// Writes a whole object.
+    /// Writes a whole object, encrypted as `encryption` says.
     async fn put_object(
         &self,
         uri: &S3Uri,
         body: Vec<u8>,
         content_type: &str,
+        encryption: &Encryption,
     ) -> Result<(), StoreError>;
 }
 
@@ -123,12 +150,14 @@ pub trait VersionedStore: Send + Sync {
     /// Reads an object and its ETag; `None` when it does not exist.
     async fn get_versioned(&self, uri: &S3Uri) -> Result<Option<VersionedObject>, StoreError>;
 
-    /// Writes `body` only if the object's ETag is still `expected` (`None`: only if it does not exist).
+    /// Writes `body` only if the object's ETag is still `expected` (`None`: only if it does not exist),
+    /// encrypted as `encryption` says.
     async fn put_if_match(
         &self,
         uri: &S3Uri,
         body: Vec<u8>,
         expected: Option<&str>,
+        encryption: &Encryption,
     ) -> Result<ConditionalPut, StoreError>;
 }
 
@@ -148,8 +177,11 @@ impl<T: ObjectWriter + ?Sized> ObjectWriter for std::sync::Arc<T> {
         uri: &S3Uri,
         body: Vec<u8>,
         content_type: &str,
+        encryption: &Encryption,
     ) -> Result<(), StoreError> {
-        (**self).put_object(uri, body, content_type).await
+        (**self)
+            .put_object(uri, body, content_type, encryption)
+            .await
     }
 }
 
@@ -171,8 +203,9 @@ impl<T: VersionedStore + ?Sized> VersionedStore for std::sync::Arc<T> {
         uri: &S3Uri,
         body: Vec<u8>,
         expected: Option<&str>,
+        encryption: &Encryption,
     ) -> Result<ConditionalPut, StoreError> {
-        (**self).put_if_match(uri, body, expected).await
+        (**self).put_if_match(uri, body, expected, encryption).await
     }
 }
 
@@ -264,6 +297,8 @@ pub mod fakes {
         objects: Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
         next_version: Mutex<u64>,
         writes: Mutex<Vec<String>>,
+        /// How each object was last written.
+        encryption: Mutex<BTreeMap<String, Encryption>>,
         /// URIs whose reads fail with `AccessDenied`.
         denied: Mutex<Vec<String>>,
     }
@@ -293,6 +328,11 @@ pub mod fakes {
         /// Every URI written through the ports, in order.
         pub fn writes(&self) -> Vec<String> {
             lock(&self.writes).clone()
+        }
+
+        /// How `uri` was last written through the ports (`None`: never written through them).
+        pub fn encryption_of(&self, uri: &str) -> Option<Encryption> {
+            lock(&self.encryption).get(uri).cloned()
         }
 
         /// Every URI stored.
@@ -336,8 +376,10 @@ pub mod fakes {
             uri: &S3Uri,
             body: Vec<u8>,
             _content_type: &str,
+            encryption: &Encryption,
         ) -> Result<(), StoreError> {
             self.insert(&uri.to_string(), body);
+            lock(&self.encryption).insert(uri.to_string(), encryption.clone());
             lock(&self.writes).push(uri.to_string());
             Ok(())
         }
@@ -372,6 +414,7 @@ pub mod fakes {
             uri: &S3Uri,
             body: Vec<u8>,
             expected: Option<&str>,
+            encryption: &Encryption,
         ) -> Result<ConditionalPut, StoreError> {
             let key = uri.to_string();
             let version = self.bump();
@@ -381,6 +424,7 @@ pub mod fakes {
                 return Ok(ConditionalPut::Conflict);
             }
             objects.insert(key.clone(), (body, version));
+            lock(&self.encryption).insert(key.clone(), encryption.clone());
             lock(&self.writes).push(key);
             Ok(ConditionalPut::Written {
                 etag: format!("\"{version}\""),

@@ -18,8 +18,8 @@
 use async_trait::async_trait;
 
 use crate::ports::{
-    ConditionalPut, ObjectLister, ObjectReader, ObjectWriter, StoreError, VersionedObject,
-    VersionedStore,
+    ConditionalPut, Encryption, ObjectLister, ObjectReader, ObjectWriter, StoreError,
+    VersionedObject, VersionedStore,
 };
 use crate::s3_uri::{S3Uri, S3UriError};
 
@@ -187,9 +187,12 @@ impl<S: ObjectWriter> ObjectWriter for Confined<S> {
         uri: &S3Uri,
         body: Vec<u8>,
         content_type: &str,
+        encryption: &Encryption,
     ) -> Result<(), StoreError> {
         self.scope.check(uri)?;
-        self.inner.put_object(uri, body, content_type).await
+        self.inner
+            .put_object(uri, body, content_type, encryption)
+            .await
     }
 }
 
@@ -220,9 +223,12 @@ impl<S: VersionedStore> VersionedStore for Confined<S> {
         uri: &S3Uri,
         body: Vec<u8>,
         expected: Option<&str>,
+        encryption: &Encryption,
     ) -> Result<ConditionalPut, StoreError> {
         self.scope.check(uri)?;
-        self.inner.put_if_match(uri, body, expected).await
+        self.inner
+            .put_if_match(uri, body, expected, encryption)
+            .await
     }
 }
 
@@ -298,11 +304,24 @@ mod tests {
             }
         );
         assert!(
-            block_on(store.put_object(&uri("s3://data/x.png"), b"png".to_vec(), "image/png"))
-                .is_err()
+            block_on(store.put_object(
+                &uri("s3://data/x.png"),
+                b"png".to_vec(),
+                "image/png",
+                &Encryption::BucketDefault
+            ))
+            .is_err()
         );
         assert!(block_on(store.get_versioned(&uri("s3://data/q.json"))).is_err());
-        assert!(block_on(store.put_if_match(&uri("s3://data/q.json"), vec![], None)).is_err());
+        assert!(
+            block_on(store.put_if_match(
+                &uri("s3://data/q.json"),
+                vec![],
+                None,
+                &Encryption::BucketDefault
+            ))
+            .is_err()
+        );
         assert!(block_on(store.list_objects(&uri("s3://data/"))).is_err());
         assert_eq!(
             block_on(store.list_objects(&uri("s3://data/jobs/"))).unwrap(),

@@ -13,11 +13,13 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
 use groundwork::S3Uri;
 use groundwork::ports::{
-    ConditionalPut, ObjectLister, ObjectReader, ObjectWriter, StoreError, VersionedObject,
-    VersionedStore,
+    ConditionalPut, Encryption, ObjectLister, ObjectReader, ObjectWriter, StoreError,
+    VersionedObject, VersionedStore,
 };
 
 /// The S3 adapter.
@@ -185,6 +187,16 @@ impl ObjectReader for S3Store {
     }
 }
 
+/// A PutObject request with the server-side encryption `encryption` asks for.
+fn encrypted(request: PutObjectFluentBuilder, encryption: &Encryption) -> PutObjectFluentBuilder {
+    match encryption {
+        Encryption::BucketDefault => request,
+        Encryption::Kms { key_id } => request
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(key_id),
+    }
+}
+
 #[async_trait]
 impl ObjectWriter for S3Store {
     async fn put_object(
@@ -192,13 +204,16 @@ impl ObjectWriter for S3Store {
         uri: &S3Uri,
         body: Vec<u8>,
         content_type: &str,
+        encryption: &Encryption,
     ) -> Result<(), StoreError> {
-        self.client
+        let request = self
+            .client
             .put_object()
             .bucket(uri.bucket())
             .key(uri.key())
             .content_type(content_type)
-            .body(ByteStream::from(body))
+            .body(ByteStream::from(body));
+        encrypted(request, encryption)
             .send()
             .await
             .map_err(|e| store_error(uri, e))?;
@@ -252,6 +267,7 @@ impl VersionedStore for S3Store {
         uri: &S3Uri,
         body: Vec<u8>,
         expected: Option<&str>,
+        encryption: &Encryption,
     ) -> Result<ConditionalPut, StoreError> {
         let request = self
             .client
@@ -260,6 +276,7 @@ impl VersionedStore for S3Store {
             .key(uri.key())
             .content_type("application/json")
             .body(ByteStream::from(body));
+        let request = encrypted(request, encryption);
         // S3 conditional writes: If-Match for an update, If-None-Match: * for a first write.
         let request = match expected {
             Some(etag) => request.if_match(etag),

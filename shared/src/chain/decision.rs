@@ -10,6 +10,7 @@ use crate::labeling_job::{
     LabelingJobStatus, S3DataSource, UiConfig,
 };
 use crate::lan::LabelAttributeName;
+use crate::ports::Encryption;
 use crate::s3_uri::S3Uri;
 
 use super::failure::{FailureClass, classify_failure};
@@ -284,6 +285,7 @@ pub fn plan(input: &PlannerInput<'_>) -> Result<Decision, ChainError> {
             uri: uri.clone(),
             body: manifest_bytes(&lines),
             content_type: MANIFEST_CONTENT_TYPE,
+            encryption: output_encryption(job),
         });
         uri
     } else {
@@ -348,6 +350,11 @@ fn work_folder(
         ChainError::InvalidJob(format!("its S3OutputPath is not an s3:// URI: {e}"))
     })?;
     Ok(output.join(&format!("groundwork-chain/{new_name}/")))
+}
+
+/// How what the chain writes for `job`'s follow-up is encrypted: as `job`'s output is.
+fn output_encryption(job: &LabelingJobDescription) -> Encryption {
+    Encryption::kms_or_default(job.output_config.kms_key_id.as_deref())
 }
 
 /// Applies a follow-up plan's fields to the copied request. Automated labeling is dropped when the task
@@ -421,6 +428,7 @@ fn apply_plan(
             // Serialising a `Value` cannot fail.
             body: serde_json::to_vec_pretty(&file).unwrap_or_default(),
             content_type: JSON_CONTENT_TYPE,
+            encryption: output_encryption(source),
         });
         request.label_category_config_s3_uri = Some(uri.to_string());
     } else if let Some(uri) = &plan.label_category_config_s3_uri {

@@ -363,6 +363,40 @@ fn a_completed_job_without_a_plan_is_not_chained() {
 }
 
 #[test]
+fn what_a_chain_writes_is_encrypted_as_its_source_jobs_output() {
+    // The fixture's job encrypts its output with a key.
+    let encrypted = Case::new(job_in(LabelingJobStatus::Completed))
+        .tag(TAG_FOLLOW_UP, PLAN_URI)
+        .plan(PLAN)
+        .chain();
+    assert_eq!(encrypted.manifest_writes.len(), 2);
+    for write in &encrypted.manifest_writes {
+        assert_eq!(
+            write.encryption,
+            crate::ports::Encryption::Kms {
+                key_id:
+                    "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                        .to_owned()
+            },
+            "{write:?}"
+        );
+    }
+    let mut job = job_in(LabelingJobStatus::Completed);
+    job.output_config.kms_key_id = None;
+    let plain = Case::new(job)
+        .tag(TAG_FOLLOW_UP, PLAN_URI)
+        .plan(PLAN)
+        .chain();
+    assert_eq!(plain.manifest_writes.len(), 2);
+    assert!(
+        plain
+            .manifest_writes
+            .iter()
+            .all(|w| w.encryption == crate::ports::Encryption::BucketDefault)
+    );
+}
+
+#[test]
 fn a_follow_up_plan_makes_a_filtered_job_with_its_own_labels() {
     let case = Case::new(job_in(LabelingJobStatus::Completed))
         .tag(TAG_FOLLOW_UP, PLAN_URI)

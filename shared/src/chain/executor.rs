@@ -247,7 +247,12 @@ pub async fn chain_described(
     for write in &action.manifest_writes {
         ports
             .writer
-            .put_object(&write.uri, write.body.clone(), write.content_type)
+            .put_object(
+                &write.uri,
+                write.body.clone(),
+                write.content_type,
+                &write.encryption,
+            )
             .await
             .map_err(|source| RunError::Write { source })?;
     }

@@ -65,6 +65,7 @@ pub(crate) mod testing;
 use std::fmt;
 
 use crate::labeling_job::{CreateLabelingJobRequest, LabelingJobDescription, LabelingJobStatus};
+use crate::ports::Encryption;
 use crate::s3_uri::S3Uri;
 
 pub use decision::{plan, prepare};
@@ -195,6 +196,9 @@ pub struct ObjectWrite {
     pub body: Vec<u8>,
     /// Its content type.
     pub content_type: &'static str,
+    /// SSE-KMS with the source job's `OutputConfig.KmsKeyId` when it has one: a staged manifest holds
+    /// the source's labels, so it is protected as the source's output is.
+    pub encryption: Encryption,
 }
 
 impl fmt::Debug for ObjectWrite {
@@ -203,6 +207,7 @@ impl fmt::Debug for ObjectWrite {
             .field("uri", &self.uri.to_string())
             .field("bytes", &self.body.len())
             .field("content_type", &self.content_type)
+            .field("encryption", &self.encryption)
             .finish()
     }
 }

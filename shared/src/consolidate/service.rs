@@ -24,7 +24,9 @@ use crate::contracts::{
 };
 use crate::lan::{LabelAttributeName, LanError};
 use crate::metadata::{ArnError, Clock, LabelingJobArn};
-use crate::ports::{ConditionalPut, ObjectReader, ObjectWriter, StoreError, VersionedStore};
+use crate::ports::{
+    ConditionalPut, Encryption, ObjectReader, ObjectWriter, StoreError, VersionedStore,
+};
 use crate::s3_scope::S3Scope;
 use crate::s3_uri::{S3Uri, S3UriError, key_segment};
 
@@ -226,6 +228,9 @@ pub async fn handle_request(
         source,
     })?;
     let objects = resolve_answers(parsed, ports.reader).await;
+    // What we write (masks, worker quality) is encrypted with the request's key when it names one, as
+    // Ground Truth encrypts the job's own output.
+    let encryption = Encryption::kms_or_default(request.kms_key_id.as_deref());
     let key = batch_key(request);
     let state_uri = match (ports.quality, &output_config) {
         (Some(_), Some(out)) => Some(worker_quality_uri(out, lan)),
@@ -263,7 +268,7 @@ pub async fn handle_request(
         let written = match mask.location.parse::<S3Uri>() {
             Ok(uri) => ports
                 .writer
-                .put_object(&uri, mask.png.clone(), "image/png")
+                .put_object(&uri, mask.png.clone(), "image/png", &encryption)
                 .await
                 .map_err(|e| e.to_string()),
             Err(_) => Err("the request has no outputConfig to store the mask under".to_owned()),
@@ -283,7 +288,7 @@ pub async fn handle_request(
         && !batch.stats.is_empty()
         && quality_report == QualityReport::Off
     {
-        quality_report = save_quality(store, uri, &key, &batch, (state, etag)).await;
+        quality_report = save_quality(store, uri, &key, &batch, (state, etag), &encryption).await;
     }
 
     Ok(RequestOutcome {
@@ -327,6 +332,7 @@ async fn save_quality(
     key: &str,
     batch: &BatchOutcome,
     loaded: (JobWorkerQuality, Option<String>),
+    encryption: &Encryption,
 ) -> QualityReport {
     let mut loaded = Some(loaded);
     for _ in 0..QUALITY_WRITE_ATTEMPTS {
@@ -351,7 +357,10 @@ async fn save_quality(
                 };
             }
         };
-        match store.put_if_match(uri, body, etag.as_deref()).await {
+        match store
+            .put_if_match(uri, body, etag.as_deref(), encryption)
+            .await
+        {
             Ok(ConditionalPut::Written { .. }) => {
                 return QualityReport::Saved {
                     uri: uri.to_string(),
@@ -507,6 +516,34 @@ mod tests {
     }
 
     #[test]
+    fn what_a_request_writes_is_encrypted_with_its_kms_key() {
+        let store = MemoryObjectStore::new();
+        let uri = "s3://bucket/p/kms.json";
+        store.insert(uri, payload(&[("0", &[("w1", "cat"), ("w2", "cat")])]));
+        let ports = Ports {
+            reader: &store,
+            writer: &store,
+            quality: Some(&store),
+            scope: &crate::s3_scope::S3Scope::anywhere(),
+        };
+        let state_uri = "s3://bucket/out/animals/annotations/groundwork/worker-quality/animal.json";
+        handle(&request(uri), ports).unwrap();
+        assert_eq!(
+            store.encryption_of(state_uri),
+            Some(Encryption::BucketDefault)
+        );
+        let mut with_key = request(uri);
+        with_key.kms_key_id = Some("alias/labels".to_owned());
+        handle(&with_key, ports).unwrap();
+        assert_eq!(
+            store.encryption_of(state_uri),
+            Some(Encryption::Kms {
+                key_id: "alias/labels".to_owned()
+            })
+        );
+    }
+
+    #[test]
     fn a_redelivered_batch_gives_the_same_answer_and_replaces_its_contribution() {
         let store = MemoryObjectStore::new();
         let uri = "s3://bucket/p/1.json";
@@ -553,12 +590,15 @@ mod tests {
             uri: &S3Uri,
             body: Vec<u8>,
             expected: Option<&str>,
+            encryption: &crate::ports::Encryption,
         ) -> Result<ConditionalPut, StoreError> {
             let rival = self.rival.lock().ok().and_then(|mut r| r.take());
             if let Some((rival_uri, rival_body)) = rival {
                 self.inner.insert(&rival_uri.to_string(), rival_body);
             }
-            self.inner.put_if_match(uri, body, expected).await
+            self.inner
+                .put_if_match(uri, body, expected, encryption)
+                .await
         }
     }
 
