@@ -481,6 +481,35 @@ async fn the_auto_labeling_model_is_passed_on() {
 }
 
 // --- Guarantees ----------------------------------------------------------------------------------
+/// A creator that finds the job created meanwhile by a concurrent delivery (`ResourceInUse`).
+struct RacedCreator;
+
+#[async_trait]
+impl LabelingJobCreator for RacedCreator {
+    async fn create_labeling_job(
+        &self,
+        _request: &CreateLabelingJobRequest,
+    ) -> Result<CreateOutcome, JobsError> {
+        Ok(CreateOutcome::AlreadyExists)
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_that_loses_the_race_to_create_is_a_duplicate() {
+    // Two deliveries at once: both describe the chained name (not found), the other creates it first,
+    // and this one's CreateLabelingJob gets ResourceInUse.
+    let mut world = World::new("Stopped", &[(TAG_CHAIN, "continue")]);
+    world.creator = Some(Arc::new(RacedCreator));
+    let outcome = world.handle(EVENT_STOPPED).await.unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Duplicate { source_job, job_name } if source_job == "Animals" && job_name.starts_with("Animals-c1-")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        world.metrics.decisions(),
+        [("Duplicate".to_owned(), "DuplicateEvent".to_owned())]
+    );
+}
 
 #[tokio::test]
 async fn a_duplicate_event_creates_no_second_job() {

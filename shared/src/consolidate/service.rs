@@ -308,16 +308,27 @@ fn mark_failed(entry: &mut ConsolidationResponseEntry, reason: &str) {
         .insert("failure-reason".to_owned(), serde_json::Value::from(reason));
 }
 
+/// Why the worker-quality document cannot be used by this batch (which is then answered without it,
+/// and writes nothing).
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Written by a newer version of the function: left alone.
+    #[error("{0}; the document is left alone")]
+    Newer(super::worker_quality::WorkerQualityError),
+}
+
 /// The worker-quality document at `uri` and its ETag: an empty document without an ETag when there is
 /// none yet, an empty one with the stored ETag when the stored JSON is unreadable (so that the write
-/// replaces it).
+/// replaces it); refused when a newer function version wrote it.
 async fn load_quality(
     store: &dyn VersionedStore,
     uri: &S3Uri,
-) -> Result<(JobWorkerQuality, Option<String>), StoreError> {
+) -> Result<(JobWorkerQuality, Option<String>), LoadError> {
     Ok(match store.get_versioned(uri).await? {
         Some(doc) => (
-            JobWorkerQuality::from_json_or_empty(&doc.body),
+            JobWorkerQuality::from_stored(&doc.body).map_err(LoadError::Newer)?,
             Some(doc.etag),
         ),
         None => (JobWorkerQuality::new(), None),
@@ -710,6 +721,40 @@ mod tests {
         let out = handle(&request("s3://bucket/p/1.json"), ports).unwrap();
         assert_eq!(out.entries.len(), 1);
         assert!(matches!(out.quality, QualityReport::Saved { .. }));
+    }
+
+    #[test]
+    fn a_worker_quality_document_of_a_newer_format_is_left_alone() {
+        let store = MemoryObjectStore::new();
+        let state_uri = "s3://bucket/out/animals/annotations/groundwork/worker-quality/animal.json";
+        let newer = format!(
+            r#"{{"version":{},"workers":{{"w1":[0.9]}}}}"#,
+            super::super::worker_quality::FORMAT_VERSION + 1
+        );
+        store.insert(state_uri, newer.clone());
+        store.insert(
+            "s3://bucket/p/1.json",
+            payload(&[("0", &[("w1", "cat"), ("w2", "cat")])]),
+        );
+        let ports = Ports {
+            reader: &store,
+            writer: &store,
+            quality: Some(&store),
+            scope: &crate::s3_scope::S3Scope::anywhere(),
+        };
+        let out = handle(&request("s3://bucket/p/1.json"), ports).unwrap();
+        assert_eq!(out.entries.len(), 1, "the batch is answered");
+        assert!(out.entries[0].content_map()["animal"].is_number());
+        let QualityReport::Failed { reason } = &out.quality else {
+            panic!("{:?}", out.quality)
+        };
+        assert!(reason.contains("left alone"), "{reason}");
+        assert_eq!(
+            store.get(state_uri).unwrap(),
+            newer.as_bytes(),
+            "not overwritten"
+        );
+        assert!(store.writes().is_empty());
     }
 
     #[test]

@@ -438,6 +438,27 @@ impl JobWorkerQuality {
         Self::from_json_slice(bytes).unwrap_or_default()
     }
 
+    /// Parses a stored document for a batch that will write it back: a corrupt or older one starts
+    /// afresh (it is then replaced), but a document of a *newer* format is refused even when its body no
+    /// longer parses as ours, so that a function version rolled back during a deploy never overwrites
+    /// the newer version's state.
+    pub fn from_stored(bytes: &[u8]) -> Result<Self, WorkerQualityError> {
+        #[derive(Deserialize)]
+        struct Version {
+            version: Option<u32>,
+        }
+        let version = serde_json::from_slice::<Version>(bytes)
+            .ok()
+            .and_then(|v| v.version);
+        match version {
+            Some(found) if found > FORMAT_VERSION => Err(WorkerQualityError::UnsupportedVersion {
+                found,
+                supported: FORMAT_VERSION,
+            }),
+            _ => Ok(Self::from_json_or_empty(bytes)),
+        }
+    }
+
     /// Serialises the document (compact JSON).
     pub fn to_json_vec(&self) -> Result<Vec<u8>, WorkerQualityError> {
         Ok(serde_json::to_vec(self)?)
@@ -681,6 +702,23 @@ mod tests {
         assert_eq!(
             JobWorkerQuality::from_json_or_empty(b"{not json"),
             JobWorkerQuality::new()
+        );
+        // For a batch that writes back: newer is refused even when the rest is not our shape.
+        assert!(JobWorkerQuality::from_stored(&bytes).is_err());
+        let newer_shape = format!(r#"{{"version":{},"batches":[1,2]}}"#, FORMAT_VERSION + 1);
+        assert!(matches!(
+            JobWorkerQuality::from_stored(newer_shape.as_bytes()),
+            Err(WorkerQualityError::UnsupportedVersion { found, .. }) if found == FORMAT_VERSION + 1
+        ));
+        assert_eq!(
+            JobWorkerQuality::from_stored(b"{not json").unwrap(),
+            JobWorkerQuality::new()
+        );
+        let older = br#"{"version":1,"batches":[]}"#;
+        assert_eq!(
+            JobWorkerQuality::from_stored(older).unwrap(),
+            JobWorkerQuality::new(),
+            "a corrupt document of our format is replaced"
         );
     }
 
