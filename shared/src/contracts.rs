@@ -32,8 +32,58 @@ pub struct PreHumanTaskRequest {
     pub version: Option<String>,
     /// The labeling job (its name segment is lower-cased by Ground Truth).
     pub labeling_job_arn: String,
-    /// The whole manifest line, keys in order.
-    pub data_object: Map<String, Value>,
+    /// The whole manifest line, as the exact text of the event (so that values our JSON numbers
+    /// cannot hold, such as integers past 64 bits or `1e400`, come through untouched). Always a JSON
+    /// object.
+    #[serde(deserialize_with = "object_text")]
+    pub data_object: RawJson,
+}
+
+/// A [`RawJson`] that must be a JSON object.
+fn object_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<RawJson, D::Error> {
+    let raw = RawJson::deserialize(deserializer)?;
+    if raw.get().trim_start().starts_with('{') {
+        Ok(raw)
+    } else {
+        Err(serde::de::Error::invalid_type(
+            serde::de::Unexpected::Other("a JSON value that is not an object"),
+            &"a JSON object",
+        ))
+    }
+}
+
+/// JSON kept as its exact text: a manifest line Ground Truth copies through unchanged, whose values we
+/// must not round (compared by text).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(Box<serde_json::value::RawValue>);
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl RawJson {
+    /// The exact text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// `text`, which must be one JSON value.
+    pub fn from_text(text: impl Into<String>) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(text.into()).map(RawJson)
+    }
+
+    /// `null`.
+    pub fn null() -> Self {
+        RawJson(serde_json::value::RawValue::NULL.to_owned())
+    }
+
+    /// `value` serialised compactly.
+    pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(RawJson)
+    }
 }
 
 /// What the worker template receives as `task.input`.
@@ -42,8 +92,9 @@ pub struct PreHumanTaskRequest {
 pub struct TaskInput {
     /// The `source-ref` (S3 URI) or `source` (inline text) of the data object.
     pub task_object: String,
-    /// The whole data object, as adjustment/verification templates read `task.input.manifestLine.<LAN>`.
-    pub manifest_line: Map<String, Value>,
+    /// The whole data object, as adjustment/verification templates read `task.input.manifestLine.<LAN>`:
+    /// the event's `dataObject`, byte for byte.
+    pub manifest_line: RawJson,
     /// The job's label categories, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
@@ -358,23 +409,31 @@ const EVENT_ERROR_CHARS: usize = 300;
 /// deserializing it never fails, so truncated JSON, invalid UTF-8 or nesting past serde_json's recursion
 /// limit reach the handler, which answers with its stable `InvalidEvent` type and a clear message. (The
 /// runtime does not check for trailing input after the event, so nothing else can fail.)
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawEvent(Result<Value, String>);
+///
+/// The event is kept as its exact text (checked to be JSON), so that a handler can read values a
+/// `serde_json::Value` would round (pre-human-task's `dataObject`) from the original bytes.
+#[derive(Debug, Clone)]
+pub struct RawEvent(Result<RawJson, String>);
+
+/// "the event is not valid JSON: …", the parser's message cut to [`EVENT_ERROR_CHARS`].
+fn not_json(error: &dyn std::fmt::Display) -> String {
+    let mut text = error.to_string();
+    if text.len() > EVENT_ERROR_CHARS {
+        let cut = (0..=EVENT_ERROR_CHARS)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        text.truncate(cut);
+        text.push('…');
+    }
+    format!("the event is not valid JSON: {text}")
+}
 
 impl<'de> Deserialize<'de> for RawEvent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(RawEvent(Value::deserialize(deserializer).map_err(|e| {
-            let mut text = e.to_string();
-            if text.len() > EVENT_ERROR_CHARS {
-                let cut = (0..=EVENT_ERROR_CHARS)
-                    .rev()
-                    .find(|i| text.is_char_boundary(*i))
-                    .unwrap_or(0);
-                text.truncate(cut);
-                text.push('…');
-            }
-            format!("the event is not valid JSON: {text}")
-        })))
+        Ok(RawEvent(
+            RawJson::deserialize(deserializer).map_err(|e| not_json(&e)),
+        ))
     }
 }
 
@@ -391,11 +450,18 @@ impl RawEvent {
 
     /// An event already parsed.
     pub fn from_json(value: Value) -> RawEvent {
-        RawEvent(Ok(value))
+        RawEvent(RawJson::from_value(&value).map_err(|e| not_json(&e)))
     }
 
-    /// The JSON, or why the body is not JSON.
+    /// The JSON, or why the body is not JSON (numbers a `Value` cannot hold, such as `1e400`, are
+    /// reported here).
     pub fn into_json(self) -> Result<Value, String> {
+        let raw = self.0?;
+        serde_json::from_str(raw.get()).map_err(|e| not_json(&e))
+    }
+
+    /// The event's exact text, or why the body is not JSON.
+    pub fn into_raw(self) -> Result<RawJson, String> {
         self.0
     }
 }
@@ -491,10 +557,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(req.version.as_deref(), Some("2018-10-16"));
-        assert_eq!(
-            req.data_object.keys().collect::<Vec<_>>(),
-            ["source", "page"]
-        );
+        assert_eq!(req.data_object.get(), r#"{"source":"x","page":"1"}"#);
         let no_version: PreHumanTaskRequest =
             serde_json::from_str(r#"{"labelingJobArn":"a","dataObject":{}}"#).unwrap();
         assert_eq!(no_version.version, None);
@@ -505,7 +568,7 @@ mod tests {
         let resp = PreHumanTaskResponse {
             task_input: TaskInput {
                 task_object: "s3://b/k".to_owned(),
-                manifest_line: Map::new(),
+                manifest_line: RawJson::from_text("{}").unwrap(),
                 labels: None,
             },
             is_human_annotation_required: false,

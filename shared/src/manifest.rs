@@ -160,6 +160,32 @@ fn is_object_uri(uri: &str) -> bool {
         .is_some_and(|(bucket, key)| !bucket.is_empty() && !key.is_empty() && !key.ends_with('/'))
 }
 
+/// A JSON object's keys, in order, with their values' text.
+struct RawFields(Vec<(String, Box<serde_json::value::RawValue>)>);
+
+impl<'de> serde::Deserialize<'de> for RawFields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = RawFields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawFields, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    fields.push(entry);
+                }
+                Ok(RawFields(fields))
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
 /// The length of `fields` as compact JSON, without building the text.
 fn compact_json_len(fields: &Map<String, Value>) -> usize {
     struct Count(usize);
@@ -229,15 +255,38 @@ impl ManifestLine {
         })
     }
 
-    /// Checks a Lambda event's `dataObject` as a data object: as [`ManifestLine::from_object`], and no
-    /// larger than a manifest line may be ([`MAX_LINE_BYTES`], measured as compact JSON), since Ground
-    /// Truth sends one manifest line per event and a larger object cannot be a real one.
-    pub fn from_data_object(fields: Map<String, Value>) -> Result<Self, LineProblem> {
-        let bytes = compact_json_len(&fields);
+    /// Checks a Lambda event's `dataObject`, given as its exact JSON text, as a data object: as
+    /// [`ManifestLine::from_object`], and no larger than a manifest line may be ([`MAX_LINE_BYTES`],
+    /// measured as compact JSON), since Ground Truth sends one manifest line per event and a larger
+    /// object cannot be a real one.
+    ///
+    /// The line's text stays the event's, byte for byte ([`ManifestLine::to_json_line`]); its fields are
+    /// the keys whose values a `serde_json::Value` can hold. A value it cannot (`1e400`) is Ground
+    /// Truth's to copy, not ours to read: it stays in the text and is left out of the fields, so it
+    /// neither rejects the object nor gets rounded.
+    pub fn from_data_object(text: &str) -> Result<Self, LineProblem> {
+        let raw: Map<String, Value> = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(fields)) => fields,
+            Ok(other) => return Err(LineProblem::NotAnObject(json_type(&other))),
+            Err(_) => {
+                // Keep what can be read, key by key.
+                let keyed: Vec<(String, Box<serde_json::value::RawValue>)> =
+                    serde_json::from_str::<RawFields>(text)
+                        .map_err(|e| LineProblem::InvalidJson(e.to_string()))?
+                        .0;
+                keyed
+                    .into_iter()
+                    .filter_map(|(k, v)| serde_json::from_str(v.get()).ok().map(|v| (k, v)))
+                    .collect()
+            }
+        };
+        let bytes = compact_json_len(&raw);
         if bytes > MAX_LINE_BYTES {
             return Err(LineProblem::TooLong { bytes });
         }
-        Self::from_object(fields)
+        let mut line = Self::from_object(raw)?;
+        line.original = Some(text.into());
+        Ok(line)
     }
 
     /// The data: `source-ref` or `source`.

@@ -9,7 +9,7 @@
 //! explicit and answer `isHumanAnnotationRequired: false` for an object already labeled under this job's
 //! label attribute name, so a chained job never pays twice for the same object.
 
-use crate::contracts::{PreHumanTaskRequest, PreHumanTaskResponse, TaskInput};
+use crate::contracts::{PreHumanTaskRequest, PreHumanTaskResponse, RawJson, TaskInput};
 use crate::lan::LabelAttributeName;
 use crate::manifest::{LineProblem, ManifestLine};
 use crate::task_type::TaskType;
@@ -65,7 +65,7 @@ pub fn pre_annotate(
 pub fn parse_data_object(
     request: &PreHumanTaskRequest,
 ) -> Result<ManifestLine, PreAnnotationError> {
-    ManifestLine::from_data_object(request.data_object.clone()).map_err(|problem| {
+    ManifestLine::from_data_object(request.data_object.get()).map_err(|problem| {
         PreAnnotationError::InvalidDataObject {
             labeling_job_arn: request.labeling_job_arn.clone(),
             problem,
@@ -80,10 +80,14 @@ pub fn respond(line: ManifestLine, job: &JobContext) -> PreHumanTaskResponse {
         .as_ref()
         .is_some_and(|lan| lan.is_labeled(&line));
     let task_object = line.source().value().to_owned();
+    // The event's own text, byte for byte (`from_data_object` kept it), else the fields re-serialised.
+    let manifest_line = RawJson::from_text(line.to_json_line().into_owned())
+        .or_else(|_| RawJson::from_value(line.fields()))
+        .unwrap_or_else(|_| RawJson::null());
     PreHumanTaskResponse {
         task_input: TaskInput {
             task_object,
-            manifest_line: line.into_fields(),
+            manifest_line,
             labels: job.labels.clone(),
         },
         is_human_annotation_required: !already_labeled,
@@ -102,6 +106,31 @@ mod tests {
             "dataObject": data,
         }))
         .unwrap()
+    }
+
+    fn manifest_line(response: &PreHumanTaskResponse) -> serde_json::Value {
+        serde_json::from_str(response.task_input.manifest_line.get()).unwrap()
+    }
+
+    #[test]
+    fn untouched_values_come_through_byte_for_byte() {
+        // Integers past 64 bits, a number no f64 holds, trailing zeros, escapes: Ground Truth's to copy.
+        let data = r#"{"source-ref":"s3://b/k.jpg","id":123456789012345678901234567890,"huge":1e400,"price":1.50,"note":"café","animal":1,"animal-metadata":{"class-name":"dog"}}"#;
+        let req: PreHumanTaskRequest = serde_json::from_str(&format!(
+            r#"{{"labelingJobArn":"arn:aws:sagemaker:us-east-1:1:labeling-job/j","dataObject":{data}}}"#
+        ))
+        .unwrap();
+        let resp = pre_annotate(&req, &ctx("animal-check")).unwrap();
+        assert_eq!(resp.task_input.manifest_line.get(), data);
+        let out = serde_json::to_string(&resp).unwrap();
+        assert!(out.contains(&format!(r#""manifestLine":{data}"#)), "{out}");
+        assert!(resp.is_human_annotation_required);
+        // The label under the job's own name is still read, next to a value a `Value` cannot hold.
+        assert!(
+            !pre_annotate(&req, &ctx("animal"))
+                .unwrap()
+                .is_human_annotation_required
+        );
     }
 
     fn ctx(lan: &str) -> JobContext {
@@ -129,7 +158,7 @@ mod tests {
             Some(&["cat".to_owned(), "dog".to_owned()][..])
         );
         assert_eq!(
-            resp.task_input.manifest_line["source-ref"],
+            manifest_line(&resp)["source-ref"],
             "s3://gt-try-img/deep/deep3.jpg"
         );
     }
@@ -153,10 +182,7 @@ mod tests {
         // Another job's LAN (a verification job, say) still needs workers, and sees the prior label.
         let resp = pre_annotate(&request(data), &ctx("animal-check")).unwrap();
         assert!(resp.is_human_annotation_required);
-        assert_eq!(
-            resp.task_input.manifest_line["animal-metadata"]["class-name"],
-            "dog"
-        );
+        assert_eq!(manifest_line(&resp)["animal-metadata"]["class-name"], "dog");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use groundwork::contracts::{
     AnnotationData, ConsolidationRequest, LabelingJobStateChange, PayloadDataObject,
-    PayloadLocation, PayloadObject, PreHumanTaskRequest, PreHumanTaskResponse,
+    PayloadLocation, PayloadObject, PreHumanTaskRequest, PreHumanTaskResponse, RawJson,
     SAGEMAKER_EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE, WorkerAnnotation,
 };
 use groundwork::label_categories::LabelCategoryConfig;
@@ -382,7 +382,9 @@ async fn execute(
             let request = PreHumanTaskRequest {
                 version: Some("2018-10-06".to_owned()),
                 labeling_job_arn: plan.arn.clone(),
-                data_object: lines[index].fields().clone(),
+                // The line's own text, as Ground Truth sends it.
+                data_object: RawJson::from_text(lines[index].to_json_line().into_owned())
+                    .map_err(SimError::json("a manifest line"))?,
             };
             match invoke(&gt.functions.pre, &request, 3).await? {
                 Answer::Response(body) => {

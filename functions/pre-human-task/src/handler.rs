@@ -14,7 +14,6 @@ use groundwork::pre_annotation::{PreAnnotationError, parse_data_object, respond}
 use groundwork::s3_scope::{Confined, S3Scope};
 use groundwork::text::echo;
 use lambda_runtime::Diagnostic;
-use serde_json::Value;
 
 /// Why an event got an error response.
 #[derive(Debug, thiserror::Error)]
@@ -86,22 +85,32 @@ impl PreHumanTask {
         }
     }
 
-    /// Answers one event as the runtime delivers it.
+    /// Answers one event as the runtime delivers it. The request is read from the event's own text, so
+    /// the data object reaches `manifestLine` byte for byte.
     pub(crate) async fn handle_event(
         &self,
         event: RawEvent,
     ) -> Result<PreHumanTaskResponse, PreHumanTaskError> {
-        let event = event.into_json().map_err(PreHumanTaskError::InvalidEvent)?;
-        self.handle(event).await
+        let event = event.into_raw().map_err(PreHumanTaskError::InvalidEvent)?;
+        let mut json = serde_json::Deserializer::from_str(event.get());
+        let request: PreHumanTaskRequest = serde_path_to_error::deserialize(&mut json)
+            .map_err(|e| PreHumanTaskError::InvalidEvent(e.to_string()))?;
+        self.answer(request).await
     }
 
-    /// Answers one event.
+    /// Answers one event already parsed (tests).
+    #[cfg(test)]
     pub(crate) async fn handle(
         &self,
-        event: Value,
+        event: serde_json::Value,
     ) -> Result<PreHumanTaskResponse, PreHumanTaskError> {
-        let request: PreHumanTaskRequest = serde_path_to_error::deserialize(event)
-            .map_err(|e| PreHumanTaskError::InvalidEvent(e.to_string()))?;
+        self.handle_event(RawEvent::from_json(event)).await
+    }
+
+    async fn answer(
+        &self,
+        request: PreHumanTaskRequest,
+    ) -> Result<PreHumanTaskResponse, PreHumanTaskError> {
         let line = parse_data_object(&request).inspect_err(|e| {
             tracing::warn!(labeling_job_arn = %echo(&request.labeling_job_arn), error = %e, "invalid data object");
         })?;
@@ -140,6 +149,7 @@ mod tests {
     use groundwork::labeling_job::LabelingJobDescription;
     use groundwork::ports::fakes::{MemoryLabelingJobs, MemoryObjectStore};
     use groundwork::{LabelAttributeName, TaskType};
+    use serde_json::Value;
     use serde_json::json;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/aws");
@@ -362,6 +372,21 @@ mod tests {
             "Protein tyrosine regulates insulin receptor protein."
         );
         assert_eq!(jobs.describe_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_data_object_reaches_manifest_line_byte_for_byte() {
+        let (handler, _) = describing_handler();
+        let data = r#"{"source-ref":"s3://test-bucket/1.jpg","id":123456789012345678901234567890,"big":1e400,"w":2.50}"#;
+        let body = format!(
+            r#"{{"version":"2018-10-06","labelingJobArn":"arn:aws:sagemaker:us-east-1:111111111111:labeling-job/test-labeling-job","dataObject":{data}}}"#
+        );
+        let response = handler
+            .handle_event(RawEvent::from_slice(body.as_bytes()))
+            .await
+            .unwrap();
+        let out = serde_json::to_string(&response).unwrap();
+        assert!(out.contains(&format!(r#""manifestLine":{data}"#)), "{out}");
     }
 
     #[tokio::test]
