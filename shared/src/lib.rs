@@ -20,10 +20,12 @@
 //! | [`consolidate`] | annotation consolidation for every task type |
 //! | [`chain`] | the chain planner: whether and how to start a follow-up labeling job |
 //! | [`ports`] | one trait per AWS capability (and in-memory fakes behind `test-util`) |
+//! | [`emf`] | CloudWatch metrics as Embedded Metric Format log lines |
 
 pub mod chain;
 pub mod consolidate;
 pub mod contracts;
+pub mod emf;
 pub mod job_context;
 pub mod label_categories;
 pub mod labeling_job;

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use groundwork::consolidate::service::{Ports, QualityReport, RequestError, handle_request};
 use groundwork::contracts::{ConsolidationRequest, ConsolidationResponseEntry, RawEvent};
+use groundwork::emf::{MetricLine, MetricSink, Unit};
 use groundwork::metadata::Clock;
 use groundwork::ports::{ObjectReader, ObjectWriter, VersionedStore};
 use groundwork::s3_scope::Confined;
@@ -63,18 +64,27 @@ pub(crate) struct Storage {
     pub(crate) roles: Option<Arc<dyn RoleReaders>>,
 }
 
+/// The metric namespace of the function's EMF line (one per invocation).
+pub(crate) const NAMESPACE: &str = "groundwork/Consolidation";
+
 /// The handler, built once per cold start.
 pub(crate) struct Consolidation {
     config: Config,
     storage: Storage,
     clock: Arc<dyn Clock>,
+    metrics: Arc<dyn MetricSink>,
     role_readers: Mutex<HashMap<String, Arc<dyn ObjectReader>>>,
 }
 
 impl Consolidation {
     /// Every store, and every reader assumed later, is confined to the configured S3 scope here, so that
     /// no path of the handler can reach outside it.
-    pub(crate) fn new(config: Config, storage: Storage, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(
+        config: Config,
+        storage: Storage,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<dyn MetricSink>,
+    ) -> Self {
         let scope = &config.scope;
         let storage = Storage {
             reader: Arc::new(Confined::new(storage.reader, scope.clone())),
@@ -86,6 +96,7 @@ impl Consolidation {
             config,
             storage,
             clock,
+            metrics,
             role_readers: Mutex::new(HashMap::new()),
         }
     }
@@ -127,21 +138,40 @@ impl Consolidation {
     }
 
     /// Answers one request as the runtime delivers it: a body that is not JSON is an `InvalidEvent`.
+    /// Every invocation writes one EMF line: the batch's counts, or the failed request's error type.
     pub(crate) async fn handle_event(
         &self,
         event: RawEvent,
     ) -> Result<Vec<ConsolidationResponseEntry>, ConsolidationError> {
-        let event = event
-            .into_json()
-            .map_err(ConsolidationError::InvalidEvent)?;
-        self.handle(event).await
+        let result = match event.into_json() {
+            Ok(event) => self.consolidate(event).await,
+            Err(e) => Err(ConsolidationError::InvalidEvent(e)),
+        };
+        let now = self.clock.now().timestamp_millis();
+        let line = match &result {
+            Ok((_, metrics)) => metrics.clone(),
+            Err(e) => MetricLine::new(NAMESPACE, &[&["ErrorType"]])
+                .dimension("ErrorType", e.error_type())
+                .metric("FailedRequests", 1.0, Unit::Count),
+        };
+        self.metrics.emit(line.to_line(now));
+        result.map(|(entries, _)| entries)
     }
 
-    /// Answers one request.
+    /// Answers one request already parsed (tests), as [`Consolidation::handle_event`] does.
+    #[cfg(test)]
     pub(crate) async fn handle(
         &self,
         event: Value,
     ) -> Result<Vec<ConsolidationResponseEntry>, ConsolidationError> {
+        self.handle_event(RawEvent::from_json(event)).await
+    }
+
+    /// Answers one request, with the invocation's metrics.
+    async fn consolidate(
+        &self,
+        event: Value,
+    ) -> Result<(Vec<ConsolidationResponseEntry>, MetricLine), ConsolidationError> {
         let request: ConsolidationRequest = serde_path_to_error::deserialize(event)
             .map_err(|e| ConsolidationError::InvalidEvent(e.to_string()))?;
         let reader = self.reader(&request).await?;
@@ -178,7 +208,28 @@ impl Consolidation {
             mean_confidence = summary.mean_confidence,
             "batch consolidated"
         );
-        Ok(outcome.entries)
+        let quality_failed = matches!(outcome.quality, QualityReport::Failed { .. });
+        let metrics = MetricLine::new(NAMESPACE, &[&[], &["TaskType"]])
+            .dimension("TaskType", &outcome.batch.task_type.to_string())
+            .metric("Objects", summary.entries as f64, Unit::Count)
+            .metric("LabeledObjects", summary.labeled as f64, Unit::Count)
+            .metric("FailedObjects", summary.failed as f64, Unit::Count)
+            .metric(
+                "SkippedAnswers",
+                summary.skipped_answers as f64,
+                Unit::Count,
+            )
+            .metric("MeanConfidence", summary.mean_confidence, Unit::None)
+            .metric(
+                "WorkerQualityNotKept",
+                f64::from(u8::from(quality_failed)),
+                Unit::Count,
+            )
+            .property(
+                "LabelingJobArn",
+                echo(&request.labeling_job_arn).into_owned(),
+            );
+        Ok((outcome.entries, metrics))
     }
 }
 
@@ -206,6 +257,7 @@ mod tests {
             config,
             storage,
             Arc::new(FixedClock(chrono::DateTime::UNIX_EPOCH)),
+            Arc::new(groundwork::emf::RecordedMetrics::default()),
         )
     }
 
@@ -248,6 +300,50 @@ mod tests {
         );
         let json = serde_json::to_value(&entries).unwrap();
         assert!(json[0]["consolidatedAnnotation"]["content"].is_object());
+    }
+
+    #[tokio::test]
+    async fn every_invocation_writes_one_emf_line_of_counts_never_of_data() {
+        let store = Arc::new(MemoryObjectStore::new());
+        let metrics = Arc::new(groundwork::emf::RecordedMetrics::default());
+        let h = Consolidation::new(
+            config(),
+            Storage {
+                reader: store.clone(),
+                writer: store.clone(),
+                quality: store.clone(),
+                roles: None,
+            },
+            Arc::new(FixedClock(chrono::DateTime::UNIX_EPOCH)),
+            metrics.clone(),
+        );
+        let payload = json!([
+            {"datasetObjectId": "0", "dataObject": {"content": "secret text"},
+             "annotations": [{"workerId": "w1", "annotationData": {"content": "{\"answer\":\"secret answer\"}"}}]},
+        ]);
+        store.insert("s3://data/jobs/request.json", payload.to_string());
+        h.handle(scoped_request(
+            "s3://data/jobs/request.json",
+            "s3://data/jobs/out/annotations",
+        ))
+        .await
+        .unwrap();
+        h.handle(json!({"nope": 1})).await.unwrap_err();
+        let lines = metrics.documents();
+        assert_eq!(lines.len(), 2);
+        let batch = &lines[0];
+        assert_eq!(
+            batch["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            NAMESPACE
+        );
+        assert_eq!(batch["TaskType"], "Custom");
+        assert_eq!(batch["Objects"], 1);
+        assert_eq!(batch["LabeledObjects"], 1);
+        assert_eq!(batch["FailedObjects"], 0);
+        assert!(!batch.to_string().contains("secret"), "{batch}");
+        let failed = &lines[1];
+        assert_eq!(failed["ErrorType"], "InvalidEvent");
+        assert_eq!(failed["FailedRequests"], 1);
     }
 
     #[tokio::test]

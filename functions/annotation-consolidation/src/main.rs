@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use groundwork::contracts::RawEvent;
+use groundwork::emf::StdoutEmf;
 use groundwork::metadata::SystemClock;
 use groundwork::ports::ObjectReader;
 use groundwork_s3::S3Store;
@@ -52,7 +53,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         quality: store,
         roles,
     };
-    let handler = Consolidation::new(config, storage, Arc::new(SystemClock));
+    let handler = Consolidation::new(config, storage, Arc::new(SystemClock), Arc::new(StdoutEmf));
     let handler = &handler;
     // A `RawEvent` never fails to deserialize: a body that is not JSON gets our `InvalidEvent`.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<RawEvent>| async move {

@@ -6,28 +6,13 @@
 //! type) — enough to alarm on `Error` and to see why jobs are not chained (`Skipped`/`PermanentFailure`).
 //! The line is written to stdout as it is: EMF needs it at the top level, not inside a tracing record.
 
-use serde_json::json;
+use groundwork::emf::{MetricLine, Unit};
+pub(crate) use groundwork::emf::{MetricSink, StdoutEmf};
 
 /// The metric namespace.
 pub(crate) const NAMESPACE: &str = "groundwork/AutoChainer";
 /// The metric name.
 pub(crate) const METRIC: &str = "Decisions";
-
-/// Where metric lines go.
-pub(crate) trait MetricSink: Send + Sync {
-    /// Emits one EMF line.
-    fn emit(&self, line: String);
-}
-
-/// Stdout, which Lambda sends to CloudWatch Logs.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct StdoutEmf;
-
-impl MetricSink for StdoutEmf {
-    fn emit(&self, line: String) {
-        println!("{line}");
-    }
-}
 
 /// The EMF line for one decision.
 pub(crate) fn emf_line(
@@ -36,21 +21,12 @@ pub(crate) fn emf_line(
     reason: &str,
     source_job: Option<&str>,
 ) -> String {
-    json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["Outcome"], ["Outcome", "Reason"]],
-                "Metrics": [{"Name": METRIC, "Unit": "Count"}],
-            }],
-        },
-        "Outcome": outcome,
-        "Reason": reason,
-        METRIC: 1,
-        "SourceJob": source_job,
-    })
-    .to_string()
+    MetricLine::new(NAMESPACE, &[&["Outcome"], &["Outcome", "Reason"]])
+        .dimension("Outcome", outcome)
+        .dimension("Reason", reason)
+        .metric(METRIC, 1.0, Unit::Count)
+        .property("SourceJob", source_job)
+        .to_line(timestamp_ms)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use groundwork::contracts::{PreHumanTaskRequest, PreHumanTaskResponse, RawEvent};
+use groundwork::emf::{MetricLine, MetricSink, Unit};
 use groundwork::job_context::{JobContextError, JobContextResolver};
 use groundwork::manifest::DataSource;
 use groundwork::ports::{JobsError, LabelingJobDescriber, ObjectReader, StoreError};
@@ -63,11 +64,15 @@ impl From<PreHumanTaskError> for Diagnostic {
     }
 }
 
+/// The metric namespace of the function's EMF line (one per event).
+pub(crate) const NAMESPACE: &str = "groundwork/PreHumanTask";
+
 /// The handler and what it needs, built once per cold start.
 pub(crate) struct PreHumanTask {
     resolver: JobContextResolver,
     jobs: Arc<dyn LabelingJobDescriber>,
     objects: Arc<dyn ObjectReader>,
+    metrics: Arc<dyn MetricSink>,
 }
 
 impl PreHumanTask {
@@ -77,17 +82,43 @@ impl PreHumanTask {
         jobs: Arc<dyn LabelingJobDescriber>,
         objects: Arc<dyn ObjectReader>,
         scope: S3Scope,
+        metrics: Arc<dyn MetricSink>,
     ) -> Self {
         PreHumanTask {
             resolver,
             jobs,
             objects: Arc::new(Confined::new(objects, scope)),
+            metrics,
         }
     }
 
     /// Answers one event as the runtime delivers it. The request is read from the event's own text, so
     /// the data object reaches `manifestLine` byte for byte.
+    ///
+    /// Every event writes one EMF line: `DataObjects` by `Outcome` (`HumanRequired`, `AlreadyLabeled`,
+    /// `Refused`) and, for refusals, by `Reason` (the stable error type).
     pub(crate) async fn handle_event(
+        &self,
+        event: RawEvent,
+    ) -> Result<PreHumanTaskResponse, PreHumanTaskError> {
+        let result = self.read_and_answer(event).await;
+        let (outcome, reason) = match &result {
+            Ok(r) if r.is_human_annotation_required => ("HumanRequired", "-"),
+            Ok(_) => ("AlreadyLabeled", "-"),
+            Err(e) => ("Refused", e.error_type()),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let line = MetricLine::new(NAMESPACE, &[&["Outcome"], &["Outcome", "Reason"]])
+            .dimension("Outcome", outcome)
+            .dimension("Reason", reason)
+            .metric("DataObjects", 1.0, Unit::Count);
+        self.metrics.emit(line.to_line(now));
+        result
+    }
+
+    async fn read_and_answer(
         &self,
         event: RawEvent,
     ) -> Result<PreHumanTaskResponse, PreHumanTaskError> {
@@ -184,6 +215,54 @@ mod tests {
     }
 
     fn describing_handler_within(scope: S3Scope) -> (PreHumanTask, Arc<MemoryLabelingJobs>) {
+        describing_handler_recording(scope, Arc::new(groundwork::emf::RecordedMetrics::default()))
+    }
+
+    #[tokio::test]
+    async fn every_event_writes_one_emf_line_with_its_outcome() {
+        let metrics = Arc::new(groundwork::emf::RecordedMetrics::default());
+        let (handler, _) = describing_handler_recording(S3Scope::anywhere(), metrics.clone());
+        let arn = "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/test-labeling-job";
+        for data in [
+            json!({"source-ref": "s3://test-bucket/1.jpg"}),
+            json!({"source-ref": "s3://test-bucket/2.jpg", "category": 0, "category-metadata": {"class-name": "Cat"}}),
+            json!({"source": "private text", "source-ref": "s3://test-bucket/3.jpg"}),
+        ] {
+            let _ = handler
+                .handle(json!({"labelingJobArn": arn, "dataObject": data}))
+                .await;
+        }
+        let lines = metrics.documents();
+        let outcomes: Vec<(&str, &str)> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l["Outcome"].as_str().unwrap(),
+                    l["Reason"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("HumanRequired", "-"),
+                ("AlreadyLabeled", "-"),
+                ("Refused", "InvalidDataObject")
+            ]
+        );
+        assert!(lines.iter().all(|l| l["DataObjects"] == 1));
+        assert!(
+            lines
+                .iter()
+                .all(|l| l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == NAMESPACE)
+        );
+        assert!(!format!("{lines:?}").contains("private text"));
+    }
+
+    fn describing_handler_recording(
+        scope: S3Scope,
+        metrics: Arc<groundwork::emf::RecordedMetrics>,
+    ) -> (PreHumanTask, Arc<MemoryLabelingJobs>) {
         let jobs = Arc::new(MemoryLabelingJobs::new());
         let description: LabelingJobDescription = serde_json::from_value(json!({
             "LabelingJobStatus": "InProgress",
@@ -214,6 +293,7 @@ mod tests {
             jobs.clone(),
             store,
             scope,
+            metrics,
         );
         (handler, jobs)
     }
@@ -360,6 +440,7 @@ mod tests {
             jobs.clone(),
             Arc::new(MemoryObjectStore::new()),
             S3Scope::anywhere(),
+            Arc::new(groundwork::emf::RecordedMetrics::default()),
         );
         let response = handler
             .handle(fixture(

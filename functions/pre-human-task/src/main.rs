@@ -9,6 +9,7 @@ mod handler;
 use std::sync::Arc;
 
 use groundwork::contracts::RawEvent;
+use groundwork::emf::StdoutEmf;
 use groundwork::job_context::JobContextResolver;
 use groundwork::s3_scope::S3Scope;
 use groundwork_s3::S3Store;
@@ -43,6 +44,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Arc::new(SageMakerJobs::from_conf(&aws)),
         Arc::new(S3Store::from_conf(&aws)),
         scope,
+        Arc::new(StdoutEmf),
     );
     let handler = &handler;
     // A `RawEvent` never fails to deserialize: a body that is not JSON gets our `InvalidEvent`.
