@@ -78,7 +78,7 @@ pub enum S3ScopeError {
 
 impl S3Scope {
     /// Anywhere IAM allows.
-    pub fn anywhere() -> Self {
+    pub const fn anywhere() -> Self {
         Self { locations: None }
     }
 

@@ -461,6 +461,18 @@ mod tests {
         ))
     }
 
+    /// Every port on one in-memory store, worker quality on, no S3 scope.
+    fn store_ports(store: &MemoryObjectStore) -> Ports<'_> {
+        Ports {
+            reader: store,
+            writer: store,
+            quality: Some(store),
+            scope: &ANYWHERE,
+        }
+    }
+
+    static ANYWHERE: crate::s3_scope::S3Scope = crate::s3_scope::S3Scope::anywhere();
+
     fn request(payload_uri: &str) -> ConsolidationRequest {
         serde_json::from_value(json!({
             "version": "2018-10-06",
@@ -505,12 +517,7 @@ mod tests {
             "s3://bucket/answers/1-w2.json",
             r#"{"crowd-image-classifier":{"label":"dog"}}"#,
         );
-        let ports = Ports {
-            reader: &store,
-            writer: &store,
-            quality: Some(&store),
-            scope: &crate::s3_scope::S3Scope::anywhere(),
-        };
+        let ports = store_ports(&store);
         let out = handle(&request(uri), ports).unwrap();
         assert_eq!(out.entries.len(), 2);
         assert_eq!(out.entries[1].content_map()["animal"], json!(1));
@@ -531,12 +538,7 @@ mod tests {
         let store = MemoryObjectStore::new();
         let uri = "s3://bucket/p/kms.json";
         store.insert(uri, payload(&[("0", &[("w1", "cat"), ("w2", "cat")])]));
-        let ports = Ports {
-            reader: &store,
-            writer: &store,
-            quality: Some(&store),
-            scope: &crate::s3_scope::S3Scope::anywhere(),
-        };
+        let ports = store_ports(&store);
         let state_uri = "s3://bucket/out/animals/annotations/groundwork/worker-quality/animal.json";
         handle(&request(uri), ports).unwrap();
         assert_eq!(
@@ -562,12 +564,7 @@ mod tests {
             uri,
             payload(&[("0", &[("w1", "cat"), ("w2", "dog"), ("w3", "cat")])]),
         );
-        let ports = Ports {
-            reader: &store,
-            writer: &store,
-            quality: Some(&store),
-            scope: &crate::s3_scope::S3Scope::anywhere(),
-        };
+        let ports = store_ports(&store);
         let first = handle(&request(uri), ports).unwrap();
         let second = handle(&request(uri), ports).unwrap();
         assert_eq!(first.entries, second.entries);
@@ -656,12 +653,7 @@ mod tests {
     #[test]
     fn earlier_batches_make_a_lone_worker_confident() {
         let store = MemoryObjectStore::new();
-        let ports = Ports {
-            reader: &store,
-            writer: &store,
-            quality: Some(&store),
-            scope: &crate::s3_scope::S3Scope::anywhere(),
-        };
+        let ports = store_ports(&store);
         // Batch 1: w1 always agrees with two others.
         let many: Vec<(String, Vec<(&str, &str)>)> = (0..20)
             .map(|i| {
@@ -712,12 +704,7 @@ mod tests {
             "s3://bucket/p/1.json",
             payload(&[("0", &[("w1", "cat"), ("w2", "cat")])]),
         );
-        let ports = Ports {
-            reader: &store,
-            writer: &store,
-            quality: Some(&store),
-            scope: &crate::s3_scope::S3Scope::anywhere(),
-        };
+        let ports = store_ports(&store);
         let out = handle(&request("s3://bucket/p/1.json"), ports).unwrap();
         assert_eq!(out.entries.len(), 1);
         assert!(matches!(out.quality, QualityReport::Saved { .. }));
@@ -736,12 +723,7 @@ mod tests {
             "s3://bucket/p/1.json",
             payload(&[("0", &[("w1", "cat"), ("w2", "cat")])]),
         );
-        let ports = Ports {
-            reader: &store,
-            writer: &store,
-            quality: Some(&store),
-            scope: &crate::s3_scope::S3Scope::anywhere(),
-        };
+        let ports = store_ports(&store);
         let out = handle(&request("s3://bucket/p/1.json"), ports).unwrap();
         assert_eq!(out.entries.len(), 1, "the batch is answered");
         assert!(out.entries[0].content_map()["animal"].is_number());
@@ -804,12 +786,7 @@ mod tests {
             "s3://bucket/p/1.json",
             payload(&[("0", &[("w1", "cat"), ("w2", "cat")])]),
         );
-        let ports = Ports {
-            reader: &store,
-            writer: &store,
-            quality: Some(&store),
-            scope: &crate::s3_scope::S3Scope::anywhere(),
-        };
+        let ports = store_ports(&store);
         let long = "x".repeat(100_000);
         for (lan, says) in [
             ("../../../../etc/x", "must be letters and digits"),
@@ -918,12 +895,7 @@ mod tests {
         let mut r = request("s3://bucket/p/seg.json");
         r.label_attribute_name = "bird-ref".to_owned();
         r.label_categories = Some(vec!["Bird".to_owned()]);
-        let ports = Ports {
-            reader: &store,
-            writer: &store,
-            quality: Some(&store),
-            scope: &crate::s3_scope::S3Scope::anywhere(),
-        };
+        let ports = store_ports(&store);
         let out = handle(&r, ports).unwrap();
         let mask =
             "s3://bucket/out/animals/annotations/consolidated-annotation/output/3/bird-ref.png";
