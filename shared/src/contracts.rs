@@ -399,6 +399,10 @@ pub struct LabelingJobStateChange {
 /// The whole EventBridge event.
 pub type LabelingJobStateChangeEvent = EventBridgeEvent<LabelingJobStateChange>;
 
+/// The largest response a synchronously invoked Lambda may return (6 MB): a larger one fails the
+/// invocation in the runtime, with no word of why in the function's own logs.
+pub const LAMBDA_RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
+
 /// Longest excerpt of a parse error kept in a message (serde_json's errors are short; this bounds them).
 const EVENT_ERROR_CHARS: usize = 300;
 

@@ -186,24 +186,6 @@ impl<'de> serde::Deserialize<'de> for RawFields {
     }
 }
 
-/// The length of `fields` as compact JSON, without building the text.
-fn compact_json_len(fields: &Map<String, Value>) -> usize {
-    struct Count(usize);
-    impl io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing to a counter cannot fail, and a map of JSON values always serializes.
-    let _ = serde_json::to_writer(&mut count, fields);
-    count.0
-}
-
 impl ManifestLine {
     /// Parses one line (without its newline).
     pub fn parse(text: &str) -> Result<Self, LineProblem> {
@@ -280,7 +262,7 @@ impl ManifestLine {
                     .collect()
             }
         };
-        let bytes = compact_json_len(&raw);
+        let bytes = crate::text::compact_json_len(&raw);
         if bytes > MAX_LINE_BYTES {
             return Err(LineProblem::TooLong { bytes });
         }

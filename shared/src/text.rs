@@ -3,6 +3,25 @@
 
 use std::borrow::Cow;
 
+/// The length of `value` as compact JSON, without building the text (0 if it does not serialise).
+pub fn compact_json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => 0,
+    }
+}
+
 /// Longest value echoed in a message or a log field, in characters.
 pub const ECHO_CHARS: usize = 200;
 

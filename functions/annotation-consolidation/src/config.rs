@@ -48,6 +48,8 @@ pub(crate) struct Config {
     pub(crate) worker_quality: bool,
     pub(crate) assume_role: bool,
     pub(crate) scope: S3Scope,
+    /// Responses larger than this fail with `ResponseTooLarge` (Lambda's own limit; lower only in tests).
+    pub(crate) max_response_bytes: usize,
 }
 
 fn flag(
@@ -131,6 +133,7 @@ pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, 
         worker_quality: flag(&var, "WORKER_QUALITY", true)?,
         assume_role: flag(&var, "ASSUME_ROLE", false)?,
         scope: S3Scope::from_lookup(&var)?,
+        max_response_bytes: groundwork::contracts::LAMBDA_RESPONSE_LIMIT_BYTES,
     })
 }
 

@@ -29,6 +29,15 @@ pub(crate) enum ConsolidationError {
     AssumeRole { role: String, message: String },
     #[error(transparent)]
     Request(#[from] RequestError),
+    #[error(
+        "the response for {objects} objects is {bytes} bytes, over Lambda's {limit}-byte response limit \
+         (the runtime would fail the invocation without saying why)"
+    )]
+    ResponseTooLarge {
+        objects: usize,
+        bytes: usize,
+        limit: usize,
+    },
 }
 
 impl ConsolidationError {
@@ -37,6 +46,7 @@ impl ConsolidationError {
             ConsolidationError::InvalidEvent(_) => "InvalidEvent",
             ConsolidationError::AssumeRole { .. } => "AssumeRoleFailed",
             ConsolidationError::Request(e) => e.error_type(),
+            ConsolidationError::ResponseTooLarge { .. } => "ResponseTooLarge",
         }
     }
 }
@@ -229,6 +239,15 @@ impl Consolidation {
                 "LabelingJobArn",
                 echo(&request.labeling_job_arn).into_owned(),
             );
+        // Fail here, with a name and the sizes, rather than in the runtime after the work is done.
+        let bytes = groundwork::text::compact_json_len(&outcome.entries);
+        if bytes > self.config.max_response_bytes {
+            return Err(ConsolidationError::ResponseTooLarge {
+                objects: outcome.entries.len(),
+                bytes,
+                limit: self.config.max_response_bytes,
+            });
+        }
         Ok((outcome.entries, metrics))
     }
 }
@@ -344,6 +363,31 @@ mod tests {
         let failed = &lines[1];
         assert_eq!(failed["ErrorType"], "InvalidEvent");
         assert_eq!(failed["FailedRequests"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_response_over_the_lambda_limit_fails_by_name_before_the_runtime_does() {
+        let store = Arc::new(MemoryObjectStore::new());
+        let payload = json!([
+            {"datasetObjectId": "0", "dataObject": {"content": "a"},
+             "annotations": [{"workerId": "w", "annotationData": {"content": "{\"x\":1}"}}]},
+        ]);
+        store.insert("s3://data/jobs/request.json", payload.to_string());
+        let mut config = config();
+        config.max_response_bytes = 100;
+        let err = handler(store, config, None)
+            .handle(scoped_request(
+                "s3://data/jobs/request.json",
+                "s3://data/jobs/out/annotations",
+            ))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("over Lambda's 100-byte response limit"),
+            "{err}"
+        );
+        assert_eq!(Diagnostic::from(err).error_type, "ResponseTooLarge");
     }
 
     #[tokio::test]
