@@ -25,6 +25,9 @@ mod pre_human_task_e2e;
 // Bodies that are not JSON (truncated, too deep, invalid UTF-8), sent to each Lambda binary.
 mod malformed_events_e2e;
 
+// The bad-input corpus (`tests/bad_input/`) through each Lambda binary, every expected outcome asserted.
+mod bad_input_e2e;
+
 // The CLI on the shared fixtures and on hand-broken copies.
 mod cli;
 

@@ -143,6 +143,9 @@ impl JobContextResolver {
         jobs: &dyn LabelingJobDescriber,
         objects: &dyn ObjectReader,
     ) -> Result<Arc<JobContext>, JobContextError> {
+        // Checked in both modes: Ground Truth always sends a labeling-job ARN, so anything else is a
+        // broken or hostile caller, whether or not the ARN is needed to find the job.
+        let arn: LabelingJobArn = labeling_job_arn.parse()?;
         if let Some(configured) = &self.configured {
             if let Some(hit) = self.cached(CONFIGURED_KEY) {
                 return Ok(hit);
@@ -160,7 +163,6 @@ impl JobContextResolver {
             return Ok(self.remember(CONFIGURED_KEY.to_owned(), context));
         }
 
-        let arn: LabelingJobArn = labeling_job_arn.parse()?;
         let key = arn.name().to_lowercase();
         if let Some(hit) = self.cached(&key) {
             return Ok(hit);
@@ -281,9 +283,15 @@ mod tests {
             labels: Some(vec!["a".to_owned()]),
             label_category_config: None,
         });
-        let ctx = block_on(resolver.resolve("not even an arn", &jobs, &store)).unwrap();
+        let arn = "arn:aws:sagemaker:us-east-1:111122223333:labeling-job/anything";
+        let ctx = block_on(resolver.resolve(arn, &jobs, &store)).unwrap();
         assert_eq!(ctx.labels.as_deref(), Some(&["a".to_owned()][..]));
         assert_eq!(jobs.describe_calls(), 0);
+        // Not needed to find the job, but still checked: nothing but Ground Truth sends such events.
+        assert!(matches!(
+            block_on(resolver.resolve("not even an arn", &jobs, &store)),
+            Err(JobContextError::InvalidArn(_))
+        ));
     }
 
     #[test]

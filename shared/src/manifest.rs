@@ -247,8 +247,11 @@ impl ManifestLine {
     /// Truth's to copy, not ours to read: it stays in the text and is left out of the fields, so it
     /// neither rejects the object nor gets rounded.
     pub fn from_data_object(text: &str) -> Result<Self, LineProblem> {
-        let raw: Map<String, Value> = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(fields)) => fields,
+        let (raw, bytes): (Map<String, Value>, usize) = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(fields)) => {
+                let bytes = crate::text::compact_json_len(&fields);
+                (fields, bytes)
+            }
             Ok(other) => return Err(LineProblem::NotAnObject(json_type(&other))),
             Err(_) => {
                 // Keep what can be read, key by key.
@@ -256,13 +259,14 @@ impl ManifestLine {
                     serde_json::from_str::<RawFields>(text)
                         .map_err(|e| LineProblem::InvalidJson(e.to_string()))?
                         .0;
-                keyed
+                let fields = keyed
                     .into_iter()
                     .filter_map(|(k, v)| serde_json::from_str(v.get()).ok().map(|v| (k, v)))
-                    .collect()
+                    .collect();
+                // The values left out count too: the text's own length.
+                (fields, text.len())
             }
         };
-        let bytes = crate::text::compact_json_len(&raw);
         if bytes > MAX_LINE_BYTES {
             return Err(LineProblem::TooLong { bytes });
         }
