@@ -26,6 +26,8 @@ pub mod chain;
 pub mod consolidate;
 pub mod contracts;
 pub mod emf;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fuzz_checks;
 pub mod job_context;
 pub mod label_categories;
 pub mod labeling_job;
