@@ -22,6 +22,7 @@ use crate::metadata::FixedClock;
 use crate::ports::fakes::MemoryObjectStore;
 use crate::pre_annotation::{JobContext, pre_annotate};
 use crate::s3_scope::S3Scope;
+use crate::testing::block_on;
 
 /// A check: panics on a finding.
 pub type Check = fn(&[u8]);
@@ -34,16 +35,6 @@ pub const TARGETS: [(&str, Check); 5] = [
     ("events", events),
     ("labels_csv", labels_csv),
 ];
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
 
 const PAYLOAD: &str = "s3://fuzz-bucket/job/annotations/consolidated-annotation/consolidation-request/iteration-1/p.json";
 

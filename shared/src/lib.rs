@@ -46,6 +46,22 @@ pub use manifest::ManifestLine;
 pub use s3_uri::S3Uri;
 pub use task_type::TaskType;
 
+/// Helpers for tests of this crate and of the crates on it (behind `test-util`).
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing {
+    /// Runs a future whose awaits are all on the in-memory fakes (always ready) to completion, without an
+    /// async runtime (this crate has none).
+    pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+}
+
 /// Helpers for this crate's unit tests.
 #[cfg(test)]
 pub(crate) mod test_support {
@@ -61,15 +77,5 @@ pub(crate) mod test_support {
         text
     }
 
-    /// Runs a future whose awaits are all on the in-memory fakes (always ready) to completion, without an
-    /// async runtime (this crate has none).
-    pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let mut f = std::pin::pin!(f);
-        loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
-    }
+    pub(crate) use crate::testing::block_on;
 }
