@@ -209,13 +209,13 @@ impl CommonMetadata {
     }
 }
 
-/// Rounds a probability the way Ground Truth prints confidences (two decimals).
+/// Rounds a probability the way Ground Truth prints confidences: two decimals, within [0, 1] (NaN
+/// becomes 0, an infinity its end of the range). The one rounding every engine's output goes through.
 pub fn round_confidence(p: f64) -> f64 {
-    if p.is_finite() {
-        (p.clamp(0.0, 1.0) * 100.0).round() / 100.0
-    } else {
-        0.0
+    if p.is_nan() {
+        return 0.0;
     }
+    (p.clamp(0.0, 1.0) * 100.0).round() / 100.0
 }
 
 #[cfg(test)]
@@ -295,5 +295,8 @@ mod tests {
         assert_eq!(round_confidence(0.876), 0.88);
         assert_eq!(round_confidence(1.2), 1.0);
         assert_eq!(round_confidence(f64::NAN), 0.0);
+        assert_eq!(round_confidence(f64::INFINITY), 1.0);
+        assert_eq!(round_confidence(f64::NEG_INFINITY), 0.0);
+        assert_eq!(round_confidence(-0.3), 0.0);
     }
 }

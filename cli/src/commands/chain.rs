@@ -431,7 +431,7 @@ async fn start(args: &StartArgs, out: &mut impl Write) -> anyhow::Result<bool> {
             return not_chained(out, &reason, false);
         }
         RunOutcome::Created { arn, action } => ("created", Some(arn), action),
-        RunOutcome::AlreadyExists { action } => ("already-exists", None, action),
+        RunOutcome::AlreadyExists { action } => ("duplicate", None, action),
         RunOutcome::WouldCreate { action } => ("dry-run", None, action),
     };
     describe_action(&action);

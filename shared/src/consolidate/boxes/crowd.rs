@@ -293,13 +293,8 @@ pub(crate) fn vote_posterior<T: PartialEq + Copy>(
     }
 }
 
-/// Confidence as Ground Truth writes it: two decimals, within [0, 1] (NaN becomes 0).
-pub(crate) fn round_confidence(confidence: f64) -> f64 {
-    if confidence.is_nan() {
-        return 0.0;
-    }
-    (confidence.clamp(0.0, 1.0) * 100.0).round() / 100.0
-}
+/// Confidence as Ground Truth writes it (one rounding for every engine).
+pub(crate) use crate::metadata::round_confidence;
 
 /// Weighted median of `(value, weight)` pairs (weights > 0); reorders the slice. When the cumulative weight
 /// lands exactly on one half between two values, their midpoint is returned, so two equal votes average.
