@@ -156,3 +156,34 @@ async fn consolidates_the_recipe_bounding_boxes() {
     assert_eq!(meta["type"], "groundtruth/object-detection");
     assert_eq!(meta["job-name"], "labeling-job/test-labeling-job");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_over_the_object_limit_is_refused_before_it_is_read() {
+    let moto = Moto::start();
+    let s3 = moto.s3();
+    let batch = json!([
+        {"datasetObjectId": "0", "dataObject": {"s3Uri": "s3://gw-e2e/img/0.jpg"},
+         "annotations": [answer("w1", "cat"), answer("w2", "cat")]},
+    ]);
+    put(
+        &s3,
+        "gw-e2e",
+        &[("payloads/big.json", batch.to_string().into_bytes())],
+    )
+    .await;
+    let runtime = LambdaRuntime::start(vec![request("payloads/big.json")]).await;
+    let mut env = moto.env();
+    env.push(("MAX_OBJECT_BYTES".to_owned(), "64".to_owned()));
+    let answers = runtime.run("gt-annotation-consolidation", &env, 1).await;
+    let Answer::Error(error) = &answers[0].1 else {
+        panic!("{answers:?}");
+    };
+    assert_eq!(error["errorType"], "PayloadTooLarge", "{error}");
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("over the 64-byte limit"),
+        "{error}"
+    );
+}

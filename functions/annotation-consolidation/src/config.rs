@@ -11,6 +11,7 @@
 //! | `BOX_MATCH_IOU` | least IoU for two workers' boxes to be the same object | `0.5` |
 //! | `SPAN_QUORUM` | the same for named-entity spans | `0.5` |
 //! | `MAX_MASK_PIXELS` | larger segmentation images are refused (per object) before decoding | `50000000` |
+//! | `MAX_OBJECT_BYTES` | larger payloads and stored answers are refused before they are read | an eighth of the function's memory |
 //! | `ALLOWED_S3_LOCATIONS` | `s3://bucket[/prefix]`, comma-separated: the only places read or written | anywhere IAM allows |
 
 use groundwork::TaskType;
@@ -50,6 +51,18 @@ pub(crate) struct Config {
     pub(crate) scope: S3Scope,
     /// Responses larger than this fail with `ResponseTooLarge` (Lambda's own limit; lower only in tests).
     pub(crate) max_response_bytes: usize,
+    /// S3 objects (payloads, stored answers) larger than this are refused before they are read.
+    pub(crate) max_object_bytes: u64,
+}
+
+/// The default S3 object limit without `MAX_OBJECT_BYTES`: an eighth of the function's memory (a batch
+/// takes about 6.6 times its payload's size in memory), else 128 MiB (a 1,024 MB function's share).
+fn default_max_object_bytes(memory_mb: Option<&str>) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    memory_mb
+        .and_then(|m| m.trim().parse::<u64>().ok())
+        .filter(|m| *m > 0)
+        .map_or(128 * MIB, |m| m * MIB / 8)
 }
 
 fn flag(
@@ -134,6 +147,20 @@ pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, 
         assume_role: flag(&var, "ASSUME_ROLE", false)?,
         scope: S3Scope::from_lookup(&var)?,
         max_response_bytes: groundwork::contracts::LAMBDA_RESPONSE_LIMIT_BYTES,
+        max_object_bytes: match set("MAX_OBJECT_BYTES") {
+            Some(v) => {
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|b| *b > 0)
+                    .ok_or(ConfigError::Number {
+                        name: "MAX_OBJECT_BYTES",
+                        range: "1..",
+                        value: v,
+                    })?
+            }
+            None => default_max_object_bytes(var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").as_deref()),
+        },
     })
 }
 
@@ -158,6 +185,19 @@ mod tests {
         assert!(c.worker_quality);
         assert!(!c.assume_role);
         assert!(!c.scope.is_restricted());
+        assert_eq!(c.max_object_bytes, 128 * 1024 * 1024);
+        let c = from_vars(vars(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")])).unwrap();
+        assert_eq!(
+            c.max_object_bytes,
+            32 * 1024 * 1024,
+            "an eighth of the memory"
+        );
+        let c = from_vars(vars(&[("MAX_OBJECT_BYTES", "1000")])).unwrap();
+        assert_eq!(c.max_object_bytes, 1000);
+        assert!(matches!(
+            from_vars(vars(&[("MAX_OBJECT_BYTES", "0")])),
+            Err(ConfigError::Number { .. })
+        ));
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::handler::{Consolidation, RoleReaders, Storage};
 /// S3 readers acting as a labeling job's role, through STS.
 struct StsRoleReaders {
     aws: SdkConfig,
+    max_object_bytes: u64,
 }
 
 #[async_trait]
@@ -30,7 +31,8 @@ impl RoleReaders for StsRoleReaders {
     async fn reader_for(&self, role_arn: &str) -> Result<Arc<dyn ObjectReader>, String> {
         Ok(Arc::new(
             S3Store::assuming_role(&self.aws, role_arn, "groundwork-annotation-consolidation")
-                .await,
+                .await
+                .with_max_object_bytes(self.max_object_bytes),
         ))
     }
 }
@@ -43,10 +45,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .map_err(|e| lambda_runtime::Error::from(format!("configuration: {e}")))?;
     tracing::info!(allowed_s3_locations = config.scope.describe(), "configured");
     let aws = aws_config::load_from_env().await;
-    let store = Arc::new(S3Store::from_conf(&aws));
-    let roles: Option<Arc<dyn RoleReaders>> = config
-        .assume_role
-        .then(|| Arc::new(StsRoleReaders { aws: aws.clone() }) as Arc<dyn RoleReaders>);
+    let store = Arc::new(S3Store::from_conf(&aws).with_max_object_bytes(config.max_object_bytes));
+    let roles: Option<Arc<dyn RoleReaders>> = config.assume_role.then(|| {
+        Arc::new(StsRoleReaders {
+            aws: aws.clone(),
+            max_object_bytes: config.max_object_bytes,
+        }) as Arc<dyn RoleReaders>
+    });
     let storage = Storage {
         reader: store.clone(),
         writer: store.clone(),

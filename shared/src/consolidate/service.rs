@@ -86,6 +86,7 @@ impl RequestError {
                 "S3LocationNotAllowed"
             }
             RequestError::PayloadUnreadable(StoreError::NotFound { .. }) => "PayloadNotFound",
+            RequestError::PayloadUnreadable(StoreError::TooLarge { .. }) => "PayloadTooLarge",
             RequestError::PayloadUnreadable(StoreError::AccessDenied { .. }) => {
                 "PayloadAccessDenied"
             }
@@ -777,6 +778,12 @@ mod tests {
         let mut r = request("s3://bucket/x.json");
         r.payload.s3_uri = None;
         assert_eq!(run(r).unwrap_err().error_type(), "InvalidRequest");
+        let too_large = RequestError::PayloadUnreadable(StoreError::TooLarge {
+            uri: "s3://bucket/x.json".to_owned(),
+            bytes: 10,
+            limit: 5,
+        });
+        assert_eq!(too_large.error_type(), "PayloadTooLarge");
     }
 
     #[test]
