@@ -75,11 +75,6 @@ impl RawJson {
         serde_json::value::RawValue::from_string(text.into()).map(RawJson)
     }
 
-    /// `null`.
-    pub fn null() -> Self {
-        RawJson(serde_json::value::RawValue::NULL.to_owned())
-    }
-
     /// `value` serialised compactly.
     pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
         serde_json::value::to_raw_value(value).map(RawJson)

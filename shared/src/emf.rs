@@ -14,8 +14,6 @@ pub enum Unit {
     Count,
     /// A plain number (a ratio, a confidence).
     None,
-    /// Milliseconds.
-    Milliseconds,
 }
 
 impl Unit {
@@ -23,7 +21,6 @@ impl Unit {
         match self {
             Unit::Count => "Count",
             Unit::None => "None",
-            Unit::Milliseconds => "Milliseconds",
         }
     }
 }

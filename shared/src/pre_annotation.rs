@@ -56,7 +56,7 @@ pub fn pre_annotate(
     request: &PreHumanTaskRequest,
     job: &JobContext,
 ) -> Result<PreHumanTaskResponse, PreAnnotationError> {
-    parse_data_object(request).map(|line| respond(line, job))
+    parse_data_object(request).map(|line| respond(line, request.data_object.clone(), job))
 }
 
 /// Checks the event's data object (exactly one string `source` / `source-ref`, the latter an S3 object
@@ -73,21 +73,18 @@ pub fn parse_data_object(
     })
 }
 
-/// The answer for a valid data object of `job`.
-pub fn respond(line: ManifestLine, job: &JobContext) -> PreHumanTaskResponse {
+/// The answer for a valid data object of `job`; `data_object` is the event's own text of it, which
+/// becomes `manifestLine` byte for byte.
+pub fn respond(line: ManifestLine, data_object: RawJson, job: &JobContext) -> PreHumanTaskResponse {
     let already_labeled = job
         .label_attribute_name
         .as_ref()
         .is_some_and(|lan| lan.is_labeled(&line));
     let task_object = line.source().value().to_owned();
-    // The event's own text, byte for byte (`from_data_object` kept it), else the fields re-serialised.
-    let manifest_line = RawJson::from_text(line.to_json_line().into_owned())
-        .or_else(|_| RawJson::from_value(line.fields()))
-        .unwrap_or_else(|_| RawJson::null());
     PreHumanTaskResponse {
         task_input: TaskInput {
             task_object,
-            manifest_line,
+            manifest_line: data_object,
             labels: job.labels.clone(),
         },
         is_human_annotation_required: !already_labeled,

@@ -101,6 +101,24 @@ fn fraction(
     }
 }
 
+/// A positive integer, when set.
+fn positive_integer(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<u64>, ConfigError> {
+    let Some(value) = var(name).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(ConfigError::Number {
+            name,
+            range: "1..",
+            value,
+        }),
+    }
+}
+
 /// Reads the configuration through `var` (the environment in production, a map in tests).
 pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
@@ -129,17 +147,8 @@ pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, 
     if let Some(q) = fraction(&var, "SPAN_QUORUM")? {
         settings.spans.quorum = q;
     }
-    if let Some(v) = set("MAX_MASK_PIXELS") {
-        settings.segmentation.max_pixels =
-            v.trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or(ConfigError::Number {
-                    name: "MAX_MASK_PIXELS",
-                    range: "1..",
-                    value: v,
-                })?;
+    if let Some(pixels) = positive_integer(&var, "MAX_MASK_PIXELS")? {
+        settings.segmentation.max_pixels = pixels;
     }
     Ok(Config {
         settings,
@@ -147,18 +156,8 @@ pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, 
         assume_role: flag(&var, "ASSUME_ROLE", false)?,
         scope: S3Scope::from_lookup(&var)?,
         max_response_bytes: groundwork::contracts::LAMBDA_RESPONSE_LIMIT_BYTES,
-        max_object_bytes: match set("MAX_OBJECT_BYTES") {
-            Some(v) => {
-                v.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|b| *b > 0)
-                    .ok_or(ConfigError::Number {
-                        name: "MAX_OBJECT_BYTES",
-                        range: "1..",
-                        value: v,
-                    })?
-            }
+        max_object_bytes: match positive_integer(&var, "MAX_OBJECT_BYTES")? {
+            Some(bytes) => bytes,
             None => default_max_object_bytes(var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").as_deref()),
         },
     })

@@ -424,7 +424,7 @@ mod tests {
         assert_eq!(Diagnostic::from(err).error_type, "PayloadNotFound");
     }
 
-    /// A custom-task request of two objects whose answers are stored in S3 at `answers`.
+    /// A request for job `scoped` whose payload is at `payload` and whose output goes under `output`.
     fn scoped_request(payload: &str, output: &str) -> Value {
         json!({
             "version": "2018-10-06",

@@ -10,6 +10,7 @@ use groundwork::contracts::{PreHumanTaskRequest, PreHumanTaskResponse, RawEvent}
 use groundwork::emf::{MetricLine, MetricSink, Unit};
 use groundwork::job_context::{JobContextError, JobContextResolver};
 use groundwork::manifest::DataSource;
+use groundwork::metadata::{Clock, SystemClock};
 use groundwork::ports::{JobsError, LabelingJobDescriber, ObjectReader, StoreError};
 use groundwork::pre_annotation::{PreAnnotationError, parse_data_object, respond};
 use groundwork::s3_scope::{Confined, S3Scope};
@@ -107,9 +108,7 @@ impl PreHumanTask {
             Ok(_) => ("AlreadyLabeled", "-"),
             Err(e) => ("Refused", e.error_type()),
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now = SystemClock.now().timestamp_millis();
         let line = MetricLine::new(NAMESPACE, &[&["Outcome"], &["Outcome", "Reason"]])
             .dimension("Outcome", outcome)
             .dimension("Reason", reason)
@@ -159,7 +158,7 @@ impl PreHumanTask {
             DataSource::Source(text) => ("source", "".into(), text.len()),
         };
         let (source_ref, manifest_keys) = (source_ref.into_owned(), line.fields().len());
-        let response = respond(line, &job);
+        let response = respond(line, request.data_object, &job);
         tracing::info!(
             labeling_job_arn = %echo(&request.labeling_job_arn),
             data_object = data_kind,
