@@ -1,5 +1,5 @@
 //! The fuzz targets' checks (`groundwork::fuzz_checks`) replayed on stable over the inputs kept in
-//! `fuzz/regressions/<target>/`: the seeds the fuzzers start from, and every input that once broke a
+//! `shared/fuzz/regressions/<target>/`: the seeds the fuzzers start from, and every input that once broke a
 //! check (none so far). `cargo fuzz` (nightly) finds new ones; this keeps them fixed.
 
 use groundwork::fuzz_checks::TARGETS;
@@ -11,7 +11,7 @@ fn every_kept_fuzz_input_passes_its_check() {
     let mut checked = 0;
     let mut failures = Vec::new();
     for (target, check) in TARGETS {
-        let dir = repo_dir().join("fuzz/regressions").join(target);
+        let dir = repo_dir().join("shared/fuzz/regressions").join(target);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
             .map(|entry| entry.unwrap().path())

@@ -28,7 +28,7 @@ mod malformed_events_e2e;
 // The bad-input corpus (`tests/bad_input/`) through each Lambda binary, every expected outcome asserted.
 mod bad_input_e2e;
 
-// The fuzz targets' checks over the inputs kept in `fuzz/regressions/`.
+// The fuzz targets' checks over the inputs kept in `shared/fuzz/regressions/`.
 mod fuzz_regressions;
 
 // The CLI on the shared fixtures and on hand-broken copies.

@@ -1,6 +1,6 @@
-//! The fuzz targets' checks (`fuzz/`, cargo-fuzz on nightly), here so that the inputs they found and the
+//! The fuzz targets' checks (`shared/fuzz/`, cargo-fuzz on nightly), here so that the inputs they found and the
 //! seeds they started from are replayed by an ordinary stable test as well (`tests/fuzz_regressions.rs`
-//! over `fuzz/regressions/<target>/`). Each check panics on a finding: a panic in our code, or an
+//! over `shared/fuzz/regressions/<target>/`). Each check panics on a finding: a panic in our code, or an
 //! invariant broken.
 
 use base64::Engine;
@@ -27,7 +27,7 @@ use crate::testing::block_on;
 /// A check: panics on a finding.
 pub type Check = fn(&[u8]);
 
-/// The targets, by name (the file names under `fuzz/fuzz_targets/`).
+/// The targets, by name (the file names under `shared/fuzz/fuzz_targets/`).
 pub const TARGETS: [(&str, Check); 5] = [
     ("manifest_line", manifest_line),
     ("consolidation_payload", consolidation_payload),
