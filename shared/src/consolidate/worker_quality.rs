@@ -447,15 +447,25 @@ impl JobWorkerQuality {
         struct Version {
             version: Option<u32>,
         }
-        let version = serde_json::from_slice::<Version>(bytes)
-            .ok()
-            .and_then(|v| v.version);
-        match version {
-            Some(found) if found > FORMAT_VERSION => Err(WorkerQualityError::UnsupportedVersion {
-                found,
-                supported: FORMAT_VERSION,
-            }),
-            _ => Ok(Self::from_json_or_empty(bytes)),
+        match Self::from_json_slice(bytes) {
+            Ok(document) => Ok(document),
+            Err(newer @ WorkerQualityError::UnsupportedVersion { .. }) => Err(newer),
+            // Not our shape: look at its version alone (only here, so a readable document is parsed
+            // once) before starting afresh.
+            Err(WorkerQualityError::Json(_)) => {
+                match serde_json::from_slice::<Version>(bytes)
+                    .ok()
+                    .and_then(|v| v.version)
+                {
+                    Some(found) if found > FORMAT_VERSION => {
+                        Err(WorkerQualityError::UnsupportedVersion {
+                            found,
+                            supported: FORMAT_VERSION,
+                        })
+                    }
+                    _ => Ok(Self::new()),
+                }
+            }
         }
     }
 
