@@ -149,6 +149,7 @@ fn run(
         reader: store,
         writer: store,
         quality: Some(store),
+        prior_answers: None,
         scope: &groundwork::s3_scope::S3Scope::anywhere(),
     };
     block_on(handle_request(&request, ports, settings, clock)).ok()
@@ -184,6 +185,7 @@ fn bench(c: &mut Criterion) {
     let first_batch = BenchStore {
         payload: bytes.clone(),
         quality: None,
+        prior_answers: None,
         written: Mutex::new(0),
     };
     // A job's middle: the document holds DEFAULT_MAX_BATCHES earlier batches of the same shape.

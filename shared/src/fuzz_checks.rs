@@ -82,6 +82,7 @@ pub fn consolidation_payload(data: &[u8]) {
         reader: &store,
         writer: &store,
         quality: Some(&store),
+        prior_answers: None,
         scope: &scope,
     };
     let clock = FixedClock(chrono::DateTime::UNIX_EPOCH);
@@ -128,6 +129,7 @@ pub fn segmentation_png(data: &[u8]) {
         reader: &store,
         writer: &store,
         quality: None,
+        prior_answers: None,
         scope: &scope,
     };
     let mut settings = BatchSettings {

@@ -430,6 +430,30 @@ async fn start(args: &StartArgs, out: &mut impl Write) -> anyhow::Result<bool> {
             }
             return not_chained(out, &reason, false);
         }
+        RunOutcome::TopUpFinished {
+            manifest,
+            summary,
+            written,
+        } => {
+            eprintln!(
+                "the top-up rounds are over after round {}: {} objects, {} answers, {} still below the target",
+                summary.round, summary.objects, summary.answers, summary.below_target
+            );
+            print_json(
+                out,
+                &json!({
+                    "outcome": if written { "top-up-finished" } else { "dry-run" },
+                    "source_job": report.job.labeling_job_name,
+                    "merged_manifest": manifest.to_string(),
+                    "round": summary.round,
+                    "objects": summary.objects,
+                    "answers": summary.answers,
+                    "below_target": summary.below_target,
+                    "over_budget": summary.over_budget,
+                }),
+            )?;
+            return Ok(true);
+        }
         RunOutcome::Created { arn, action } => ("created", Some(arn), action),
         RunOutcome::AlreadyExists { action } => ("duplicate", None, action),
         RunOutcome::WouldCreate { action } => ("dry-run", None, action),

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use groundwork::consolidate::prior_answers::PriorAnswersCache;
 use groundwork::consolidate::service::{Ports, QualityReport, RequestError, handle_request};
 use groundwork::contracts::{ConsolidationRequest, ConsolidationResponseEntry, RawEvent};
 use groundwork::emf::{MetricLine, MetricSink, Unit};
@@ -84,6 +85,8 @@ pub(crate) struct Consolidation {
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn MetricSink>,
     role_readers: Mutex<HashMap<String, Arc<dyn ObjectReader>>>,
+    /// Top-up rounds' earlier answers, read once per job and container.
+    prior_answers: PriorAnswersCache,
 }
 
 impl Consolidation {
@@ -108,6 +111,7 @@ impl Consolidation {
             clock,
             metrics,
             role_readers: Mutex::new(HashMap::new()),
+            prior_answers: PriorAnswersCache::new(),
         }
     }
 
@@ -192,6 +196,7 @@ impl Consolidation {
                 .config
                 .worker_quality
                 .then_some(self.storage.quality.as_ref()),
+            prior_answers: Some(&self.prior_answers),
             scope: &self.config.scope,
         };
         let outcome = handle_request(&request, ports, &self.config.settings, self.clock.as_ref())

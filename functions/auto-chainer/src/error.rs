@@ -69,6 +69,7 @@ impl ChainerError {
                 | ChainError::MissingInput(_)
                 | ChainError::TooManyTags { .. },
             ) => "Permanent.InvalidJob",
+            RunError::Plan(ChainError::InvalidTopUpInput { .. }) => "Permanent.InvalidTopUpInput",
         }
     }
 

@@ -58,6 +58,15 @@ pub(crate) enum Outcome {
         source_job: String,
         job_name: String,
     },
+    /// A top-up chain ended: its merged output manifest was written.
+    TopUpFinished {
+        source_job: String,
+        manifest: String,
+        round: u32,
+        objects: usize,
+        answers: usize,
+        below_target: usize,
+    },
     /// No job, on purpose.
     Skipped {
         source_job: String,
@@ -275,6 +284,29 @@ impl Chainer {
                     job_name: action.request.labeling_job_name,
                 }
             }
+            RunOutcome::TopUpFinished {
+                manifest, summary, ..
+            } => {
+                tracing::info!(
+                    outcome = "top-up-finished",
+                    source_job = %source_job,
+                    manifest = %manifest,
+                    round = summary.round,
+                    objects = summary.objects,
+                    answers = summary.answers,
+                    below_target = summary.below_target,
+                    over_budget = summary.over_budget,
+                    "the top-up rounds are over: wrote the merged output manifest"
+                );
+                Outcome::TopUpFinished {
+                    source_job,
+                    manifest: manifest.to_string(),
+                    round: summary.round,
+                    objects: summary.objects,
+                    answers: summary.answers,
+                    below_target: summary.below_target,
+                }
+            }
             RunOutcome::Skipped(reason) => skipped(source_job, &reason),
             // The handler never asks for a dry run; say so rather than pretend a job was made.
             RunOutcome::WouldCreate { .. } => Outcome::Skipped {
@@ -286,6 +318,7 @@ impl Chainer {
         let (name, reason) = match &outcome {
             Outcome::Created { step, .. } => ("Created", step.as_str()),
             Outcome::Duplicate { .. } => ("Duplicate", "DuplicateEvent"),
+            Outcome::TopUpFinished { .. } => ("TopUpFinished", "TopUpFinished"),
             Outcome::Skipped { reason_code, .. } => ("Skipped", reason_code.as_str()),
             Outcome::Rejected { reason_code, .. } => ("Rejected", reason_code.as_str()),
         };

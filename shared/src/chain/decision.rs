@@ -338,7 +338,7 @@ pub(crate) fn copy_of(
 
 /// `<CHAIN_WRITE_PREFIX>/<new job>/`, or `<source S3OutputPath>/groundwork-chain/<new job>/` — a place
 /// the labeling role can already read, because it writes the job's output there.
-fn work_folder(
+pub(super) fn work_folder(
     job: &LabelingJobDescription,
     settings: &ChainSettings,
     new_name: &str,
@@ -353,7 +353,7 @@ fn work_folder(
 }
 
 /// How what the chain writes for `job`'s follow-up is encrypted: as `job`'s output is.
-fn output_encryption(job: &LabelingJobDescription) -> Encryption {
+pub(super) fn output_encryption(job: &LabelingJobDescription) -> Encryption {
     Encryption::kms_or_default(job.output_config.kms_key_id.as_deref())
 }
 
@@ -474,7 +474,7 @@ fn pass_on_active_learning_model(
 /// The source's user tags plus the new job's lineage. A follow-up consumes its plan: it is tagged with
 /// the plan's own `FollowUp`, or `none`, so that a default plan never follows itself. Staged objects are
 /// consumed by any step.
-fn lineage_tags(
+pub(super) fn lineage_tags(
     job: &LabelingJobDescription,
     step: ChainStep,
     plan: Option<&FollowUpPlan>,

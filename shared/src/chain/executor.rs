@@ -22,6 +22,7 @@ use crate::s3_uri::S3Uri;
 
 use super::clone::clone_request;
 use super::manifest_edit::newest_intermediate_manifest;
+use super::top_up::{self, TopUpDecision, TopUpInput, TopUpPlan, TopUpSummary};
 use super::{
     ChainAction, ChainError, ChainRequest, ChainSettings, Decision, FetchedObject,
     ManifestCandidate, PlanSource, PlannerInput, Preparation, SkipReason, plan, prepare,
@@ -82,6 +83,15 @@ pub enum RunOutcome {
     WouldCreate {
         /// The plan.
         action: Box<ChainAction>,
+    },
+    /// A top-up chain is over: its merged output manifest was written (or, on a dry run, would be).
+    TopUpFinished {
+        /// Where the merged manifest is.
+        manifest: S3Uri,
+        /// Where the rounds ended.
+        summary: TopUpSummary,
+        /// False on a dry run.
+        written: bool,
     },
     /// No job.
     Skipped(SkipReason),
@@ -215,6 +225,11 @@ pub async fn chain_described(
         Some(PlanSource::Declared(uri)) => Some(read(ports, "follow-up plan", uri).await?),
     };
     let manifest = find_manifest(ports, job, &needs.manifest).await?;
+    if let Some(bytes) = plan_bytes.as_deref()
+        && TopUpPlan::is_top_up(bytes)
+    {
+        return top_up_round(ports, job, run, bytes, &manifest).await;
+    }
     let staging = match &needs.staging {
         None => None,
         Some(uri) => Some(FetchedObject {
@@ -234,14 +249,23 @@ pub async fn chain_described(
         Decision::Skip(reason) => return Ok(RunOutcome::Skipped(reason)),
         Decision::Chain(action) => action,
     };
+    create_once(ports, action, run.dry_run).await
+}
 
+/// Writes the action's objects and creates its job, unless the job exists already (a duplicate event:
+/// nothing is rewritten that a running job may be reading).
+async fn create_once(
+    ports: ChainPorts<'_>,
+    action: Box<ChainAction>,
+    dry_run: bool,
+) -> Result<RunOutcome, RunError> {
     let name = action.request.labeling_job_name.clone();
     match ports.describer.describe_labeling_job(&name).await {
         Ok(_) => return Ok(RunOutcome::AlreadyExists { action }),
         Err(JobsError::NotFound { .. }) => {}
         Err(source) => return Err(RunError::CheckExisting { job: name, source }),
     }
-    if run.dry_run {
+    if dry_run {
         return Ok(RunOutcome::WouldCreate { action });
     }
     for write in &action.manifest_writes {
@@ -260,6 +284,72 @@ pub async fn chain_described(
         Ok(CreateOutcome::Created { arn }) => Ok(RunOutcome::Created { arn, action }),
         Ok(CreateOutcome::AlreadyExists) => Ok(RunOutcome::AlreadyExists { action }),
         Err(source) => Err(RunError::Create { job: name, source }),
+    }
+}
+
+/// A completed top-up round: read its answers, the earlier rounds' state and its worker quality, then
+/// start the next round or write the merged manifest.
+async fn top_up_round(
+    ports: ChainPorts<'_>,
+    job: &LabelingJobDescription,
+    run: ChainRun<'_>,
+    plan: &[u8],
+    manifest: &FetchedObject,
+) -> Result<RunOutcome, RunError> {
+    let needs = top_up::needs(job)?;
+    let keys = match ports.lister.list_objects(&needs.payloads).await {
+        Ok(keys) => keys,
+        Err(StoreError::NotFound { .. }) => Vec::new(),
+        Err(source) => return Err(RunError::List { source }),
+    };
+    let mut payloads = Vec::new();
+    for uri in keys.into_iter().filter(|k| k.key().ends_with(".json")) {
+        let body = read(ports, "consolidation request", &uri).await?;
+        payloads.push(FetchedObject { uri, body });
+    }
+    let optional = |uri: Option<S3Uri>, what: &'static str| async move {
+        let Some(uri) = uri else { return Ok(None) };
+        match ports.reader.get_object(&uri).await {
+            Ok(body) => Ok(Some(FetchedObject { uri, body })),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(source) => Err(RunError::Read { what, source }),
+        }
+    };
+    let prior = optional(needs.prior, "earlier rounds' answers").await?;
+    let merged = optional(needs.merged, "merged manifest of the rounds").await?;
+    let worker_quality = optional(Some(needs.worker_quality), "worker quality").await?;
+    let decision = top_up::plan_round(&TopUpInput {
+        job,
+        settings: run.settings,
+        request: &run.request,
+        plan,
+        manifest,
+        prior: prior.as_ref(),
+        merged: merged.as_ref(),
+        payloads: &payloads,
+        worker_quality: worker_quality.as_ref(),
+    })?;
+    match decision {
+        TopUpDecision::NextRound { action, .. } => create_once(ports, action, run.dry_run).await,
+        TopUpDecision::Finished { write, summary } => {
+            if !run.dry_run {
+                ports
+                    .writer
+                    .put_object(
+                        &write.uri,
+                        write.body,
+                        write.content_type,
+                        &write.encryption,
+                    )
+                    .await
+                    .map_err(|source| RunError::Write { source })?;
+            }
+            Ok(RunOutcome::TopUpFinished {
+                manifest: write.uri,
+                summary,
+                written: !run.dry_run,
+            })
+        }
     }
 }
 

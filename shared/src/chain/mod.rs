@@ -47,6 +47,10 @@
 //! * A person can override the automatic refusals with [`ChainRequest::force`] (`groundwork chain start
 //!   --force`): continue a failed job once its cause is fixed, or a job that chaining is off for.
 //!
+//! * **Top-up rounds** ([`top_up`]): a follow-up plan with `"Mode": "top-up"` asks more workers, round
+//!   by round, only about the objects whose label is still below a target confidence, and ends with one
+//!   merged output manifest.
+//!
 //! Cloning (the prior job's setup with its input manifest or a new one) is [`clone::clone_request`].
 
 pub mod clone;
@@ -58,6 +62,7 @@ pub mod naming;
 pub mod plan;
 pub mod settings;
 pub mod tags;
+pub mod top_up;
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -388,6 +393,15 @@ pub enum ChainError {
     /// The source job's description cannot be used to build a job.
     #[error("the source job cannot be chained: {0}")]
     InvalidJob(String),
+    /// A file a top-up round reads (Ground Truth's consolidation requests, the rounds' answers or
+    /// merged manifest) cannot be used.
+    #[error("top-up: {uri}: {message}")]
+    InvalidTopUpInput {
+        /// The file.
+        uri: String,
+        /// What is wrong.
+        message: String,
+    },
     /// More tags than CreateLabelingJob accepts.
     #[error(
         "the new job would carry {count} tags (the job's own plus groundwork's lineage tags), over the limit of {max}",

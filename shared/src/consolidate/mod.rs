@@ -9,6 +9,7 @@
 //! | [`custom`] | custom task types: canonical-JSON majority, or every answer |
 //! | [`classification`] | truth inference for single- and multi-label classes (Dawid-Skene EM, majority vote) |
 //! | [`worker_quality`] | per-job worker quality, kept between batches |
+//! | [`prior_answers`] | answers an object got in earlier top-up rounds, merged into the round's own |
 //! | [`boxes`] | bounding boxes: matching across workers, robust centres, per-box confidence |
 //! | [`segmentation`] | semantic segmentation masks: per-pixel weighted vote, PNG in and out |
 //! | [`spans`] | named entities: span clustering, boundary and label votes |
@@ -18,6 +19,7 @@ pub mod batch;
 pub mod boxes;
 pub mod classification;
 pub mod custom;
+pub mod prior_answers;
 pub mod segmentation;
 pub mod service;
 pub mod spans;

@@ -18,6 +18,7 @@ use super::batch::{
     BatchJob, BatchObject, BatchOutcome, BatchSettings, ResolvedAnswer, ResolvedObject,
     consolidate_batch,
 };
+use super::prior_answers::{BadPriorAnswers, PriorAnswers, PriorAnswersCache, prior_answers_uri};
 use super::worker_quality::JobWorkerQuality;
 use crate::contracts::{
     ConsolidationRequest, ConsolidationResponseEntry, PayloadError, parse_payload,
@@ -62,6 +63,13 @@ pub enum RequestError {
         /// The request's `outputConfig`.
         uri: String,
     },
+    /// The earlier answers of a top-up round could not be read (answering from this round's answers
+    /// alone would quietly give a worse label than the round was started for).
+    #[error("cannot read the earlier rounds' answers: {0}")]
+    PriorAnswersUnreadable(#[source] StoreError),
+    /// The earlier answers of a top-up round are not a valid file.
+    #[error("the earlier rounds' answers: {0}")]
+    InvalidPriorAnswers(#[source] BadPriorAnswers),
     /// The payload is not a JSON array.
     #[error("payload {uri}: {source}")]
     InvalidPayload {
@@ -95,6 +103,14 @@ impl RequestError {
             }
             RequestError::PayloadUnreadable(_) => "PayloadUnreadable",
             RequestError::InvalidPayload { .. } => "InvalidPayload",
+            RequestError::PriorAnswersUnreadable(StoreError::OutsideScope { .. }) => {
+                "S3LocationNotAllowed"
+            }
+            RequestError::PriorAnswersUnreadable(e) if e.is_retryable() => {
+                "Retryable.PriorAnswersUnavailable"
+            }
+            RequestError::PriorAnswersUnreadable(_) => "PriorAnswersUnreadable",
+            RequestError::InvalidPriorAnswers(_) => "InvalidPriorAnswers",
         }
     }
 }
@@ -108,6 +124,8 @@ pub struct Ports<'a> {
     pub writer: &'a dyn ObjectWriter,
     /// Keeps the job's worker quality.
     pub quality: Option<&'a dyn VersionedStore>,
+    /// Earlier top-up rounds' answers, read once per job ([`super::prior_answers`]); `None` reads none.
+    pub prior_answers: Option<&'a PriorAnswersCache>,
     /// Where the request may read and write. The stores are expected to be [`Confined`] to it as well
     /// (the functions build them so); the service checks `outputConfig` against it up front, so that a
     /// request pointing its output elsewhere is refused as a whole rather than object by object.
@@ -224,10 +242,18 @@ pub async fn handle_request(
         (None, Some(content)) => ("payload.content".to_owned(), content.clone().into_bytes()),
         (None, None) => return Err(RequestError::NoPayload),
     };
-    let parsed = parse_payload(&payload).map_err(|source| RequestError::InvalidPayload {
+    let mut parsed = parse_payload(&payload).map_err(|source| RequestError::InvalidPayload {
         uri: payload_name,
         source,
     })?;
+    if let (Some(cache), Some(out)) = (ports.prior_answers, &output_config) {
+        let prior = load_prior_answers(cache, ports.reader, out).await?;
+        if !prior.is_empty() {
+            for object in parsed.iter_mut().flatten() {
+                prior.merge_into(object);
+            }
+        }
+    }
     let objects = resolve_answers(parsed, ports.reader).await;
     // What we write (masks, worker quality) is encrypted with the request's key when it names one, as
     // Ground Truth encrypts the job's own output.
@@ -392,6 +418,28 @@ async fn save_quality(
     }
 }
 
+/// The job's earlier top-up answers, from the cache or read once; none when the file does not exist.
+async fn load_prior_answers(
+    cache: &PriorAnswersCache,
+    reader: &dyn ObjectReader,
+    output_config: &S3Uri,
+) -> Result<std::sync::Arc<PriorAnswers>, RequestError> {
+    let uri = prior_answers_uri(output_config);
+    if let Some(answers) = cache.get(&uri) {
+        return Ok(answers);
+    }
+    let answers = match reader.get_object(&uri).await {
+        Ok(bytes) => {
+            PriorAnswers::parse(&uri, &bytes).map_err(RequestError::InvalidPriorAnswers)?
+        }
+        Err(StoreError::NotFound { .. }) => PriorAnswers::new(),
+        Err(e) => return Err(RequestError::PriorAnswersUnreadable(e)),
+    };
+    let answers = std::sync::Arc::new(answers);
+    cache.insert(&uri, answers.clone());
+    Ok(answers)
+}
+
 /// Fetches answers given as `s3Uri` (large answers); an unreadable one becomes an unavailable answer of
 /// its object, not a failed batch.
 async fn resolve_answers(
@@ -468,6 +516,7 @@ mod tests {
             reader: store,
             writer: store,
             quality: Some(store),
+            prior_answers: None,
             scope: &ANYWHERE,
         }
     }
@@ -500,6 +549,66 @@ mod tests {
             })
             .collect();
         serde_json::to_string(&items).unwrap()
+    }
+
+    #[test]
+    fn a_top_up_round_decides_from_the_earlier_rounds_answers_too() {
+        let store = MemoryObjectStore::new();
+        let uri = "s3://bucket/out/animals/annotations/consolidated-annotation/consolidation-request/iteration-1/r2.json";
+        // This round: one worker says dog. Earlier: two said cat, and w3 said cat but now says dog.
+        store.insert(uri, payload(&[("0", &[("w3", "dog")])]));
+        let mut earlier = PriorAnswers::new();
+        let annotations = serde_json::from_value(json!([
+            answer("w1", "cat"),
+            answer("w2", "cat"),
+            answer("w3", "cat")
+        ]))
+        .unwrap();
+        earlier.add("s3:s3://bucket/0.jpg".to_owned(), annotations);
+        let prior_uri = "s3://bucket/out/animals/annotations/groundwork/top-up/prior-answers.jsonl";
+        store.insert(prior_uri, earlier.to_jsonl());
+        let cache = PriorAnswersCache::new();
+        let ports = Ports {
+            prior_answers: Some(&cache),
+            ..store_ports(&store)
+        };
+        let outcome = handle(&request(uri), ports).unwrap();
+        let content = &outcome.entries[0].consolidated_annotation.content;
+        let meta = serde_json::to_value(content).unwrap();
+        assert_eq!(meta["animal-metadata"]["class-name"], "cat", "{meta}");
+        assert_eq!(
+            outcome.batch.summary.skipped_answers, 0,
+            "w3 counts once, with the newer answer"
+        );
+
+        // Read once per job: a changed file is not read again by this container.
+        store.insert(prior_uri, "not json");
+        assert!(handle(&request(uri), ports).is_ok());
+        // A broken file fails the batch with a stable name, before anything is answered.
+        let fresh = PriorAnswersCache::new();
+        let err = handle(
+            &request(uri),
+            Ports {
+                prior_answers: Some(&fresh),
+                ..ports
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.error_type(), "InvalidPriorAnswers");
+        // Without the file (every job that is not a top-up round) nothing changes.
+        let other = MemoryObjectStore::new();
+        other.insert(uri, payload(&[("0", &[("w3", "dog")])]));
+        let cache = PriorAnswersCache::new();
+        let alone = handle(
+            &request(uri),
+            Ports {
+                prior_answers: Some(&cache),
+                ..store_ports(&other)
+            },
+        )
+        .unwrap();
+        let meta = serde_json::to_value(&alone.entries[0].consolidated_annotation.content).unwrap();
+        assert_eq!(meta["animal-metadata"]["class-name"], "dog");
     }
 
     #[test]
@@ -635,6 +744,7 @@ mod tests {
             reader: &store,
             writer: &store,
             quality: Some(&quality),
+            prior_answers: None,
             scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let out = handle(&request(uri), ports).unwrap();
@@ -685,6 +795,7 @@ mod tests {
             reader: &fresh,
             writer: &fresh,
             quality: Some(&fresh),
+            prior_answers: None,
             scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let out = handle(&request("s3://bucket/p/2.json"), ports).unwrap();
@@ -747,6 +858,7 @@ mod tests {
             reader: &store,
             writer: &store,
             quality: None,
+            prior_answers: None,
             scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let run = |r: ConsolidationRequest| handle(&r, ports);

@@ -670,6 +670,7 @@ mod tests {
                 reader: &store,
                 writer: &store,
                 quality: Some(&store),
+                prior_answers: None,
                 scope: &crate::s3_scope::S3Scope::anywhere(),
             };
             let outcome = block_on(handle_request(
