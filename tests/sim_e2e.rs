@@ -538,3 +538,85 @@ async fn a_crashed_function_is_started_again_and_its_cold_start_recorded() {
     assert!(stats.peak_rss_kib > 0);
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_top_up_chain_asks_more_workers_only_where_unsure_and_merges_the_rounds() {
+    use groundwork_sim::demo::{TOP_UP_LAN, TOP_UP_WORKERS, start_top_up, top_up_report};
+    use groundwork_sim::workforce::Replay;
+
+    let world = World::start(2).await;
+    let crowd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("data/crowd/venanzi2015_wsamt");
+    let replay = Replay::load(&crowd).unwrap();
+    let tasks: Vec<String> = replay.tasks().into_iter().take(60).collect();
+    let s3 = world.moto.s3();
+    start_top_up(&world.gt, &s3, &replay, &tasks, BUCKET, "reviews", 0.95)
+        .await
+        .unwrap();
+    world.settle().await;
+
+    // One job per round, each created once although every state change was delivered twice.
+    let jobs = world.gt.jobs();
+    let round_2 = world.children_of("reviews");
+    assert_eq!(round_2.len(), 1, "{jobs:#?}");
+    let round_3 = world.children_of(&round_2[0].labeling_job_name);
+    assert_eq!(round_3.len(), 1, "{jobs:#?}");
+    assert!(world.children_of(&round_3[0].labeling_job_name).is_empty());
+    assert_eq!(jobs.len(), 3);
+    let root = world.gt.describe("reviews").unwrap();
+    for (job, workers, lan) in [
+        (&root, TOP_UP_WORKERS[0], TOP_UP_LAN.to_owned()),
+        (&round_2[0], TOP_UP_WORKERS[1], format!("{TOP_UP_LAN}-top-up-2")),
+        (&round_3[0], TOP_UP_WORKERS[2], format!("{TOP_UP_LAN}-top-up-3")),
+    ] {
+        assert_eq!(job.labeling_job_status, LabelingJobStatus::Completed);
+        assert_eq!(
+            job.human_task_config.number_of_human_workers_per_data_object,
+            workers
+        );
+        assert_eq!(job.label_attribute_name.as_deref(), Some(lan.as_str()));
+    }
+    let deliveries = world.gt.deliveries();
+    assert_eq!(deliveries.len(), 6, "{deliveries:#?}");
+    assert!(deliveries.iter().all(|d| d.outcome.is_ok()), "{deliveries:#?}");
+
+    // Only the objects below the target go on, and each round decides from all the answers so far.
+    let first = world.output(&root).await;
+    let unsure = |lines: &[ManifestLine], lan: &str| -> Vec<String> {
+        class_labels(lines, lan)
+            .into_iter()
+            .filter(|(_, m)| m.confidence < 0.95)
+            .map(|(source, _)| source)
+            .collect()
+    };
+    let second = world.output(&round_2[0]).await;
+    let sources = |lines: &[ManifestLine]| -> Vec<String> {
+        lines.iter().map(|l| l.source().value().to_owned()).collect()
+    };
+    let mut expected = unsure(&first, TOP_UP_LAN);
+    expected.sort();
+    let mut got = sources(&second);
+    got.sort();
+    assert_eq!(got, expected);
+    assert!(!got.is_empty() && got.len() < 60, "{} objects", got.len());
+    let third = world.output(&round_3[0]).await;
+    let mut expected = unsure(&second, &format!("{TOP_UP_LAN}-top-up-2"));
+    expected.sort();
+    let mut got = sources(&third);
+    got.sort();
+    assert_eq!(got, expected);
+
+    // One merged manifest: every object once, under the root's name, its answers as the replay gave them.
+    let report = top_up_report(&s3, &replay, BUCKET, "reviews").await.unwrap();
+    assert_eq!(report.objects, 60);
+    assert_eq!(report.repeated, 0);
+    assert_eq!(report.labeled, 60);
+    assert_eq!(report.answers, report.answers_given);
+    let spent = 2 * 60 + second.len() + 2 * third.len();
+    assert_eq!(report.answers, spent, "answers are counted once per worker");
+    assert_eq!(report.rounds.values().sum::<usize>(), 60);
+    assert_eq!(report.rounds.get(&3).copied().unwrap_or(0), third.len());
+    assert!(report.answers < 5 * 60);
+    world.stop().await;
+}

@@ -610,7 +610,8 @@ struct Plan {
 }
 
 /// Runs the demo: a replayed classification job stopped halfway, continued by the chainer, completed,
-/// then verified on its low-confidence labels; then a bounding-box job. Prints the summaries.
+/// then verified on its low-confidence labels; then a bounding-box job; then the same objects as a
+/// three-round top-up chain. Prints the summaries.
 pub async fn run_demo(options: &DemoOptions) -> Result<(), SimError> {
     let started = Instant::now();
     std::fs::create_dir_all(&options.out_dir).map_err(SimError::io(format!(
@@ -646,6 +647,7 @@ pub async fn run_demo(options: &DemoOptions) -> Result<(), SimError> {
             summaries.push_str(&summarize(&gt, job, &options.out_dir).await?);
         }
         summaries.push_str(&chain_result(&gt, &jobs, "crowd-label", "crowd-label-check").await?);
+        summaries.push_str(&top_up_summary(&gt, options).await?);
     }
     gt.shutdown().await;
     drop(moto);
@@ -653,7 +655,8 @@ pub async fn run_demo(options: &DemoOptions) -> Result<(), SimError> {
     println!("\n== Jobs ({} in all, in creation order)", jobs.len());
     print!("{summaries}");
     let deliveries = gt.deliveries();
-    let created = jobs.len().saturating_sub(2);
+    // Three jobs are the demo's own: the classification job, the box job, the top-up chain's root.
+    let created = jobs.len().saturating_sub(3);
     println!(
         "\n  {} state-change deliveries to gt-auto-chainer ({} per event); chained jobs created: {created}",
         deliveries.len(),
@@ -797,7 +800,72 @@ async fn demo_jobs(gt: &Arc<GroundTruth>, moto: &Moto, o: &DemoOptions) -> Resul
             message: "the box job did not finish in 60 s".to_owned(),
         });
     }
+
+    println!(
+        "\n== 3. Adaptive redundancy: the same {} objects as a top-up chain, workers per round {:?}, target confidence {DEMO_TOP_UP_TARGET}",
+        tasks.len(),
+        TOP_UP_WORKERS
+    );
+    println!(
+        "   round 1 asks everyone {} workers; the chainer starts each next round over only the objects still below the target",
+        TOP_UP_WORKERS[0]
+    );
+    start_top_up(gt, &s3, &replay, &tasks, bucket, DEMO_TOP_UP_JOB, DEMO_TOP_UP_TARGET).await?;
+    if !gt.wait_idle(Duration::from_secs(120)).await {
+        return Err(SimError::Api {
+            operation: "demo",
+            message: "the top-up chain did not finish in 120 s".to_owned(),
+        });
+    }
     Ok(())
+}
+
+/// The demo's top-up root job.
+const DEMO_TOP_UP_JOB: &str = "crowd-topup";
+/// Its target confidence.
+const DEMO_TOP_UP_TARGET: f64 = 0.95;
+
+/// The top-up chain's result, as the demo prints it.
+async fn top_up_summary(gt: &GroundTruth, o: &DemoOptions) -> Result<String, SimError> {
+    let replay = Replay::load(&o.crowd_dir.join(&o.set))?;
+    let r = top_up_report(&gt.s3, &replay, DEMO_BUCKET, DEMO_TOP_UP_JOB).await?;
+    let mut s = String::new();
+    let fixed: u32 = TOP_UP_WORKERS.iter().sum();
+    let _ = writeln!(
+        s,
+        "\n  top-up result (merged manifest out/{DEMO_TOP_UP_JOB}/{}):",
+        groundwork::chain::top_up::OUTPUT_FILE
+    );
+    let _ = writeln!(
+        s,
+        "    {} objects once each ({} labeled), {} answers: {:.2} per object against {fixed} for asking everyone {fixed} workers ({:.0} %)",
+        r.objects,
+        r.labeled,
+        r.answers,
+        r.answers as f64 / r.objects.max(1) as f64,
+        100.0 * r.answers as f64 / (fixed as usize * r.objects).max(1) as f64
+    );
+    let rounds: Vec<String> = r
+        .rounds
+        .iter()
+        .map(|(round, n)| format!("{n} ended in round {round}"))
+        .collect();
+    let _ = writeln!(s, "    {}", rounds.join(", "));
+    if r.known > 0 {
+        let _ = writeln!(
+            s,
+            "    accuracy against gold {:.3} ({}/{}); compare job 1's labels from {fixed} workers each, above",
+            r.correct as f64 / r.known as f64,
+            r.correct,
+            r.known
+        );
+    }
+    let _ = writeln!(
+        s,
+        "    answers in the merged manifest = answers the replayed workforce gave: {}",
+        if r.answers == r.answers_given { "yes" } else { "NO" }
+    );
+    Ok(s)
 }
 
 /// `groundwork-sim serve`: moto and the API until Ctrl-C, for the CLI or any SDK client; prints the
@@ -837,4 +905,168 @@ pub async fn serve(bin_dir: PathBuf, log_dir: PathBuf, deliveries: usize) -> Res
     }
     print!("{}", function_table(&gt.function_stats()));
     Ok(())
+}
+
+/// The label attribute name of the demo's top-up chain (its rounds add `-top-up-<r>`).
+pub const TOP_UP_LAN: &str = "crowd-topup";
+/// The top-up chain's workers per round: 2 for everyone, then 1, then 2 more for the still unsure.
+pub const TOP_UP_WORKERS: [u32; 3] = [2, 1, 2];
+
+/// A top-up chain over a replayed real crowd set: the plan, the workforces of its three rounds (each
+/// round's workers are the set's next answers for the object, so no object sees a worker twice) and the
+/// root job (`TOP_UP_WORKERS[0]` workers, tagged with the plan).
+pub async fn start_top_up(
+    gt: &GroundTruth,
+    s3: &aws_sdk_s3::Client,
+    replay: &Replay,
+    tasks: &[String],
+    bucket: &str,
+    job_name: &str,
+    target: f64,
+) -> Result<(), SimError> {
+    let uri = |k: &str| {
+        S3Uri::new(bucket, k).map_err(|e| SimError::Api {
+            operation: "S3 URI",
+            message: e.to_string(),
+        })
+    };
+    let refs: Vec<String> = tasks
+        .iter()
+        .map(|t| format!("s3://{bucket}/crowd/{}/{t}.jpg", replay.name))
+        .collect();
+    let manifest = uri("jobs/topup/input.manifest")?;
+    let labels_uri = uri("jobs/topup/labels.json")?;
+    let plan_uri = uri("jobs/topup/plan.json")?;
+    let labels = replay.labels();
+    put_manifest(s3, &manifest, &refs).await?;
+    put_labels(s3, &labels_uri, &labels).await?;
+    let plan = serde_json::json!({
+        "Mode": "top-up",
+        "TargetConfidence": target,
+        "WorkersPerRound": TOP_UP_WORKERS,
+        "MaxAnswersPerObject": TOP_UP_WORKERS.iter().sum::<u32>(),
+    });
+    put(
+        s3,
+        &plan_uri,
+        serde_json::to_vec(&plan).map_err(SimError::json("a plan"))?,
+    )
+    .await?;
+    let mut offset = 0;
+    for (i, workers) in TOP_UP_WORKERS.iter().enumerate() {
+        let lan = if i == 0 {
+            TOP_UP_LAN.to_owned()
+        } else {
+            groundwork::chain::top_up::round_label_attribute_name(TOP_UP_LAN, i as u32 + 1)
+                .map_err(|e| SimError::Api {
+                    operation: "top-up",
+                    message: e.to_string(),
+                })?
+                .as_str()
+                .to_owned()
+        };
+        gt.set_workforce(&lan, Arc::new(replay.with_offset(offset)));
+        offset += *workers as usize;
+    }
+    let labels_tag = labels.join(",");
+    let plan_tag = plan_uri.to_string();
+    let output = uri("out/")?;
+    let request = job_request(&JobSpec {
+        name: job_name,
+        lan: TOP_UP_LAN,
+        task: Task::ImageClassification,
+        manifest: &manifest,
+        labels: &labels_uri,
+        output: &output,
+        workers: TOP_UP_WORKERS[0],
+        tags: &[
+            ("groundwork:follow-up", plan_tag.as_str()),
+            ("sim:labels", labels_tag.as_str()),
+        ],
+    });
+    create(gt, &request).await?;
+    Ok(())
+}
+
+/// What a finished top-up chain gave, read back from its merged manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopUpReport {
+    /// Lines of the merged manifest.
+    pub objects: usize,
+    /// Of those, labeled.
+    pub labeled: usize,
+    /// Answers the merged manifest says were spent.
+    pub answers: usize,
+    /// Answers the replayed workforce gave those objects (distinct workers of the rounds each object
+    /// went through).
+    pub answers_given: usize,
+    /// Objects per last round (1, 2, 3).
+    pub rounds: BTreeMap<u32, usize>,
+    /// Correct labels among the objects with gold, and how many have gold.
+    pub correct: usize,
+    /// Objects with gold.
+    pub known: usize,
+    /// Sources that appear more than once in the merged manifest.
+    pub repeated: usize,
+}
+
+/// Reads `<out>/<root>/manifests/output/top-up.manifest` and checks it against the replay.
+pub async fn top_up_report(
+    s3: &aws_sdk_s3::Client,
+    replay: &Replay,
+    bucket: &str,
+    root_job: &str,
+) -> Result<TopUpReport, SimError> {
+    let uri = format!(
+        "s3://{bucket}/out/{root_job}/{}",
+        groundwork::chain::top_up::OUTPUT_FILE
+    );
+    let lines = read_manifest(s3, &uri).await?;
+    let mut report = TopUpReport {
+        objects: lines.len(),
+        labeled: 0,
+        answers: 0,
+        answers_given: 0,
+        rounds: BTreeMap::new(),
+        correct: 0,
+        known: 0,
+        repeated: 0,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let meta_key = format!("{TOP_UP_LAN}-metadata");
+    for line in &lines {
+        if !seen.insert(line.source().value().to_owned()) {
+            report.repeated += 1;
+        }
+        let meta = line.get(&meta_key);
+        let number = |k: &str| meta.and_then(|m| m.get(k)).and_then(serde_json::Value::as_u64);
+        let answers = number("answers").unwrap_or(0) as usize;
+        let round = number("rounds").unwrap_or(0) as u32;
+        report.answers += answers;
+        *report.rounds.entry(round).or_default() += 1;
+        let asked: usize = TOP_UP_WORKERS
+            .iter()
+            .take(round as usize)
+            .map(|w| *w as usize)
+            .sum();
+        let task = crate::workforce::object_stem(line);
+        let given: std::collections::BTreeSet<&str> = replay
+            .answers
+            .get(task)
+            .map(|a| a.iter().take(asked).map(|(w, _)| w.as_str()).collect())
+            .unwrap_or_default();
+        report.answers_given += given.len();
+        let Some(class) = field::<ClassMetadata>(line, &meta_key) else {
+            continue;
+        };
+        if line.get(TOP_UP_LAN).is_none() {
+            continue;
+        }
+        report.labeled += 1;
+        if let Some(Gold::Class(gold)) = replay.gold(line, &[]) {
+            report.known += 1;
+            report.correct += usize::from(class.class_name == gold);
+        }
+    }
+    Ok(report)
 }
