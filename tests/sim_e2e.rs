@@ -567,19 +567,31 @@ async fn a_top_up_chain_asks_more_workers_only_where_unsure_and_merges_the_round
     let root = world.gt.describe("reviews").unwrap();
     for (job, workers, lan) in [
         (&root, TOP_UP_WORKERS[0], TOP_UP_LAN.to_owned()),
-        (&round_2[0], TOP_UP_WORKERS[1], format!("{TOP_UP_LAN}-top-up-2")),
-        (&round_3[0], TOP_UP_WORKERS[2], format!("{TOP_UP_LAN}-top-up-3")),
+        (
+            &round_2[0],
+            TOP_UP_WORKERS[1],
+            format!("{TOP_UP_LAN}-top-up-2"),
+        ),
+        (
+            &round_3[0],
+            TOP_UP_WORKERS[2],
+            format!("{TOP_UP_LAN}-top-up-3"),
+        ),
     ] {
         assert_eq!(job.labeling_job_status, LabelingJobStatus::Completed);
         assert_eq!(
-            job.human_task_config.number_of_human_workers_per_data_object,
+            job.human_task_config
+                .number_of_human_workers_per_data_object,
             workers
         );
         assert_eq!(job.label_attribute_name.as_deref(), Some(lan.as_str()));
     }
     let deliveries = world.gt.deliveries();
     assert_eq!(deliveries.len(), 6, "{deliveries:#?}");
-    assert!(deliveries.iter().all(|d| d.outcome.is_ok()), "{deliveries:#?}");
+    assert!(
+        deliveries.iter().all(|d| d.outcome.is_ok()),
+        "{deliveries:#?}"
+    );
 
     // Only the objects below the target go on, and each round decides from all the answers so far.
     let first = world.output(&root).await;
@@ -592,7 +604,10 @@ async fn a_top_up_chain_asks_more_workers_only_where_unsure_and_merges_the_round
     };
     let second = world.output(&round_2[0]).await;
     let sources = |lines: &[ManifestLine]| -> Vec<String> {
-        lines.iter().map(|l| l.source().value().to_owned()).collect()
+        lines
+            .iter()
+            .map(|l| l.source().value().to_owned())
+            .collect()
     };
     let mut expected = unsure(&first, TOP_UP_LAN);
     expected.sort();
@@ -608,7 +623,9 @@ async fn a_top_up_chain_asks_more_workers_only_where_unsure_and_merges_the_round
     assert_eq!(got, expected);
 
     // One merged manifest: every object once, under the root's name, its answers as the replay gave them.
-    let report = top_up_report(&s3, &replay, BUCKET, "reviews").await.unwrap();
+    let report = top_up_report(&s3, &replay, BUCKET, "reviews")
+        .await
+        .unwrap();
     assert_eq!(report.objects, 60);
     assert_eq!(report.repeated, 0);
     assert_eq!(report.labeled, 60);

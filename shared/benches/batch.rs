@@ -185,7 +185,6 @@ fn bench(c: &mut Criterion) {
     let first_batch = BenchStore {
         payload: bytes.clone(),
         quality: None,
-        prior_answers: None,
         written: Mutex::new(0),
     };
     // A job's middle: the document holds DEFAULT_MAX_BATCHES earlier batches of the same shape.

@@ -810,7 +810,16 @@ async fn demo_jobs(gt: &Arc<GroundTruth>, moto: &Moto, o: &DemoOptions) -> Resul
         "   round 1 asks everyone {} workers; the chainer starts each next round over only the objects still below the target",
         TOP_UP_WORKERS[0]
     );
-    start_top_up(gt, &s3, &replay, &tasks, bucket, DEMO_TOP_UP_JOB, DEMO_TOP_UP_TARGET).await?;
+    start_top_up(
+        gt,
+        &s3,
+        &replay,
+        &tasks,
+        bucket,
+        DEMO_TOP_UP_JOB,
+        DEMO_TOP_UP_TARGET,
+    )
+    .await?;
     if !gt.wait_idle(Duration::from_secs(120)).await {
         return Err(SimError::Api {
             operation: "demo",
@@ -863,7 +872,11 @@ async fn top_up_summary(gt: &GroundTruth, o: &DemoOptions) -> Result<String, Sim
     let _ = writeln!(
         s,
         "    answers in the merged manifest = answers the replayed workforce gave: {}",
-        if r.answers == r.answers_given { "yes" } else { "NO" }
+        if r.answers == r.answers_given {
+            "yes"
+        } else {
+            "NO"
+        }
     );
     Ok(s)
 }
@@ -1039,7 +1052,10 @@ pub async fn top_up_report(
             report.repeated += 1;
         }
         let meta = line.get(&meta_key);
-        let number = |k: &str| meta.and_then(|m| m.get(k)).and_then(serde_json::Value::as_u64);
+        let number = |k: &str| {
+            meta.and_then(|m| m.get(k))
+                .and_then(serde_json::Value::as_u64)
+        };
         let answers = number("answers").unwrap_or(0) as usize;
         let round = number("rounds").unwrap_or(0) as u32;
         report.answers += answers;

@@ -283,6 +283,16 @@ fn plan_offline(args: &PlanArgs, out: &mut impl Write) -> anyhow::Result<bool> {
             None
         }
     };
+    if plan_bytes
+        .as_deref()
+        .is_some_and(groundwork::chain::top_up::TopUpPlan::is_top_up)
+    {
+        bail!(
+            "the plan is a top-up plan: its next round is decided from the job's consolidation requests in S3, \
+             which `chain plan` does not read; run `groundwork chain start --dry-run {}` where the job's S3 is reachable",
+            job.labeling_job_name
+        );
+    }
     let manifest = local_manifest(args, &needs)?;
     let staging = match &needs.staging {
         None => None,

@@ -540,7 +540,7 @@ pub fn plan_round(input: &TopUpInput<'_>) -> Result<TopUpDecision, ChainError> {
     let mut tags = lineage_tags(job, ChainStep::FollowUp, None, &lineage, depth, 0)?;
     set_tag(&mut tags, TAG_FOLLOW_UP, plan_uri.to_string());
     set_tag(&mut tags, TAG_TOP_UP_ROUND, round.to_string());
-    set_tag(&mut tags, TAG_TOP_UP_LAN, at.root_lan.clone());
+    set_tag(&mut tags, TAG_TOP_UP_LAN, at.root_lan);
     if tags.len() > super::tags::MAX_TAGS {
         return Err(ChainError::TooManyTags { count: tags.len() });
     }
