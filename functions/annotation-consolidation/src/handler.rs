@@ -208,6 +208,9 @@ impl Consolidation {
         if let QualityReport::Failed { reason } = &outcome.quality {
             tracing::warn!(labeling_job_arn = %echo(&request.labeling_job_arn), %reason, "worker quality not kept for this batch");
         }
+        if summary.plain_vote {
+            tracing::warn!(labeling_job_arn = %echo(&request.labeling_job_arn), "the batch names too many classes for a worker model (MAX_MODEL_CELLS): answered by plain vote");
+        }
         for failure in &outcome.mask_failures {
             tracing::warn!(labeling_job_arn = %echo(&request.labeling_job_arn), %failure, "mask not stored");
         }
@@ -235,6 +238,11 @@ impl Consolidation {
                 Unit::Count,
             )
             .metric("MeanConfidence", summary.mean_confidence, Unit::None)
+            .metric(
+                "PlainVoteBatches",
+                f64::from(u8::from(summary.plain_vote)),
+                Unit::Count,
+            )
             .metric(
                 "WorkerQualityNotKept",
                 f64::from(u8::from(quality_failed)),

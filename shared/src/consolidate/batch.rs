@@ -130,6 +130,9 @@ pub struct BatchSummary {
     pub duplicate_objects: usize,
     /// Mean confidence of the labeled entries.
     pub mean_confidence: f64,
+    /// The batch named too many classes for a worker model (`ClassificationConfig::max_model_cells`)
+    /// and was answered by plain vote.
+    pub plain_vote: bool,
 }
 
 /// What a batch produced.
@@ -271,7 +274,7 @@ pub fn consolidate_batch(
     };
 
     let mut stats = WorkerStats::new();
-    let mut results: Vec<ObjectResult> = match task_type.answer_kind() {
+    let (mut results, plain_vote): (Vec<ObjectResult>, bool) = match task_type.answer_kind() {
         AnswerKind::SingleLabel => single_label_results(
             job,
             task_type,
@@ -283,26 +286,27 @@ pub fn consolidate_batch(
         AnswerKind::MultiLabel => {
             multi_label_results(job, &mut prepared_ok, priors, settings, &mut stats)
         }
-        AnswerKind::Custom => {
-            custom_results(&prepared_ok, priors, settings.custom_mode, &mut stats)
-        }
-        AnswerKind::BoundingBoxes => box_results(
+        AnswerKind::Custom => (
+            custom_results(&prepared_ok, priors, settings.custom_mode, &mut stats),
+            false,
+        ),
+        AnswerKind::BoundingBoxes => (box_results(
             job,
             task_type,
             &mut prepared_ok,
             priors,
             settings,
             &mut stats,
-        ),
-        AnswerKind::Entities => span_results(
+        ), false),
+        AnswerKind::Entities => (span_results(
             job,
             task_type,
             &mut prepared_ok,
             priors,
             settings,
             &mut stats,
-        ),
-        AnswerKind::SegmentationMask => mask_results(
+        ), false),
+        AnswerKind::SegmentationMask => (mask_results(
             job,
             task_type,
             &mut prepared_ok,
@@ -311,16 +315,20 @@ pub fn consolidate_batch(
             mask_location,
             &mut mask_writes,
             &mut stats,
+        ), false),
+        AnswerKind::Unsupported => (
+            prepared_ok
+                .iter()
+                .map(|_| {
+                    ObjectResult::Failed(format!(
+                        "{task_type} answers are not consolidated by this version"
+                    ))
+                })
+                .collect(),
+            false,
         ),
-        AnswerKind::Unsupported => prepared_ok
-            .iter()
-            .map(|_| {
-                ObjectResult::Failed(format!(
-                    "{task_type} answers are not consolidated by this version"
-                ))
-            })
-            .collect(),
     };
+    summary.plain_vote = plain_vote;
 
     // Shared by every entry of the batch, not copied into each.
     let shared = Shared {
@@ -516,7 +524,7 @@ fn single_label_results(
     priors: &WorkerPriors,
     settings: &BatchSettings,
     stats: &mut WorkerStats,
-) -> Vec<ObjectResult> {
+) -> (Vec<ObjectResult>, bool) {
     // Each usable answer's class name (or why it has none).
     let named: Vec<Vec<NamedAnswer<'_, &str>>> = prepared
         .iter()
@@ -636,7 +644,7 @@ fn single_label_results(
     for (p, object_skips) in prepared.iter_mut().zip(skips) {
         p.skipped.extend(object_skips);
     }
-    results
+    (results, outcome.plain_vote)
 }
 
 fn multi_label_results(
@@ -645,7 +653,7 @@ fn multi_label_results(
     priors: &WorkerPriors,
     settings: &BatchSettings,
     stats: &mut WorkerStats,
-) -> Vec<ObjectResult> {
+) -> (Vec<ObjectResult>, bool) {
     let task = TaskType::TextMultiLabelClassification;
     let named: Vec<Vec<NamedAnswer<'_, Vec<&str>>>> = prepared
         .iter()
@@ -751,7 +759,7 @@ fn multi_label_results(
     for (p, object_skips) in prepared.iter_mut().zip(skips) {
         p.skipped.extend(object_skips);
     }
-    results
+    (results, outcome.plain_vote)
 }
 
 /// The usable answers' element outputs for `task`, with the workers' reliabilities; answers without

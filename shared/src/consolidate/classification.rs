@@ -177,7 +177,16 @@ pub struct ClassificationConfig {
     pub leave_one_out: bool,
     /// Discount correlated votes by the design effect that best predicts held-out votes (module docs).
     pub calibrate: bool,
+    /// The most per-worker model cells a batch may need — workers × classes² for single-label,
+    /// (objects + workers) × classes for multi-label — before the engine gives up modelling workers and
+    /// answers by plain vote ([`SingleLabelOutcome::plain_vote`]). Memory and time grow with these cells:
+    /// a 1 MB payload naming 9,000 distinct labels needed 12 GB as a worker model.
+    pub max_model_cells: usize,
 }
+
+/// [`ClassificationConfig::max_model_cells`] by default: 4 Mi cells (32 MB per array; 30 classes over
+/// 4,600 workers, or 200 classes over 100 workers, in one batch).
+pub const DEFAULT_MAX_MODEL_CELLS: usize = 1 << 22;
 
 impl Default for ClassificationConfig {
     fn default() -> Self {
@@ -194,6 +203,7 @@ impl Default for ClassificationConfig {
             min_answers_for_own_matrix: 8,
             leave_one_out: false,
             calibrate: true,
+            max_model_cells: DEFAULT_MAX_MODEL_CELLS,
         }
     }
 }
@@ -234,6 +244,10 @@ pub struct SingleLabelOutcome {
     n_classes: usize,
     /// What this batch taught about its workers, to be recorded in the job's worker quality.
     pub stats: WorkerStats,
+    /// The batch needed more than [`ClassificationConfig::max_model_cells`]: every item was answered by
+    /// plain vote (confidence = the label's share of the votes, 0 for a single vote), no posteriors, no
+    /// worker statistics.
+    pub plain_vote: bool,
 }
 
 impl SingleLabelOutcome {
@@ -263,6 +277,9 @@ pub struct MultiLabelOutcome {
     pub items: Vec<MultiLabelEstimate>,
     /// What this batch taught about its workers.
     pub stats: WorkerStats,
+    /// As [`SingleLabelOutcome::plain_vote`]: a class is chosen when more than half of the item's
+    /// workers ticked it, with its share of them as confidence; `presence` is left empty.
+    pub plain_vote: bool,
 }
 
 /// Worker ids mapped to dense indices in sorted id order, so that results do not depend on the order in
@@ -438,10 +455,19 @@ pub fn consolidate_single_label(
             posteriors: Vec::new(),
             n_classes: 0,
             stats: WorkerStats::new(),
+            plain_vote: false,
         };
     }
     let (workers, worker_of_vote) =
         WorkerIndex::intern(items.iter().flat_map(|i| i.votes.iter().map(|v| v.0)));
+    let cells = workers
+        .names
+        .len()
+        .checked_mul(n_classes)
+        .and_then(|c| c.checked_mul(n_classes));
+    if cells.is_none_or(|c| c > config.max_model_cells) {
+        return plain_single_label_vote(n_classes, items);
+    }
     let mut next_vote = 0;
     let (votes, order) = build_votes(
         n_classes,
@@ -515,6 +541,51 @@ pub fn consolidate_single_label(
         posteriors,
         n_classes: k,
         stats,
+        plain_vote: false,
+    }
+}
+
+/// Each item's plurality, its share of the item's workers as confidence (one worker, one vote: their
+/// last), 0 for a single vote; ties go to the lowest class. Time and memory are the answers', whatever
+/// the number of classes.
+fn plain_single_label_vote(n_classes: usize, items: &[SingleLabelItem<'_>]) -> SingleLabelOutcome {
+    let mut tally: HashMap<usize, usize> = HashMap::new();
+    let estimates = items
+        .iter()
+        .map(|item| {
+            tally.clear();
+            let mut last: HashMap<&str, usize> = HashMap::with_capacity(item.votes.len());
+            for &(worker, class) in &item.votes {
+                if class < n_classes {
+                    last.insert(worker, class);
+                }
+            }
+            for &class in last.values() {
+                *tally.entry(class).or_default() += 1;
+            }
+            let best = tally
+                .iter()
+                .map(|(&class, &n)| (n, std::cmp::Reverse(class)))
+                .max();
+            match best {
+                None => ItemEstimate::default(),
+                Some((n, std::cmp::Reverse(class))) => ItemEstimate {
+                    label: Some(class),
+                    confidence: if last.len() < 2 {
+                        0.0
+                    } else {
+                        n as f64 / last.len() as f64
+                    },
+                },
+            }
+        })
+        .collect();
+    SingleLabelOutcome {
+        items: estimates,
+        posteriors: Vec::new(),
+        n_classes,
+        stats: WorkerStats::new(),
+        plain_vote: true,
     }
 }
 
@@ -531,6 +602,13 @@ pub fn consolidate_multi_label(
     let (workers, worker_of_vote) =
         WorkerIndex::intern(items.iter().flat_map(|i| i.votes.iter().map(|v| v.0)));
     let n_workers = workers.names.len();
+    let cells = items
+        .len()
+        .checked_add(n_workers)
+        .and_then(|n| n.checked_mul(n_classes));
+    if cells.is_none_or(|c| c > config.max_model_cells) {
+        return plain_multi_label_vote(n_classes, items);
+    }
     // Each worker's chosen classes per item, deduplicated and filtered once.
     let mut worker_ids = worker_of_vote.iter();
     let ticked: Vec<Vec<(u32, BTreeSet<usize>)>> = items
@@ -617,6 +695,48 @@ pub fn consolidate_multi_label(
     MultiLabelOutcome {
         items: estimates,
         stats,
+        plain_vote: false,
+    }
+}
+
+/// Per item, the classes ticked by more than half of its workers (one answer per worker: their last),
+/// each with its share of them as confidence (0 with a single worker).
+fn plain_multi_label_vote(n_classes: usize, items: &[MultiLabelItem<'_>]) -> MultiLabelOutcome {
+    let estimates = items
+        .iter()
+        .map(|item| {
+            let mut last: HashMap<&str, &[usize]> = HashMap::with_capacity(item.votes.len());
+            for (worker, classes) in &item.votes {
+                last.insert(worker, classes);
+            }
+            let mut tally: BTreeMap<usize, usize> = BTreeMap::new();
+            for classes in last.values() {
+                let unique: BTreeSet<usize> =
+                    classes.iter().copied().filter(|&c| c < n_classes).collect();
+                for class in unique {
+                    *tally.entry(class).or_default() += 1;
+                }
+            }
+            let workers = last.len();
+            let (classes, confidences) = tally
+                .into_iter()
+                .filter(|&(_, n)| 2 * n > workers)
+                .map(|(class, n)| {
+                    let share = if workers < 2 { 0.0 } else { n as f64 / workers as f64 };
+                    (class, share)
+                })
+                .unzip();
+            MultiLabelEstimate {
+                classes,
+                confidences,
+                presence: Vec::new(),
+            }
+        })
+        .collect();
+    MultiLabelOutcome {
+        items: estimates,
+        stats: WorkerStats::new(),
+        plain_vote: true,
     }
 }
 
