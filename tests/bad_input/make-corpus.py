@@ -94,6 +94,9 @@ cadd("workerId missing", {"entries":2,"labeled":["1"],"failed":["0"]}, body=req(
 cadd("a label with a comma and quotes", {"entries":1,"labeled":["0"],"class_name":{"0":"a \"b\", c"}}, body=req([obj("0",[cls("w1",'a "b", c')])]))
 cadd("datasetObjectId with ../ and NUL", {"entries":1,"labeled":["../../x\u0000"]}, body=req([obj("../../x\u0000",[cls("w1","cat")])]))
 cadd("an answer nested past serde_json's limit", {"entries":3,"labeled":["0","1"],"failed":["2"]}, body=req(good+[obj("2",[{"workerId":"w1","annotationData":{"content":"["*300+"]"*300}}])]))
+many=[obj(str(i),[cls(f"w{j}",f"L{i}-{j}") for j in range(3)]) for i in range(700)]
+cadd("2,100 distinct labels and no labelCategories (a worker model would need 4.4e6 cells per worker, 13e6 in all)", {"entries":700,"labeled":[str(i) for i in range(700)]}, body=req(many))
+cadd("a multi-select answer of 20,000 labels", {"entries":1,"labeled":["0"]}, body=dict(req([obj("0",[{"workerId":f"w{j}","annotationData":{"content":json.dumps({"animal":{"labels":[f"L{k}" for k in range(20000)]}})}} for j in range(2)])]), labelAttributeName="animal"))
 with open("annotation-consolidation.jsonl","w") as f:
     for c in C: f.write(json.dumps(c)+"\n")
 print(len(C))

@@ -112,6 +112,11 @@ pub(crate) async fn run(args: ConsolidateArgs, out: &mut dyn Write) -> anyhow::R
                 "{} objects ({} labeled, {} failed), task type {}, mean confidence {:.2}",
                 s.entries, s.labeled, s.failed, outcome.batch.task_type, s.mean_confidence
             );
+            if s.plain_vote {
+                eprintln!(
+                    "note: the batch names too many classes for a worker model (MAX_MODEL_CELLS): answered by plain vote"
+                );
+            }
             for mask in &outcome.batch.mask_writes {
                 if let Ok(uri) = mask.location.parse() {
                     eprintln!(

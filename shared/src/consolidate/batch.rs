@@ -290,32 +290,41 @@ pub fn consolidate_batch(
             custom_results(&prepared_ok, priors, settings.custom_mode, &mut stats),
             false,
         ),
-        AnswerKind::BoundingBoxes => (box_results(
-            job,
-            task_type,
-            &mut prepared_ok,
-            priors,
-            settings,
-            &mut stats,
-        ), false),
-        AnswerKind::Entities => (span_results(
-            job,
-            task_type,
-            &mut prepared_ok,
-            priors,
-            settings,
-            &mut stats,
-        ), false),
-        AnswerKind::SegmentationMask => (mask_results(
-            job,
-            task_type,
-            &mut prepared_ok,
-            priors,
-            settings,
-            mask_location,
-            &mut mask_writes,
-            &mut stats,
-        ), false),
+        AnswerKind::BoundingBoxes => (
+            box_results(
+                job,
+                task_type,
+                &mut prepared_ok,
+                priors,
+                settings,
+                &mut stats,
+            ),
+            false,
+        ),
+        AnswerKind::Entities => (
+            span_results(
+                job,
+                task_type,
+                &mut prepared_ok,
+                priors,
+                settings,
+                &mut stats,
+            ),
+            false,
+        ),
+        AnswerKind::SegmentationMask => (
+            mask_results(
+                job,
+                task_type,
+                &mut prepared_ok,
+                priors,
+                settings,
+                mask_location,
+                &mut mask_writes,
+                &mut stats,
+            ),
+            false,
+        ),
         AnswerKind::Unsupported => (
             prepared_ok
                 .iter()

@@ -184,6 +184,10 @@ pub struct ClassificationConfig {
     pub max_model_cells: usize,
 }
 
+/// More classes than this in a multi-label batch are answered by plain vote (Ground Truth's multi-label
+/// tasks offer at most 50).
+pub const MAX_MULTI_LABEL_CLASSES: usize = 1_000;
+
 /// [`ClassificationConfig::max_model_cells`] by default: 4 Mi cells (32 MB per array; 30 classes over
 /// 4,600 workers, or 200 classes over 100 workers, in one batch).
 pub const DEFAULT_MAX_MODEL_CELLS: usize = 1 << 22;
@@ -606,7 +610,9 @@ pub fn consolidate_multi_label(
         .len()
         .checked_add(n_workers)
         .and_then(|n| n.checked_mul(n_classes));
-    if cells.is_none_or(|c| c > config.max_model_cells) {
+    // Each class is an EM of its own, and each adds a block per worker to the worker-quality document:
+    // more classes than any labeling UI offers are a hostile answer, not a model to fit.
+    if n_classes > MAX_MULTI_LABEL_CLASSES || cells.is_none_or(|c| c > config.max_model_cells) {
         return plain_multi_label_vote(n_classes, items);
     }
     // Each worker's chosen classes per item, deduplicated and filtered once.
@@ -722,7 +728,11 @@ fn plain_multi_label_vote(n_classes: usize, items: &[MultiLabelItem<'_>]) -> Mul
                 .into_iter()
                 .filter(|&(_, n)| 2 * n > workers)
                 .map(|(class, n)| {
-                    let share = if workers < 2 { 0.0 } else { n as f64 / workers as f64 };
+                    let share = if workers < 2 {
+                        0.0
+                    } else {
+                        n as f64 / workers as f64
+                    };
                     (class, share)
                 })
                 .unzip();

@@ -246,6 +246,9 @@ pub async fn handle_request(
         uri: payload_name,
         source,
     })?;
+    // The parsed objects own their strings: the payload's bytes (as large as everything else together)
+    // are not needed past this point.
+    drop(payload);
     if let (Some(cache), Some(out)) = (ports.prior_answers, &output_config) {
         let prior = load_prior_answers(cache, ports.reader, out).await?;
         if !prior.is_empty() {

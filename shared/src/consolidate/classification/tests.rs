@@ -856,3 +856,62 @@ fn calx() {
         );
     }
 }
+
+#[test]
+fn too_many_classes_for_a_worker_model_fall_back_to_a_plain_vote() {
+    // 9,000 classes over three workers would be 243 million confusion cells.
+    let items = items_of(&[
+        &[("a", 7), ("b", 7), ("c", 8_999)],
+        &[("a", 3), ("b", 4)],
+        &[("a", 5)],
+        &[("a", 2), ("b", 1), ("b", 6), ("c", 6)],
+    ]);
+    let outcome = consolidate_single_label(9_000, &items, &WorkerPriors::empty(), &ds());
+    assert!(outcome.plain_vote);
+    assert!(outcome.stats.is_empty(), "no worker model, nothing to keep");
+    let got: Vec<(Option<usize>, f64)> = outcome
+        .items
+        .iter()
+        .map(|e| (e.label, (e.confidence * 1000.0).round() / 1000.0))
+        .collect();
+    // b's last answer counts; ties go to the lower class; one vote has confidence 0.
+    assert_eq!(
+        got,
+        [
+            (Some(7), 0.667),
+            (Some(3), 0.5),
+            (Some(5), 0.0),
+            (Some(6), 0.667)
+        ]
+    );
+    assert!(outcome.posterior(0).is_empty());
+
+    // Under the bound, the same items get the model.
+    let roomy = ClassificationConfig {
+        max_model_cells: usize::MAX,
+        ..ds()
+    };
+    let small = items_of(&[&[("a", 1), ("b", 1)], &[("a", 0), ("b", 0)]]);
+    assert!(!consolidate_single_label(2, &small, &WorkerPriors::empty(), &roomy).plain_vote);
+    let tight = ClassificationConfig {
+        max_model_cells: 7,
+        ..ds()
+    };
+    assert!(consolidate_single_label(2, &small, &WorkerPriors::empty(), &tight).plain_vote);
+
+    let multi = vec![
+        MultiLabelItem {
+            votes: vec![("a", vec![1, 5, 5]), ("b", vec![5]), ("c", vec![2, 5])],
+        },
+        MultiLabelItem {
+            votes: vec![("a", vec![4])],
+        },
+    ];
+    let outcome = consolidate_multi_label(1_000_000, &multi, &WorkerPriors::empty(), &ds());
+    assert!(outcome.plain_vote);
+    assert_eq!(outcome.items[0].classes, [5]);
+    assert_eq!(outcome.items[0].confidences, [1.0]);
+    assert_eq!(outcome.items[1].classes, [4]);
+    assert_eq!(outcome.items[1].confidences, [0.0]);
+    assert!(outcome.items[0].presence.is_empty());
+}
