@@ -28,12 +28,13 @@ use crate::testing::block_on;
 pub type Check = fn(&[u8]);
 
 /// The targets, by name (the file names under `shared/fuzz/fuzz_targets/`).
-pub const TARGETS: [(&str, Check); 5] = [
+pub const TARGETS: [(&str, Check); 6] = [
     ("manifest_line", manifest_line),
     ("consolidation_payload", consolidation_payload),
     ("segmentation_png", segmentation_png),
     ("events", events),
     ("labels_csv", labels_csv),
+    ("chain_planner", chain_planner),
 ];
 
 const PAYLOAD: &str = "s3://fuzz-bucket/job/annotations/consolidated-annotation/consolidation-request/iteration-1/p.json";
@@ -186,6 +187,111 @@ pub fn labels_csv(data: &[u8]) {
                 &ClassificationConfig::default(),
             );
             assert_eq!(outcome.items.len(), items.len());
+        }
+    }
+}
+
+/// The `Animals` job the chain planner's check starts from when its input describes no job.
+const CHAIN_JOB: &str = include_str!("../tests/data/chain/describe-animals.json");
+
+/// The chain planner on arbitrary inputs: `data` is split at NUL bytes into a DescribeLabelingJob
+/// document (the `Animals` fixture when it does not parse; the first byte then picks its status and
+/// tags), a manifest, a plan document (follow-up or top-up), a staging manifest and a consolidation
+/// request file. Never a panic; a decision to chain names a valid job and writes only under the job's
+/// output path or the chain's work folder.
+pub fn chain_planner(data: &[u8]) {
+    use crate::chain::top_up::{self, TopUpDecision, TopUpInput, TopUpPlan};
+    use crate::chain::{ChainRequest, ChainSettings, Decision, FetchedObject, PlannerInput, plan};
+    use crate::labeling_job::{LabelingJobStatus, Tag};
+
+    let mut parts = data.splitn(5, |b| *b == 0);
+    let mut part = || parts.next().unwrap_or_default();
+    let (describe, manifest, plan_bytes, staging, payload) = (part(), part(), part(), part(), part());
+    let mut job: LabelingJobDescription = match serde_json::from_slice(describe) {
+        Ok(job) => job,
+        Err(_) => {
+            let Ok(mut job) = serde_json::from_str::<LabelingJobDescription>(CHAIN_JOB) else {
+                panic!("the chain fixture parses");
+            };
+            let pick = describe.first().copied().unwrap_or(0);
+            job.labeling_job_status = match pick % 3 {
+                0 => LabelingJobStatus::Completed,
+                1 => LabelingJobStatus::Stopped,
+                _ => LabelingJobStatus::Failed,
+            };
+            let tag = |key: &str, value: &str| Tag {
+                key: key.to_owned(),
+                value: value.to_owned(),
+            };
+            job.tags = vec![tag("groundwork:follow-up", "s3://plans/plan.json")];
+            if pick & 4 != 0 {
+                job.tags.push(tag("groundwork:staging-manifest", "s3://in-bucket/staging.manifest"));
+            }
+            if pick & 8 != 0 {
+                job.tags.push(tag("groundwork:top-up-round", &(pick >> 4).to_string()));
+                job.tags.push(tag("groundwork:depth", "1"));
+            }
+            if pick & 16 != 0 {
+                job.tags.push(tag("groundwork:chain", "continue"));
+            }
+            job
+        }
+    };
+    job.tags.truncate(60);
+    let fetched = |uri: &str, body: &[u8]| FetchedObject {
+        uri: uri.parse().expect("a fixed URI"),
+        body: body.to_vec(),
+    };
+    let manifest = fetched("s3://out-bucket/jobs/Animals/manifests/output/output.manifest", manifest);
+    let staging = fetched("s3://in-bucket/staging.manifest", staging);
+    let settings = ChainSettings::default();
+    let request = ChainRequest::default();
+    let check_writes = |writes: &[crate::chain::ObjectWrite], name: &str| {
+        for write in writes {
+            assert!(
+                write.uri.key().contains(name) || write.uri.key().contains("/manifests/output/"),
+                "{} is outside the new job's folders",
+                write.uri
+            );
+        }
+    };
+    if let Ok(Decision::Chain(action)) = plan(&PlannerInput {
+        job: &job,
+        settings: &settings,
+        request: &request,
+        plan: Some(plan_bytes),
+        manifest: Some(&manifest),
+        staging: Some(&staging),
+    }) {
+        let name = &action.request.labeling_job_name;
+        assert!(crate::chain::naming::is_valid_job_name(name), "{name}");
+        check_writes(&action.manifest_writes, name);
+    }
+    if TopUpPlan::is_top_up(plan_bytes) && top_up::needs(&job).is_ok() {
+        let payloads = [fetched(PAYLOAD, payload)];
+        let decision = top_up::plan_round(&TopUpInput {
+            job: &job,
+            settings: &settings,
+            request: &request,
+            plan: plan_bytes,
+            manifest: &manifest,
+            prior: None,
+            merged: Some(&manifest),
+            payloads: &payloads,
+            worker_quality: None,
+        });
+        match decision {
+            Ok(TopUpDecision::NextRound { action, summary }) => {
+                let name = &action.request.labeling_job_name;
+                assert!(crate::chain::naming::is_valid_job_name(name), "{name}");
+                check_writes(&action.manifest_writes, name);
+                assert!(action.counts.input_objects <= summary.objects);
+            }
+            Ok(TopUpDecision::Finished { write, summary }) => {
+                assert!(write.uri.key().ends_with(top_up::OUTPUT_FILE));
+                assert!(summary.below_target <= summary.objects);
+            }
+            Err(_) => {}
         }
     }
 }
