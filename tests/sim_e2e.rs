@@ -637,3 +637,96 @@ async fn a_top_up_chain_asks_more_workers_only_where_unsure_and_merges_the_round
     assert!(report.answers < 5 * 60);
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_top_up_round_is_continued_with_its_answers_and_worker_quality() {
+    use groundwork_sim::demo::{start_top_up, top_up_report};
+    use groundwork_sim::workforce::Replay;
+
+    let world = World::start(2).await;
+    let crowd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("data/crowd/venanzi2015_wsamt");
+    let replay = Replay::load(&crowd).unwrap();
+    let tasks: Vec<String> = replay.tasks().into_iter().take(40).collect();
+    world.gt.script(JobScript {
+        name: "stopped".to_owned(),
+        interruption: Interruption::StopAfter(15),
+    });
+    let s3 = world.moto.s3();
+    start_top_up(&world.gt, &s3, &replay, &tasks, BUCKET, "stopped", 0.95)
+        .await
+        .unwrap();
+    // The root has no continue tag of its own: the operator adds it, as a team would after a stop.
+    world.settle().await;
+    let stopped = world.gt.describe("stopped").unwrap();
+    assert_eq!(stopped.labeling_job_status, LabelingJobStatus::Stopped);
+    assert!(
+        world.children_of("stopped").is_empty(),
+        "chaining is off by default"
+    );
+    let arn = stopped.labeling_job_arn.clone();
+    world
+        .gt
+        .add_tags(
+            &arn,
+            &[groundwork::labeling_job::Tag {
+                key: "groundwork:chain".to_owned(),
+                value: "continue".to_owned(),
+            }],
+        )
+        .unwrap();
+    let jobs = groundwork_sagemaker::SageMakerJobs::new(world.gt.sagemaker_client());
+    let store = groundwork_s3::S3Store::new(s3.clone());
+    let ports = groundwork::chain::executor::ChainPorts {
+        describer: &jobs,
+        creator: &jobs,
+        reader: &store,
+        writer: &store,
+        lister: &store,
+    };
+    let settings = groundwork::chain::ChainSettings::default();
+    let report = groundwork::chain::executor::chain_job(
+        ports,
+        "stopped",
+        groundwork::chain::executor::ChainRun {
+            settings: &settings,
+            request: groundwork::chain::ChainRequest::default(),
+            supplied_plan: None,
+            dry_run: false,
+        },
+    )
+    .await
+    .unwrap();
+    let groundwork::chain::executor::RunOutcome::Created { action, .. } = report.outcome else {
+        panic!("{:?}", report.outcome);
+    };
+    let keys: Vec<String> = action
+        .manifest_writes
+        .iter()
+        .map(|w| w.uri.key().to_owned())
+        .collect();
+    assert!(
+        keys.iter()
+            .any(|k| k.ends_with("groundwork/top-up/prior-answers.jsonl")),
+        "{keys:#?}"
+    );
+    assert!(
+        keys.iter()
+            .any(|k| k.ends_with("groundwork/worker-quality/crowd-topup.json")),
+        "{keys:#?}"
+    );
+    world.settle().await;
+
+    let report = top_up_report(&s3, &replay, BUCKET, "stopped")
+        .await
+        .unwrap();
+    assert_eq!(report.objects, 40);
+    assert_eq!(report.repeated, 0);
+    assert_eq!(report.labeled, 40);
+    assert_eq!(
+        report.answers, report.answers_given,
+        "the answers given before the stop are counted and carried"
+    );
+    world.stop().await;
+}

@@ -206,7 +206,8 @@ pub fn chain_planner(data: &[u8]) {
 
     let mut parts = data.splitn(5, |b| *b == 0);
     let mut part = || parts.next().unwrap_or_default();
-    let (describe, manifest, plan_bytes, staging, payload) = (part(), part(), part(), part(), part());
+    let (describe, manifest, plan_bytes, staging, payload) =
+        (part(), part(), part(), part(), part());
     let mut job: LabelingJobDescription = match serde_json::from_slice(describe) {
         Ok(job) => job,
         Err(_) => {
@@ -225,10 +226,14 @@ pub fn chain_planner(data: &[u8]) {
             };
             job.tags = vec![tag("groundwork:follow-up", "s3://plans/plan.json")];
             if pick & 4 != 0 {
-                job.tags.push(tag("groundwork:staging-manifest", "s3://in-bucket/staging.manifest"));
+                job.tags.push(tag(
+                    "groundwork:staging-manifest",
+                    "s3://in-bucket/staging.manifest",
+                ));
             }
             if pick & 8 != 0 {
-                job.tags.push(tag("groundwork:top-up-round", &(pick >> 4).to_string()));
+                job.tags
+                    .push(tag("groundwork:top-up-round", &(pick >> 4).to_string()));
                 job.tags.push(tag("groundwork:depth", "1"));
             }
             if pick & 16 != 0 {
@@ -242,7 +247,10 @@ pub fn chain_planner(data: &[u8]) {
         uri: uri.parse().expect("a fixed URI"),
         body: body.to_vec(),
     };
-    let manifest = fetched("s3://out-bucket/jobs/Animals/manifests/output/output.manifest", manifest);
+    let manifest = fetched(
+        "s3://out-bucket/jobs/Animals/manifests/output/output.manifest",
+        manifest,
+    );
     let staging = fetched("s3://in-bucket/staging.manifest", staging);
     let settings = ChainSettings::default();
     let request = ChainRequest::default();

@@ -22,9 +22,10 @@ use crate::s3_uri::S3Uri;
 
 use super::clone::clone_request;
 use super::manifest_edit::newest_intermediate_manifest;
+use super::tags::TAG_FOLLOW_UP;
 use super::top_up::{self, TopUpDecision, TopUpInput, TopUpPlan, TopUpSummary};
 use super::{
-    ChainAction, ChainError, ChainRequest, ChainSettings, Decision, FetchedObject,
+    ChainAction, ChainError, ChainRequest, ChainSettings, ChainStep, Decision, FetchedObject,
     ManifestCandidate, PlanSource, PlannerInput, Preparation, SkipReason, plan, prepare,
 };
 
@@ -245,11 +246,90 @@ pub async fn chain_described(
         manifest: Some(&manifest),
         staging: staging.as_ref(),
     })?;
-    let action = match decision {
+    let mut action = match decision {
         Decision::Skip(reason) => return Ok(RunOutcome::Skipped(reason)),
         Decision::Chain(action) => action,
     };
+    if action.step == ChainStep::Continue {
+        let carried = carry_over(ports, job, &action).await?;
+        // Written before the manifest the job reads, like every object the new job refers to.
+        action.manifest_writes.splice(0..0, carried);
+    }
     create_once(ports, action, run.dry_run).await
+}
+
+/// What a continued job takes over from the one it continues ([`top_up::continuation_writes`]): its
+/// worker quality, and in a top-up chain the answers so far and the merged manifest.
+async fn carry_over(
+    ports: ChainPorts<'_>,
+    job: &LabelingJobDescription,
+    action: &ChainAction,
+) -> Result<Vec<super::ObjectWrite>, RunError> {
+    let needs = top_up::needs(job)?;
+    let top_up_chain = match (job.tag(top_up::TAG_TOP_UP_ROUND), job.tag(TAG_FOLLOW_UP)) {
+        (Some(_), _) => true,
+        (None, Some(plan)) => match plan.parse::<S3Uri>() {
+            Ok(uri) => optional(ports, Some(uri), "follow-up plan")
+                .await?
+                .is_some_and(|p| TopUpPlan::is_top_up(&p.body)),
+            Err(_) => false,
+        },
+        (None, None) => false,
+    };
+    let worker_quality =
+        optional(ports, Some(needs.worker_quality.clone()), "worker quality").await?;
+    let (prior, merged, payloads) = if top_up_chain {
+        (
+            optional(ports, needs.prior.clone(), "earlier rounds' answers").await?,
+            optional(ports, needs.merged.clone(), "merged manifest of the rounds").await?,
+            consolidation_requests(ports, &needs.payloads).await?,
+        )
+    } else {
+        (None, None, Vec::new())
+    };
+    Ok(top_up::continuation_writes(
+        job,
+        &action.request,
+        top_up_chain,
+        &top_up::ContinuationInput {
+            worker_quality: worker_quality.as_ref(),
+            prior: prior.as_ref(),
+            merged: merged.as_ref(),
+            payloads: &payloads,
+        },
+    )?)
+}
+
+/// An object that may not exist.
+async fn optional(
+    ports: ChainPorts<'_>,
+    uri: Option<S3Uri>,
+    what: &'static str,
+) -> Result<Option<FetchedObject>, RunError> {
+    let Some(uri) = uri else { return Ok(None) };
+    match ports.reader.get_object(&uri).await {
+        Ok(body) => Ok(Some(FetchedObject { uri, body })),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(source) => Err(RunError::Read { what, source }),
+    }
+}
+
+/// Every consolidation request file of a job (none when the folder does not exist).
+async fn consolidation_requests(
+    ports: ChainPorts<'_>,
+    prefix: &S3Uri,
+) -> Result<Vec<FetchedObject>, RunError> {
+    let keys = match ports.lister.list_objects(prefix).await {
+        Ok(keys) => keys,
+        Err(StoreError::NotFound { .. }) => Vec::new(),
+        Err(source) => return Err(RunError::List { source }),
+    };
+    let mut payloads = Vec::new();
+    for uri in keys.into_iter().filter(|k| k.key().ends_with(".json")) {
+        let body = read(ports, "consolidation request", &uri).await?;
+        payloads.push(FetchedObject { uri, body });
+    }
+    Ok(payloads)
 }
 
 /// Writes the action's objects and creates its job, unless the job exists already (a duplicate event:
@@ -297,27 +377,10 @@ async fn top_up_round(
     manifest: &FetchedObject,
 ) -> Result<RunOutcome, RunError> {
     let needs = top_up::needs(job)?;
-    let keys = match ports.lister.list_objects(&needs.payloads).await {
-        Ok(keys) => keys,
-        Err(StoreError::NotFound { .. }) => Vec::new(),
-        Err(source) => return Err(RunError::List { source }),
-    };
-    let mut payloads = Vec::new();
-    for uri in keys.into_iter().filter(|k| k.key().ends_with(".json")) {
-        let body = read(ports, "consolidation request", &uri).await?;
-        payloads.push(FetchedObject { uri, body });
-    }
-    let optional = |uri: Option<S3Uri>, what: &'static str| async move {
-        let Some(uri) = uri else { return Ok(None) };
-        match ports.reader.get_object(&uri).await {
-            Ok(body) => Ok(Some(FetchedObject { uri, body })),
-            Err(StoreError::NotFound { .. }) => Ok(None),
-            Err(source) => Err(RunError::Read { what, source }),
-        }
-    };
-    let prior = optional(needs.prior, "earlier rounds' answers").await?;
-    let merged = optional(needs.merged, "merged manifest of the rounds").await?;
-    let worker_quality = optional(Some(needs.worker_quality), "worker quality").await?;
+    let payloads = consolidation_requests(ports, &needs.payloads).await?;
+    let prior = optional(ports, needs.prior, "earlier rounds' answers").await?;
+    let merged = optional(ports, needs.merged, "merged manifest of the rounds").await?;
+    let worker_quality = optional(ports, Some(needs.worker_quality), "worker quality").await?;
     let decision = top_up::plan_round(&TopUpInput {
         job,
         settings: run.settings,

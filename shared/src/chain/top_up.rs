@@ -243,7 +243,7 @@ impl RoundOf {
 pub struct TopUpNeeds {
     /// Ground Truth's consolidation request files of the round (list, read every `.json`).
     pub payloads: S3Uri,
-    /// The answers of the earlier rounds (round ≥ 2).
+    /// The answers of the earlier rounds (and of the stopped job a round continues), if any.
     pub prior: Option<S3Uri>,
     /// The merged manifest so far (round ≥ 2).
     pub merged: Option<S3Uri>,
@@ -259,7 +259,8 @@ pub fn needs(job: &LabelingJobDescription) -> Result<TopUpNeeds, ChainError> {
         payloads: at
             .output_config
             .join("consolidated-annotation/consolidation-request/"),
-        prior: later.then(|| at.output_config.join(PRIOR_ANSWERS_FILE)),
+        // Round 1 has earlier answers too when it is the continuation of a stopped round 1.
+        prior: Some(at.output_config.join(PRIOR_ANSWERS_FILE)),
         merged: later.then(|| at.output_config.join(MERGED_FILE)),
         worker_quality: worker_quality_uri(&at.output_config, &at.lan),
     })
@@ -562,6 +563,87 @@ pub fn plan_round(input: &TopUpInput<'_>) -> Result<TopUpDecision, ChainError> {
         }),
         summary,
     })
+}
+
+/// What a continued job (a stopped or failed job picked up again under the same label attribute name)
+/// takes over from the job it continues, so that it goes on where that one stopped:
+///
+/// * the worker-quality document, as the continued job's starting one (every continued job);
+/// * in a top-up chain (`top_up_chain`), the answers its objects got so far — the earlier rounds' and
+///   the stopped job's own, read from its consolidation requests — and the merged manifest of the
+///   rounds, so that the continuation's consolidation and the next round see every answer.
+pub fn continuation_writes(
+    source: &LabelingJobDescription,
+    continued: &crate::labeling_job::CreateLabelingJobRequest,
+    top_up_chain: bool,
+    fetched: &ContinuationInput<'_>,
+) -> Result<Vec<ObjectWrite>, ChainError> {
+    let base: S3Uri = continued
+        .output_config
+        .s3_output_path
+        .parse()
+        .map_err(|e| {
+            ChainError::InvalidJob(format!("its S3OutputPath is not an s3:// URI: {e}"))
+        })?;
+    let out = base.join(&format!("{}/annotations", continued.labeling_job_name));
+    let encryption = output_encryption(source);
+    let write = |uri: S3Uri, body: Vec<u8>, content_type| ObjectWrite {
+        uri,
+        body,
+        content_type,
+        encryption: encryption.clone(),
+    };
+    let mut writes = Vec::new();
+    if let Some(quality) = fetched.worker_quality {
+        writes.push(write(
+            worker_quality_uri(&out, &continued.label_attribute_name),
+            quality.body.clone(),
+            JSON_CONTENT_TYPE,
+        ));
+    }
+    if !top_up_chain {
+        return Ok(writes);
+    }
+    let mut answers = match fetched.prior {
+        Some(p) => {
+            PriorAnswers::parse(&p.uri, &p.body).map_err(|e| bad_input(&p.uri, e.to_string()))?
+        }
+        None => PriorAnswers::new(),
+    };
+    for file in fetched.payloads {
+        let objects = parse_payload(&file.body).map_err(|e| bad_input(&file.uri, e.to_string()))?;
+        for object in objects.into_iter().flatten() {
+            if let Some(key) = payload_object_key(&object.data_object) {
+                answers.add(key, object.annotations);
+            }
+        }
+    }
+    writes.push(write(
+        out.join(PRIOR_ANSWERS_FILE),
+        answers.to_jsonl(),
+        "application/jsonlines",
+    ));
+    if let Some(merged) = fetched.merged {
+        writes.push(write(
+            out.join(MERGED_FILE),
+            merged.body.clone(),
+            MANIFEST_CONTENT_TYPE,
+        ));
+    }
+    Ok(writes)
+}
+
+/// What [`continuation_writes`] reads from the job being continued (each when it exists).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ContinuationInput<'a> {
+    /// Its worker-quality document.
+    pub worker_quality: Option<&'a FetchedObject>,
+    /// Its earlier answers file.
+    pub prior: Option<&'a FetchedObject>,
+    /// Its merged manifest of the rounds.
+    pub merged: Option<&'a FetchedObject>,
+    /// Its consolidation requests.
+    pub payloads: &'a [FetchedObject],
 }
 
 /// Records an object's answers so far and the round in its label's metadata (when it has one).
