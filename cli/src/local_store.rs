@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use groundwork::S3Uri;
 use groundwork::ports::{
-    ConditionalPut, Encryption, ObjectReader, ObjectWriter, StoreError, VersionedObject,
-    VersionedStore,
+    ConditionalPut, Encryption, ObjectLister, ObjectReader, ObjectWriter, StoreError,
+    VersionedObject, VersionedStore,
 };
 use groundwork::s3_uri::key_segment;
 use sha2::{Digest, Sha256};
@@ -78,6 +78,52 @@ impl LocalStore {
     }
 }
 
+/// The key segment a file name stands for: [`key_segment`] undone (`%` alone is the empty segment).
+fn segment_of(name: &str) -> String {
+    if name == "%" {
+        return String::new();
+    }
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every file below `dir`, as its key segments relative to it, sorted.
+fn files_below(dir: &Path, segments: &mut Vec<String>, found: &mut Vec<Vec<String>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = segment_of(&entry.file_name().to_string_lossy());
+        segments.push(name);
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => files_below(&entry.path(), segments, found),
+            Ok(t) if t.is_file() => found.push(segments.clone()),
+            _ => {}
+        }
+        segments.pop();
+    }
+}
+
 fn etag(body: &[u8]) -> String {
     format!("\"{}\"", hex::encode(Sha256::digest(body)))
 }
@@ -102,6 +148,42 @@ impl ObjectWriter for LocalStore {
         _encryption: &Encryption,
     ) -> Result<(), StoreError> {
         self.write(uri, &body)
+    }
+}
+
+/// Lists the folder a prefix ending in `/` names (the chainer's prefixes all do), plus the given files
+/// under it.
+#[async_trait]
+impl ObjectLister for LocalStore {
+    async fn list_objects(&self, prefix: &S3Uri) -> Result<Vec<S3Uri>, StoreError> {
+        let folder_key = prefix.key().trim_end_matches('/');
+        let folder = S3Uri::new(prefix.bucket(), folder_key).map_err(|e| StoreError::Other {
+            uri: prefix.to_string(),
+            message: e.to_string(),
+        })?;
+        let dir = if folder_key.is_empty() {
+            self.root.join(key_segment(prefix.bucket()).as_ref())
+        } else {
+            self.path_of(&folder)
+        };
+        let mut found = Vec::new();
+        files_below(&dir, &mut Vec::new(), &mut found);
+        let mut uris: Vec<S3Uri> = found
+            .into_iter()
+            .map(|segments| folder.join(&segments.join("/")))
+            .collect();
+        for uri in self
+            .overrides
+            .keys()
+            .filter_map(|u| u.parse::<S3Uri>().ok())
+        {
+            if uri.bucket() == prefix.bucket() && uri.key().starts_with(prefix.key()) {
+                uris.push(uri);
+            }
+        }
+        uris.sort_by(|a, b| a.key().cmp(b.key()));
+        uris.dedup();
+        Ok(uris)
     }
 }
 
@@ -137,6 +219,42 @@ mod tests {
 
     fn uri(s: &str) -> S3Uri {
         s.parse().expect("test URI")
+    }
+
+    #[test]
+    fn a_listing_gives_back_the_keys_written_even_odd_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let keys = [
+            "s3://b1b/job/req/iteration-1/a.json",
+            "s3://b1b/job/req/iteration-2/b%c.json",
+            "s3://b1b/job/req/../x.json",
+            "s3://b1b/job/other.json",
+        ];
+        for key in keys {
+            futures_lite_block_on(store.put_object(
+                &uri(key),
+                b"x".to_vec(),
+                "",
+                &Encryption::BucketDefault,
+            ))
+            .unwrap();
+        }
+        let listed = futures_lite_block_on(store.list_objects(&uri("s3://b1b/job/req/"))).unwrap();
+        let listed: Vec<String> = listed.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            listed,
+            [
+                "s3://b1b/job/req/../x.json",
+                "s3://b1b/job/req/iteration-1/a.json",
+                "s3://b1b/job/req/iteration-2/b%c.json",
+            ]
+        );
+        assert!(
+            futures_lite_block_on(store.list_objects(&uri("s3://b1b/none/")))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

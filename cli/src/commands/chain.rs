@@ -24,19 +24,23 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use groundwork::S3Uri;
 use groundwork::chain::executor::{
-    ChainPorts, ChainRun, CloneOutcome, RunOutcome, chain_job, clone_job,
+    ChainPorts, ChainRun, CloneOutcome, RunOutcome, chain_described, chain_job, clone_job,
 };
 use groundwork::chain::{
-    ChainAction, ChainMode, ChainRequest, ChainSettings, Decision, FetchedObject,
-    ManifestCandidate, Needs, PlanSource, PlannerInput, Preparation, SkipReason, plan, prepare,
+    ChainAction, ChainMode, ChainRequest, ChainSettings, ManifestCandidate, Needs, PlanSource,
+    Preparation, SkipReason, prepare,
 };
 use groundwork::contracts::{
     LabelingJobStateChangeEvent, SAGEMAKER_EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE,
 };
-use groundwork::labeling_job::LabelingJobDescription;
+use groundwork::labeling_job::{CreateLabelingJobRequest, LabelingJobDescription};
 use groundwork::metadata::LabelingJobArn;
-use groundwork::ports::ObjectReader;
+use groundwork::ports::{
+    CreateOutcome, JobsError, LabelingJobCreator, LabelingJobDescriber, ObjectReader,
+};
 use groundwork_s3::S3Store;
+
+use crate::local_store::LocalStore;
 use groundwork_sagemaker::SageMakerJobs;
 use serde_json::{Value, json};
 
@@ -112,6 +116,10 @@ struct PlanArgs {
     /// Also save the objects the chainer would write to S3 in this folder.
     #[arg(long)]
     write_dir: Option<PathBuf>,
+    /// A folder standing in for S3 (`s3://bucket/key` is `<store>/bucket/key`) for everything else
+    /// the step reads: a top-up round's consolidation requests and earlier answers, worker quality.
+    #[arg(long, default_value = "groundwork-store")]
+    store: PathBuf,
     #[command(flatten)]
     settings: SettingsArgs,
 }
@@ -154,7 +162,7 @@ pub(crate) async fn run_chain(args: ChainArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let chained = match args.command {
-        ChainCommand::Plan(args) => plan_offline(&args, &mut out)?,
+        ChainCommand::Plan(args) => plan_offline(&args, &mut out).await?,
         ChainCommand::Start(args) => start(&args, &mut out).await?,
     };
     out.flush()?;
@@ -242,7 +250,7 @@ fn event_job(path: &Path) -> anyhow::Result<LabelingJobArn> {
 }
 
 /// `chain plan`: the Lambda's decision, on local files.
-fn plan_offline(args: &PlanArgs, out: &mut impl Write) -> anyhow::Result<bool> {
+async fn plan_offline(args: &PlanArgs, out: &mut impl Write) -> anyhow::Result<bool> {
     let arn = event_job(&args.event)?;
     let job: LabelingJobDescription = serde_json::from_slice(&read(&args.describe, "description")?)
         .with_context(|| {
@@ -262,61 +270,54 @@ fn plan_offline(args: &PlanArgs, out: &mut impl Write) -> anyhow::Result<bool> {
     let settings = args.settings.settings(ChainMode::Off);
     let request = ChainRequest::default();
 
+    // Which objects the step reads, so that the given copies stand at their S3 locations; the step
+    // itself is the auto-chainer's (`chain_described`), as a dry run over the local store.
     let needs = match prepare(&job, &settings, &request)? {
         Preparation::Skip(reason) => return not_chained(out, &reason, args.plan.is_some()),
         Preparation::Fetch(needs) => needs,
     };
-    let plan_bytes = match &needs.plan {
-        Some(PlanSource::Declared(uri)) => {
-            let path = args.plan.as_ref().ok_or_else(|| {
-                anyhow!("the job declares the follow-up plan {uri}: pass a copy with --plan")
-            })?;
-            Some(read(path, "follow-up plan")?)
+    let mut store = LocalStore::new(&args.store);
+    match (&needs.plan, &args.plan) {
+        (Some(PlanSource::Declared(uri)), Some(path)) => {
+            store = store.with_file(&uri.to_string(), path);
         }
-        Some(PlanSource::Supplied) | None => {
-            if args.plan.is_some() {
-                eprintln!(
-                    "note: --plan ignored: the job declares no follow-up for a {} job",
-                    job.labeling_job_status
-                );
-            }
-            None
+        (Some(PlanSource::Declared(uri)), None) => {
+            bail!("the job declares the follow-up plan {uri}: pass a copy with --plan")
         }
-    };
-    if plan_bytes
-        .as_deref()
-        .is_some_and(groundwork::chain::top_up::TopUpPlan::is_top_up)
-    {
-        bail!(
-            "the plan is a top-up plan: its next round is decided from the job's consolidation requests in S3, \
-             which `chain plan` does not read; run `groundwork chain start --dry-run {}` where the job's S3 is reachable",
-            job.labeling_job_name
-        );
+        (_, Some(_)) => eprintln!(
+            "note: --plan ignored: the job declares no follow-up for a {} job",
+            job.labeling_job_status
+        ),
+        (_, None) => {}
     }
-    let manifest = local_manifest(args, &needs)?;
-    let staging = match &needs.staging {
-        None => None,
-        Some(uri) => {
-            let path = args.staging.as_ref().ok_or_else(|| {
-                anyhow!("the job declares the staging manifest {uri}: pass a copy with --staging")
-            })?;
-            Some(FetchedObject {
-                uri: uri.clone(),
-                body: read(path, "staging manifest")?,
-            })
+    let manifest_uri = local_manifest_uri(args, &needs)?;
+    if let Some(path) = &args.manifest {
+        store = store.with_file(&manifest_uri.to_string(), path);
+    }
+    match (&needs.staging, &args.staging) {
+        (Some(uri), Some(path)) => store = store.with_file(&uri.to_string(), path),
+        (Some(uri), None) => {
+            bail!("the job declares the staging manifest {uri}: pass a copy with --staging")
         }
+        (None, _) => {}
+    }
+    let described = DescribedJob(job);
+    let ports = ChainPorts {
+        describer: &described,
+        creator: &described,
+        reader: &store,
+        writer: &store,
+        lister: &store,
     };
-    let decision = plan(&PlannerInput {
-        job: &job,
+    let run = ChainRun {
         settings: &settings,
-        request: &request,
-        plan: plan_bytes.as_deref(),
-        manifest: Some(&manifest),
-        staging: staging.as_ref(),
-    })?;
-    match decision {
-        Decision::Skip(reason) => not_chained(out, &reason, false),
-        Decision::Chain(action) => {
+        request,
+        supplied_plan: None,
+        dry_run: true,
+    };
+    match chain_described(ports, &described.0, run).await? {
+        RunOutcome::Skipped(reason) => not_chained(out, &reason, false),
+        RunOutcome::WouldCreate { action } => {
             describe_action(&action);
             if let Some(dir) = &args.write_dir {
                 save_writes(dir, &action)?;
@@ -324,11 +325,62 @@ fn plan_offline(args: &PlanArgs, out: &mut impl Write) -> anyhow::Result<bool> {
             print_json(out, &action.request)?;
             Ok(true)
         }
+        RunOutcome::TopUpFinished {
+            manifest, summary, ..
+        } => {
+            eprintln!(
+                "the top-up rounds would end after round {}: {} objects, {} answers, {} still below the target",
+                summary.round, summary.objects, summary.answers, summary.below_target
+            );
+            print_json(
+                out,
+                &json!({"outcome": "dry-run", "merged_manifest": manifest.to_string(),
+                        "round": summary.round, "objects": summary.objects, "answers": summary.answers,
+                        "below_target": summary.below_target, "over_budget": summary.over_budget}),
+            )?;
+            Ok(true)
+        }
+        RunOutcome::Created { .. } | RunOutcome::AlreadyExists { .. } => {
+            bail!("a dry run created a job: this is a bug")
+        }
     }
 }
 
-/// The local manifest, standing for the first candidate the Lambda would read.
-fn local_manifest(args: &PlanArgs, needs: &Needs) -> anyhow::Result<FetchedObject> {
+/// The job as `--describe` gave it, standing for SageMaker in a dry run: every other name (the new
+/// job's, which the step checks for a duplicate) does not exist, and nothing is created.
+struct DescribedJob(LabelingJobDescription);
+
+#[async_trait::async_trait]
+impl LabelingJobDescriber for DescribedJob {
+    async fn describe_labeling_job(&self, name: &str) -> Result<LabelingJobDescription, JobsError> {
+        if name.eq_ignore_ascii_case(&self.0.labeling_job_name) {
+            Ok(self.0.clone())
+        } else {
+            Err(JobsError::NotFound {
+                name: name.to_owned(),
+            })
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LabelingJobCreator for DescribedJob {
+    async fn create_labeling_job(
+        &self,
+        request: &CreateLabelingJobRequest,
+    ) -> Result<CreateOutcome, JobsError> {
+        Err(JobsError::Invalid {
+            code: "DryRun".to_owned(),
+            message: format!(
+                "`chain plan` creates no job ({})",
+                request.labeling_job_name
+            ),
+        })
+    }
+}
+
+/// Where the given manifest copy stands: the first candidate the Lambda would read, or `--manifest-uri`.
+fn local_manifest_uri(args: &PlanArgs, needs: &Needs) -> anyhow::Result<S3Uri> {
     let first_object = needs.manifest.iter().find_map(|c| match c {
         ManifestCandidate::Object(uri) => Some(uri.clone()),
         ManifestCandidate::NewestIntermediate(_) => None,
@@ -342,18 +394,13 @@ fn local_manifest(args: &PlanArgs, needs: &Needs) -> anyhow::Result<FetchedObjec
         })
         .collect::<Vec<_>>()
         .join(", then ");
-    let path = args.manifest.as_ref().ok_or_else(|| {
-        anyhow!("the planner reads the job's manifest ({candidates}): pass a copy with --manifest")
-    })?;
-    let uri = args
-        .manifest_uri
+    if args.manifest.is_none() {
+        bail!("the planner reads the job's manifest ({candidates}): pass a copy with --manifest");
+    }
+    args.manifest_uri
         .clone()
         .or(first_object)
-        .ok_or_else(|| anyhow!("say where the manifest is in S3 with --manifest-uri"))?;
-    Ok(FetchedObject {
-        uri,
-        body: read(path, "manifest")?,
-    })
+        .ok_or_else(|| anyhow!("say where the manifest is in S3 with --manifest-uri"))
 }
 
 fn not_chained(out: &mut impl Write, reason: &SkipReason, had_plan: bool) -> anyhow::Result<bool> {
@@ -505,6 +552,7 @@ mod tests {
             manifest_uri: None,
             staging: None,
             write_dir: None,
+            store: PathBuf::from("/nonexistent/groundwork-store"),
             settings: SettingsArgs {
                 chain_default: Some(ChainMode::Continue),
                 max_depth: 5,
@@ -514,9 +562,16 @@ mod tests {
         }
     }
 
+    fn offline(args: &PlanArgs, out: &mut Vec<u8>) -> anyhow::Result<bool> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(plan_offline(args, out))
+    }
+
     fn run(args: &PlanArgs) -> (bool, Value) {
         let mut out = Vec::new();
-        let chained = plan_offline(args, &mut out).unwrap();
+        let chained = offline(args, &mut out).unwrap();
         (chained, serde_json::from_slice(&out).unwrap())
     }
 
@@ -552,7 +607,7 @@ mod tests {
     fn asks_for_the_inputs_the_planner_needs() {
         let mut no_manifest = args("event-stopped.json");
         no_manifest.manifest = None;
-        let err = plan_offline(&no_manifest, &mut Vec::new()).unwrap_err();
+        let err = offline(&no_manifest, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("--manifest"), "{err}");
     }
 
@@ -581,6 +636,61 @@ mod tests {
     }
 
     #[test]
+    fn plans_a_top_up_round_from_the_consolidation_requests_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let requests = dir
+            .path()
+            .join("out-bucket/jobs/Animals/annotations/consolidated-annotation/consolidation-request/iteration-1");
+        fs::create_dir_all(&requests).unwrap();
+        let answer = |w: &str, l: &str| json!({"workerId": w, "annotationData": {"content": json!({"c": {"label": l}}).to_string()}});
+        let payload = json!([
+            {"datasetObjectId": "1", "dataObject": {"s3Uri": "s3://in-bucket/animals/2.jpg"},
+             "annotations": [answer("w1", "dog"), answer("w2", "cat"), answer("w3", "dog")]}
+        ]);
+        fs::write(
+            requests.join("2024-05-01_10:05:00.json"),
+            payload.to_string(),
+        )
+        .unwrap();
+        let plan = dir.path().join("top-up.json");
+        fs::write(
+            &plan,
+            r#"{"Mode":"top-up","TargetConfidence":0.9,"WorkersPerRound":[3,2]}"#,
+        )
+        .unwrap();
+        let mut a = args("event-completed.json");
+        a.settings.default_follow_up_plan = Some("s3://plans/top-up.json".parse().unwrap());
+        a.plan = Some(plan);
+        a.store = dir.path().to_path_buf();
+        a.write_dir = Some(dir.path().join("writes"));
+        let mut job: Value = serde_json::from_slice(&fs::read(&a.describe).unwrap()).unwrap();
+        job["LabelingJobStatus"] = json!("Completed");
+        let describe = dir.path().join("describe.json");
+        fs::write(&describe, job.to_string()).unwrap();
+        a.describe = describe;
+
+        let (chained, request) = run(&a);
+
+        assert!(chained);
+        assert_eq!(request["LabelAttributeName"], "animal-top-up-2");
+        assert_eq!(
+            request["HumanTaskConfig"]["NumberOfHumanWorkersPerDataObject"],
+            2
+        );
+        let input = fs::read_to_string(dir.path().join("writes/input.manifest")).unwrap();
+        assert_eq!(
+            input.lines().count(),
+            3,
+            "the unsure and the unlabeled objects"
+        );
+        let prior = fs::read_to_string(dir.path().join("writes/prior-answers.jsonl")).unwrap();
+        assert!(
+            prior.contains("animals/2.jpg") && prior.contains("w3"),
+            "{prior}"
+        );
+    }
+
+    #[test]
     fn rejects_an_event_about_another_job() {
         let dir = tempfile::tempdir().unwrap();
         let event = fs::read_to_string(fixture(&format!("{EVENTS}/event-stopped.json")))
@@ -590,7 +700,7 @@ mod tests {
         fs::write(&path, event).unwrap();
         let mut a = args("event-stopped.json");
         a.event = path;
-        let err = plan_offline(&a, &mut Vec::new()).unwrap_err();
+        let err = offline(&a, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("plants"), "{err}");
     }
 }
