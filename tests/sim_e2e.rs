@@ -142,17 +142,10 @@ fn class_labels(lines: &[ManifestLine], lan: &str) -> BTreeMap<String, ClassMeta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_job_is_continued_once_and_ends_as_one_uninterrupted_job_would() {
-    // Majority vote: a label depends on its object's answers only. With Dawid-Skene (the default) the
-    // continued job starts without the worker quality the stopped job learned (it is kept per job), so an
-    // ambiguous object may get another label than in one uninterrupted job.
-    let world = World::start_with(
-        3,
-        vec![(
-            "CONSOLIDATION_METHOD".to_owned(),
-            "majority-vote".to_owned(),
-        )],
-    )
-    .await;
+    // Dawid-Skene with worker quality (the defaults): the continued job takes over the worker-quality
+    // document of the stopped one, so its batches are judged with the same history as the uninterrupted
+    // job's.
+    let world = World::start(3).await;
     let input = world.classification_input("animals", 20, "animal").await;
     world
         .classification_job("whole", "animal", &input, &[])
@@ -246,6 +239,22 @@ async fn a_stopped_job_is_continued_once_and_ends_as_one_uninterrupted_job_would
             .collect()
     };
     assert_eq!(names(&after), names(&whole));
+    // The continued job judged its workers with the stopped job's batches too: its worker-quality
+    // document holds them beside its own.
+    let document = |job: &str| {
+        let uri = World::uri(&format!(
+            "out/{job}/annotations/groundwork/worker-quality/animal.json"
+        ));
+        let s3 = world.moto.s3();
+        async move {
+            let bytes = groundwork_sim::moto::get(&s3, &uri).await.unwrap();
+            groundwork::consolidate::worker_quality::JobWorkerQuality::from_stored(&bytes).unwrap()
+        }
+    };
+    let stopped_quality = document("parts").await;
+    let continued_quality = document(&continued.labeling_job_name).await;
+    assert_eq!(stopped_quality.batch_count(), 2);
+    assert_eq!(continued_quality.batch_count(), 2 + 3);
     assert!(
         world.children_of("whole").is_empty(),
         "an untagged job is not chained"
