@@ -10,7 +10,7 @@
 //! | `BOX_QUORUM` | share of the (quality-weighted) workers who must draw a box for it to be kept | `0.4` |
 //! | `BOX_MATCH_IOU` | least IoU for two workers' boxes to be the same object | `0.5` |
 //! | `SPAN_QUORUM` | the same for named-entity spans | `0.5` |
-//! | `MAX_MODEL_CELLS` | a classification batch needing more worker-model cells (workers × classes² single-label, (objects + workers) × classes multi-label) is answered by plain vote | `4194304` |
+//! | `MAX_MODEL_CELLS` | a classification batch needing more worker-model cells (workers × classes² single-label, (objects + workers) × classes multi-label) is answered by plain vote | `8388608` |
 //! | `MAX_MASK_PIXELS` | larger segmentation images are refused (per object) before decoding | `50000000` |
 //! | `MAX_OBJECT_BYTES` | larger payloads and stored answers are refused before they are read | an eighth of the function's memory |
 //! | `ALLOWED_S3_LOCATIONS` | `s3://bucket[/prefix]`, comma-separated: the only places read or written | anywhere IAM allows |

@@ -188,9 +188,9 @@ pub struct ClassificationConfig {
 /// tasks offer at most 50).
 pub const MAX_MULTI_LABEL_CLASSES: usize = 1_000;
 
-/// [`ClassificationConfig::max_model_cells`] by default: 4 Mi cells (32 MB per array; 30 classes over
-/// 4,600 workers, or 200 classes over 100 workers, in one batch).
-pub const DEFAULT_MAX_MODEL_CELLS: usize = 1 << 22;
+/// [`ClassificationConfig::max_model_cells`] by default: 8 Mi cells (64 MB per array, about seven arrays:
+/// 50 classes over 3,300 workers, or 200 classes over 200 workers, in one batch).
+pub const DEFAULT_MAX_MODEL_CELLS: usize = 1 << 23;
 
 impl Default for ClassificationConfig {
     fn default() -> Self {
