@@ -162,12 +162,18 @@ async fn continues_a_stopped_job_exactly_once() {
     env.push(("AWS_ENDPOINT_URL_SAGEMAKER".to_owned(), endpoint));
     env.push(("AWS_MAX_ATTEMPTS".to_owned(), "1".to_owned()));
     let answers = runtime.run("gt-auto-chainer", &env, 3).await;
-    for (_, answer) in &answers {
-        assert!(
-            matches!(answer, Answer::Response(_)),
-            "no event fails: {answers:?}"
-        );
-    }
+    let outcomes: Vec<&str> = answers
+        .iter()
+        .map(|(_, answer)| match answer {
+            Answer::Response(body) => body["outcome"].as_str().unwrap_or_default(),
+            Answer::Error(e) => panic!("no event fails: {e}"),
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["created", "duplicate", "rejected"],
+        "the second delivery finds the job the first created: {answers:?}"
+    );
 
     let creates = fake.creates.lock().unwrap().clone();
     assert_eq!(

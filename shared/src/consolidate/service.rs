@@ -678,17 +678,60 @@ mod tests {
             payload(&[("0", &[("w1", "cat"), ("w2", "dog"), ("w3", "cat")])]),
         );
         let ports = store_ports(&store);
+        let state = "s3://bucket/out/animals/annotations/groundwork/worker-quality/animal.json";
+        let stored = || block_on(store.get_object(&state.parse().unwrap())).unwrap();
         let first = handle(&request(uri), ports).unwrap();
+        let after_first = stored();
         let second = handle(&request(uri), ports).unwrap();
         assert_eq!(first.entries, second.entries);
         assert_eq!(
             second.quality,
             QualityReport::Saved {
-                uri: "s3://bucket/out/animals/annotations/groundwork/worker-quality/animal.json"
-                    .to_owned(),
+                uri: state.to_owned(),
                 batches: 1
             }
         );
+        // Replaced, not added: the stored document is byte for byte what the first delivery left.
+        assert_eq!(stored(), after_first);
+    }
+
+    /// A batch redelivered after other batches were recorded is answered from every *other* batch's
+    /// contribution as recorded (the later ones included), and its own earlier contribution is replaced.
+    /// So "the same answer" is exact while the job's history stands still — every further redelivery
+    /// gives the same entries and leaves the same document — and a redelivery after later batches may
+    /// differ from the batch's first answer, because more is known about its workers.
+    #[test]
+    fn a_batch_redelivered_after_later_batches_is_answered_from_their_contributions() {
+        let a = "s3://bucket/p/a.json";
+        let b = "s3://bucket/p/b.json";
+        let store = MemoryObjectStore::new();
+        store.insert(a, payload(&[("0", &[("w1", "cat"), ("w2", "dog")])]));
+        store.insert(
+            b,
+            payload(&[
+                ("1", &[("w1", "cat"), ("w2", "dog"), ("w3", "dog")]),
+                ("2", &[("w1", "cat"), ("w2", "cat"), ("w3", "cat")]),
+                ("3", &[("w1", "dog"), ("w2", "cat"), ("w3", "cat")]),
+            ]),
+        );
+        let ports = store_ports(&store);
+        let state: S3Uri =
+            "s3://bucket/out/animals/annotations/groundwork/worker-quality/animal.json"
+                .parse()
+                .unwrap();
+        let first = handle(&request(a), ports).unwrap();
+        handle(&request(b), ports).unwrap();
+        let again = handle(&request(a), ports).unwrap();
+        let document = block_on(store.get_object(&state)).unwrap();
+        let once_more = handle(&request(a), ports).unwrap();
+        assert_eq!(again.entries, once_more.entries);
+        assert_eq!(block_on(store.get_object(&state)).unwrap(), document);
+        assert!(matches!(
+            again.quality,
+            QualityReport::Saved { batches: 2, .. }
+        ));
+        // Two workers who disagree, first with no history, then with b's: another confidence.
+        assert_ne!(first.entries, again.entries);
     }
 
     /// A store where another Lambda saves its batch between this batch's read and its first write.
