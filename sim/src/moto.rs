@@ -41,44 +41,108 @@ pub struct Moto {
     pub endpoint: String,
 }
 
+/// Attempts at a free port before giving up: another process may take the port between the moment it
+/// is found free and the moment moto binds it.
+const PORT_ATTEMPTS: usize = 5;
+
+/// What one start of moto came to.
+enum Started {
+    /// It says it serves on its port, and the port answers.
+    Listening(Moto),
+    /// It lost its port to another program (its own words on stderr): try another.
+    PortTaken(String),
+}
+
 impl Moto {
-    /// Starts moto and waits until it listens (60 s at most).
+    /// Starts moto and waits until it listens (60 s at most). moto's own "Running on" line is awaited,
+    /// not only a connection: a port that another server took after it was found free would answer too,
+    /// and two tests would share a server without a word. A lost port is retried on a new one; moto's
+    /// stderr is kept (the last lines go into every error).
     pub fn start() -> Result<Moto, SimError> {
         let program = moto_program();
-        let port = free_port()?;
-        let child = Command::new(&program)
+        let mut lost = Vec::new();
+        for _ in 0..PORT_ATTEMPTS {
+            match Moto::start_on(&program, free_port()?)? {
+                Started::Listening(moto) => return Ok(moto),
+                Started::PortTaken(stderr) => lost.push(stderr),
+            }
+        }
+        Err(SimError::Spawn {
+            program,
+            source: std::io::Error::other(format!(
+                "lost its port {PORT_ATTEMPTS} times in a row; last stderr: {}",
+                lost.last().map(String::as_str).unwrap_or_default()
+            )),
+        })
+    }
+
+    fn start_on(program: &std::path::Path, port: u16) -> Result<Started, SimError> {
+        use std::io::BufRead;
+        use std::sync::mpsc;
+
+        let mut child = Command::new(program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|source| SimError::Spawn {
-                program: program.clone(),
+                program: program.to_owned(),
                 source,
             })?;
-        let mut moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
+        // moto writes its startup and request lines to stderr: read them all (a full pipe would stall
+        // it), pass on the ones before it serves, keep the last few for errors.
+        let (lines, seen) = mpsc::channel::<String>();
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                    // Once moto serves nobody listens any more: the lines are drained and dropped.
+                    let _ = lines.send(line);
+                }
+            });
+        }
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let running = format!("Running on http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        let mut tail: Vec<String> = Vec::new();
+        let mut serving = false;
+        loop {
+            while let Ok(line) = seen.try_recv() {
+                serving |= line.contains(&running);
+                tail.push(line);
+                if tail.len() > 20 {
+                    tail.remove(0);
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                // Give the reader a moment to pass on moto's last words.
+                std::thread::sleep(Duration::from_millis(50));
+                tail.extend(seen.try_iter());
+                let stderr = tail.join("\n");
+                if stderr.contains("in use") {
+                    return Ok(Started::PortTaken(stderr));
+                }
+                return Err(SimError::Spawn {
+                    program: program.to_owned(),
+                    source: std::io::Error::other(format!("exited with {status}: {stderr}")),
+                });
+            }
+            if serving && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(Started::Listening(Moto {
+                    child,
+                    endpoint: format!("http://127.0.0.1:{port}"),
+                }));
+            }
             if Instant::now() > deadline {
-                moto.stop();
+                let _ = child.kill();
+                let _ = child.wait();
                 return Err(SimError::NotListening {
-                    what: program.display().to_string(),
+                    what: format!("{} (stderr: {})", program.display(), tail.join(" | ")),
                     address: addr.to_string(),
                     seconds: 60,
                 });
             }
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                return Err(SimError::Spawn {
-                    program,
-                    source: std::io::Error::other(format!("exited with {status}")),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(moto)
     }
 
     /// An S3 client for this server.
@@ -177,5 +241,24 @@ pub async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(), 
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_taken_by_another_server_is_seen_not_shared() {
+        // Another program serves on the port before moto can bind it: the connection would succeed,
+        // moto's own words say it lost the port.
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        match Moto::start_on(&moto_program(), port).unwrap() {
+            Started::PortTaken(stderr) => assert!(stderr.contains("in use"), "{stderr}"),
+            Started::Listening(_) => panic!("moto cannot listen on a taken port"),
+        }
+        let moto = Moto::start().unwrap();
+        assert_ne!(moto.endpoint, format!("http://127.0.0.1:{port}"));
     }
 }
