@@ -13,6 +13,9 @@ mod util;
 // The S3 adapter against a real S3-compatible server (conditional writes included).
 mod s3_adapter;
 
+// S3 faults (error statuses, resets, slow answers) injected by a proxy in front of moto.
+mod s3_faults;
+
 // The consolidation Lambda binary end to end: payload and answers in S3, response, worker quality.
 mod consolidation_e2e;
 

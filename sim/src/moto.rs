@@ -94,7 +94,10 @@ impl Moto {
         let (lines, seen) = mpsc::channel::<String>();
         if let Some(stderr) = child.stderr.take() {
             std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
                     // Once moto serves nobody listens any more: the lines are drained and dropped.
                     let _ = lines.send(line);
                 }
