@@ -16,15 +16,24 @@ use tokio::net::TcpListener;
 
 use crate::util::{Answer, LambdaRuntime, Moto, json_body, put};
 
-/// Jobs by lower-cased name, and every CreateLabelingJob body received.
+/// Jobs by lower-cased name, every CreateLabelingJob body received, and faults to answer with: the next
+/// calls of an operation, in order, get `(status, __type)` instead of an answer.
 #[derive(Default)]
 struct FakeSageMaker {
     jobs: Mutex<BTreeMap<String, Value>>,
     creates: Mutex<Vec<Value>>,
+    faults: Mutex<Vec<(&'static str, u16, &'static str)>>,
 }
 
 impl FakeSageMaker {
     fn answer(&self, target: &str, body: &Value) -> (u16, Value) {
+        {
+            let mut faults = self.faults.lock().unwrap();
+            if let Some(i) = faults.iter().position(|(t, _, _)| *t == target) {
+                let (_, status, kind) = faults.remove(i);
+                return (status, json!({"__type": kind, "Message": "injected"}));
+            }
+        }
         let name = body["LabelingJobName"]
             .as_str()
             .unwrap_or_default()
@@ -214,4 +223,67 @@ async fn continues_a_stopped_job_exactly_once() {
     );
     assert_eq!(tags.get("groundwork:depth").map(String::as_str), Some("1"));
     assert!(tags.contains_key("groundwork:parent-job"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_deliveries_interleaved_with_sagemaker_faults_start_one_job() {
+    let moto = Moto::start();
+    put(
+        &moto.s3(),
+        "gw-chain",
+        &[(
+            "out/Animals/manifests/output/output.manifest",
+            b"{\"source-ref\":\"s3://gw-chain/img/1.jpg\"}\n".to_vec(),
+        )],
+    )
+    .await;
+    let fake = Arc::new(FakeSageMaker::default());
+    fake.jobs
+        .lock()
+        .unwrap()
+        .insert("animals".to_owned(), stopped_job());
+    *fake.faults.lock().unwrap() = vec![
+        ("SageMaker.DescribeLabelingJob", 400, "ThrottlingException"),
+        ("SageMaker.CreateLabelingJob", 500, "InternalFailure"),
+        ("SageMaker.CreateLabelingJob", 400, "ResourceLimitExceeded"),
+        ("SageMaker.CreateLabelingJob", 400, "ValidationException"),
+    ];
+    let endpoint = start_fake(fake.clone()).await;
+    let event = json!({
+        "version": "0", "id": "e1", "detail-type": "SageMaker Ground Truth Labeling Job State Change",
+        "source": "aws.sagemaker", "account": "111122223333", "time": "2024-01-01T01:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:sagemaker:us-east-1:111122223333:labeling-job/animals"],
+        "detail": {"LabelingJobStatus": "Stopped"}
+    });
+    let runtime = LambdaRuntime::start(vec![event; 10]).await;
+    let mut env = moto.env();
+    env.push(("AWS_ENDPOINT_URL_SAGEMAKER".to_owned(), endpoint));
+    // One attempt per call: each fault reaches the function, as a retried call that failed every time.
+    env.push(("AWS_MAX_ATTEMPTS".to_owned(), "1".to_owned()));
+    let answers = runtime.run("gt-auto-chainer", &env, 10).await;
+    let outcomes: Vec<String> = answers
+        .iter()
+        .map(|(_, answer)| match answer {
+            Answer::Response(body) => body["outcome"].as_str().unwrap_or_default().to_owned(),
+            Answer::Error(e) => e["errorType"].as_str().unwrap_or_default().to_owned(),
+        })
+        .collect();
+    let mut expected = vec![
+        "Retryable.SageMakerThrottled",
+        "Retryable.SageMakerUnavailable",
+        "Retryable.SageMakerThrottled",
+        "Permanent.SageMakerRejected",
+        "created",
+    ];
+    expected.extend(["duplicate"; 5]);
+    assert_eq!(outcomes, expected, "{answers:?}");
+    let jobs = fake.jobs.lock().unwrap();
+    let chained: Vec<&String> = jobs
+        .keys()
+        .filter(|k| k.starts_with("animals-c1-"))
+        .collect();
+    assert_eq!(chained.len(), 1, "exactly one job: {chained:?}");
+    // The faulted calls were answered before the job table: one CreateLabelingJob reached it.
+    let creates = fake.creates.lock().unwrap();
+    assert_eq!(creates.len(), 1);
 }
