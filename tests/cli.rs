@@ -303,8 +303,10 @@ fn reconsolidates_worker_responses_into_a_full_manifest() {
     let responses = dir.path().join("annotations/worker-response");
     let answers = [
         ("0", &["cat", "cat", "dog"][..], 1),
-        ("1", &["dog", "dog", "dog"][..], 1),
-        ("1", &["cat"][..], 2),
+        // w0 changes their answer in iteration 2: replaced, w0 dog, w1 cat, w2 dog gives dog; counted
+        // as a fourth vote, cat cat dog dog would be a tie, which goes to cat.
+        ("1", &["cat", "cat", "dog"][..], 1),
+        ("1", &["dog"][..], 2),
     ];
     for (id, labels, iteration) in answers {
         let folder = responses.join(format!("iteration-{iteration}/{id}"));

@@ -288,6 +288,17 @@ mod tests {
         assert_eq!(lan.metadata_key(), "animal-metadata");
     }
 
+    /// The oracle: the API's own pattern and length limit (contracts §7.1) read by the regex crate, not
+    /// by the implementation under test, and the two reserved rules.
+    fn api_allows(name: &str) -> bool {
+        let api = regex::Regex::new("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}$").unwrap();
+        api.is_match(name)
+            && name.len() <= 127
+            && name != "source"
+            && name != "source-ref"
+            && !name.ends_with("-metadata")
+    }
+
     proptest! {
         #[test]
         fn valid_names_follow_the_pattern(name in "[a-zA-Z0-9](-{0,2}[a-zA-Z0-9]){0,40}") {
@@ -296,7 +307,15 @@ mod tests {
         }
 
         #[test]
+        fn names_near_the_rules_are_judged_as_the_api_pattern_says(
+            name in "[a-zA-Z0-9-]{0,132}(-metadata|-ref)?|source|source-ref"
+        ) {
+            prop_assert_eq!(LabelAttributeName::new(name.clone()).is_ok(), api_allows(&name), "{:?}", name);
+        }
+
+        #[test]
         fn anything_else_is_rejected(name in ".{0,140}") {
+            prop_assert_eq!(LabelAttributeName::new(name.clone()).is_ok(), api_allows(&name), "{:?}", name);
             if let Ok(lan) = LabelAttributeName::new(name) {
                 prop_assert!(matches_api_pattern(lan.as_str()));
                 prop_assert!(lan.as_str().len() <= MAX_LAN_CHARS);
