@@ -104,6 +104,16 @@ async fn start_fake(fake: Arc<FakeSageMaker>) -> String {
     format!("http://{address}")
 }
 
+/// The state-change event of the stopped `Animals` job.
+fn stopped_event() -> Value {
+    json!({
+        "version": "0", "id": "e1", "detail-type": "SageMaker Ground Truth Labeling Job State Change",
+        "source": "aws.sagemaker", "account": "111122223333", "time": "2024-01-01T01:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:sagemaker:us-east-1:111122223333:labeling-job/animals"],
+        "detail": {"LabelingJobStatus": "Stopped"}
+    })
+}
+
 fn stopped_job() -> Value {
     json!({
         "LabelingJobStatus": "Stopped",
@@ -155,12 +165,7 @@ async fn continues_a_stopped_job_exactly_once() {
         .insert("animals".to_owned(), stopped_job());
     let endpoint = start_fake(fake.clone()).await;
 
-    let event = json!({
-        "version": "0", "id": "e1", "detail-type": "SageMaker Ground Truth Labeling Job State Change",
-        "source": "aws.sagemaker", "account": "111122223333", "time": "2024-01-01T01:00:00Z", "region": "us-east-1",
-        "resources": ["arn:aws:sagemaker:us-east-1:111122223333:labeling-job/animals"],
-        "detail": {"LabelingJobStatus": "Stopped"}
-    });
+    let event = stopped_event();
     let runtime = LambdaRuntime::start(vec![
         event.clone(),
         event,
@@ -249,12 +254,7 @@ async fn ten_deliveries_interleaved_with_sagemaker_faults_start_one_job() {
         ("SageMaker.CreateLabelingJob", 400, "ValidationException"),
     ];
     let endpoint = start_fake(fake.clone()).await;
-    let event = json!({
-        "version": "0", "id": "e1", "detail-type": "SageMaker Ground Truth Labeling Job State Change",
-        "source": "aws.sagemaker", "account": "111122223333", "time": "2024-01-01T01:00:00Z", "region": "us-east-1",
-        "resources": ["arn:aws:sagemaker:us-east-1:111122223333:labeling-job/animals"],
-        "detail": {"LabelingJobStatus": "Stopped"}
-    });
+    let event = stopped_event();
     let runtime = LambdaRuntime::start(vec![event; 10]).await;
     let mut env = moto.env();
     env.push(("AWS_ENDPOINT_URL_SAGEMAKER".to_owned(), endpoint));

@@ -129,6 +129,14 @@ impl World {
     }
 }
 
+/// The real crowd set `venanzi2015_wsamt` (20 answers per tweet), replayed.
+fn wsamt() -> groundwork_sim::workforce::Replay {
+    let crowd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("data/crowd/venanzi2015_wsamt");
+    groundwork_sim::workforce::Replay::load(&crowd).unwrap()
+}
+
 fn class_labels(lines: &[ManifestLine], lan: &str) -> BTreeMap<String, ClassMetadata> {
     lines
         .iter()
@@ -551,13 +559,9 @@ async fn a_crashed_function_is_started_again_and_its_cold_start_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_top_up_chain_asks_more_workers_only_where_unsure_and_merges_the_rounds() {
     use groundwork_sim::demo::{TOP_UP_LAN, TOP_UP_WORKERS, start_top_up, top_up_report};
-    use groundwork_sim::workforce::Replay;
 
     let world = World::start(2).await;
-    let crowd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("data/crowd/venanzi2015_wsamt");
-    let replay = Replay::load(&crowd).unwrap();
+    let replay = wsamt();
     let tasks: Vec<String> = replay.tasks().into_iter().take(60).collect();
     let s3 = world.moto.s3();
     start_top_up(&world.gt, &s3, &replay, &tasks, BUCKET, "reviews", 0.95)
@@ -650,13 +654,9 @@ async fn a_top_up_chain_asks_more_workers_only_where_unsure_and_merges_the_round
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_top_up_round_is_continued_with_its_answers_and_worker_quality() {
     use groundwork_sim::demo::{start_top_up, top_up_report};
-    use groundwork_sim::workforce::Replay;
 
     let world = World::start(2).await;
-    let crowd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("data/crowd/venanzi2015_wsamt");
-    let replay = Replay::load(&crowd).unwrap();
+    let replay = wsamt();
     let tasks: Vec<String> = replay.tasks().into_iter().take(40).collect();
     world.gt.script(JobScript {
         name: "stopped".to_owned(),

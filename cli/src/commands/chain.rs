@@ -569,6 +569,16 @@ mod tests {
             .block_on(plan_offline(args, out))
     }
 
+    /// The describe fixture says Stopped; an event about a Completed job must come with a Completed
+    /// description: a completed copy in `dir`.
+    fn completed_copy(describe: &Path, dir: &Path) -> PathBuf {
+        let mut job: Value = serde_json::from_slice(&fs::read(describe).unwrap()).unwrap();
+        job["LabelingJobStatus"] = json!("Completed");
+        let path = dir.join("describe.json");
+        fs::write(&path, job.to_string()).unwrap();
+        path
+    }
+
     fn run(args: &PlanArgs) -> (bool, Value) {
         let mut out = Vec::new();
         let chained = offline(args, &mut out).unwrap();
@@ -618,13 +628,7 @@ mod tests {
         a.settings.default_follow_up_plan = Some("s3://plans/p.json".parse().unwrap());
         a.plan = Some(fixture(&format!("{DATA}/plan-indoor-outdoor.json")));
         a.write_dir = Some(dir.path().to_path_buf());
-        // The describe fixture says Stopped; an event about a Completed job must come with a Completed
-        // description, so describe a completed copy.
-        let mut job: Value = serde_json::from_slice(&fs::read(&a.describe).unwrap()).unwrap();
-        job["LabelingJobStatus"] = json!("Completed");
-        let describe = dir.path().join("describe.json");
-        fs::write(&describe, job.to_string()).unwrap();
-        a.describe = describe;
+        a.describe = completed_copy(&a.describe, dir.path());
 
         let (chained, request) = run(&a);
 
@@ -663,11 +667,7 @@ mod tests {
         a.plan = Some(plan);
         a.store = dir.path().to_path_buf();
         a.write_dir = Some(dir.path().join("writes"));
-        let mut job: Value = serde_json::from_slice(&fs::read(&a.describe).unwrap()).unwrap();
-        job["LabelingJobStatus"] = json!("Completed");
-        let describe = dir.path().join("describe.json");
-        fs::write(&describe, job.to_string()).unwrap();
-        a.describe = describe;
+        a.describe = completed_copy(&a.describe, dir.path());
 
         let (chained, request) = run(&a);
 
