@@ -394,6 +394,76 @@ pub struct LabelingJobStateChange {
 /// The whole EventBridge event.
 pub type LabelingJobStateChangeEvent = EventBridgeEvent<LabelingJobStateChange>;
 
+/// Why an event is not a labeling-job state change the auto-chainer handles (the Lambda rejects it
+/// without retry; the CLI says the same words).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventRejection {
+    /// Not SageMaker's.
+    #[error("source is `{0}`, not `{SAGEMAKER_EVENT_SOURCE}`")]
+    WrongSource(String),
+    /// Another kind of SageMaker event.
+    #[error("detail-type is `{0}`, not `{STATE_CHANGE_DETAIL_TYPE}`")]
+    WrongDetailType(String),
+    /// Not JSON, or not the event's shape.
+    #[error("not a labeling-job state change event: {0}")]
+    Malformed(String),
+    /// `resources` is empty.
+    #[error("the event names no labeling job (resources is empty)")]
+    NoJobArn,
+    /// `resources[0]` is not a labeling-job ARN.
+    #[error("{0}")]
+    BadJobArn(String),
+    /// A status that is not an end.
+    #[error("LabelingJobStatus `{0}` is not Stopped, Failed or Completed")]
+    UnexpectedStatus(String),
+}
+
+impl EventRejection {
+    /// A stable code (metric dimension, log field).
+    pub fn code(&self) -> &'static str {
+        match self {
+            EventRejection::WrongSource(_) => "InvalidEvent.WrongSource",
+            EventRejection::WrongDetailType(_) => "InvalidEvent.WrongDetailType",
+            EventRejection::Malformed(_) => "InvalidEvent.Malformed",
+            EventRejection::NoJobArn => "InvalidEvent.NoJobArn",
+            EventRejection::BadJobArn(_) => "InvalidEvent.BadJobArn",
+            EventRejection::UnexpectedStatus(_) => "InvalidEvent.UnexpectedStatus",
+        }
+    }
+}
+
+/// Checks a state-change event and returns the job it is about and its new (terminal) status. Source
+/// and detail-type are read first, from the raw JSON: other events' details do not have our shape, and
+/// "wrong detail-type" says more than a deserialisation error.
+pub fn accept_state_change(
+    payload: &Value,
+) -> Result<(crate::metadata::LabelingJobArn, LabelingJobStatus), EventRejection> {
+    let text = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or_default();
+    if text("source") != SAGEMAKER_EVENT_SOURCE {
+        return Err(EventRejection::WrongSource(text("source").to_owned()));
+    }
+    if text("detail-type") != STATE_CHANGE_DETAIL_TYPE {
+        return Err(EventRejection::WrongDetailType(
+            text("detail-type").to_owned(),
+        ));
+    }
+    let event: LabelingJobStateChangeEvent = serde_json::from_value(payload.clone())
+        .map_err(|e| EventRejection::Malformed(e.to_string()))?;
+    let status = event.detail.labeling_job_status;
+    if !status.is_terminal() {
+        return Err(EventRejection::UnexpectedStatus(status.to_string()));
+    }
+    let arn = event
+        .resources
+        .as_deref()
+        .and_then(<[String]>::first)
+        .ok_or(EventRejection::NoJobArn)?;
+    let arn = arn
+        .parse()
+        .map_err(|e: crate::metadata::ArnError| EventRejection::BadJobArn(e.to_string()))?;
+    Ok((arn, status))
+}
+
 /// The largest response a synchronously invoked Lambda may return (6 MB): a larger one fails the
 /// invocation in the runtime, with no word of why in the function's own logs.
 pub const LAMBDA_RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
@@ -468,6 +538,87 @@ impl RawEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_change_is_accepted_once_and_each_refusal_has_its_code() {
+        let event = |source: &str, detail_type: &str, resources: &str, status: &str| {
+            serde_json::from_str::<Value>(&format!(
+                r#"{{"version":"0","id":"1","detail-type":"{detail_type}","source":"{source}","account":"1","time":"2018-10-06T12:26:13Z","region":"us-east-1","resources":{resources},"detail":{{"LabelingJobStatus":"{status}"}}}}"#
+            ))
+            .unwrap()
+        };
+        let arn = r#"["arn:aws:sagemaker:us-east-1:111122223333:labeling-job/x"]"#;
+        let (job, status) = accept_state_change(&event(
+            SAGEMAKER_EVENT_SOURCE,
+            STATE_CHANGE_DETAIL_TYPE,
+            arn,
+            "Failed",
+        ))
+        .unwrap();
+        assert_eq!((job.name(), status), ("x", LabelingJobStatus::Failed));
+        let refused = [
+            (
+                event("aws.s3", STATE_CHANGE_DETAIL_TYPE, arn, "Failed"),
+                "InvalidEvent.WrongSource",
+            ),
+            (
+                event(SAGEMAKER_EVENT_SOURCE, "Other", arn, "Failed"),
+                "InvalidEvent.WrongDetailType",
+            ),
+            (
+                event(
+                    SAGEMAKER_EVENT_SOURCE,
+                    STATE_CHANGE_DETAIL_TYPE,
+                    "[]",
+                    "Failed",
+                ),
+                "InvalidEvent.NoJobArn",
+            ),
+            (
+                event(
+                    SAGEMAKER_EVENT_SOURCE,
+                    STATE_CHANGE_DETAIL_TYPE,
+                    r#"["nope"]"#,
+                    "Failed",
+                ),
+                "InvalidEvent.BadJobArn",
+            ),
+            (
+                event(
+                    SAGEMAKER_EVENT_SOURCE,
+                    STATE_CHANGE_DETAIL_TYPE,
+                    arn,
+                    "InProgress",
+                ),
+                "InvalidEvent.UnexpectedStatus",
+            ),
+            (
+                event(
+                    SAGEMAKER_EVENT_SOURCE,
+                    STATE_CHANGE_DETAIL_TYPE,
+                    arn,
+                    "Sleeping",
+                ),
+                "InvalidEvent.UnexpectedStatus",
+            ),
+            (
+                event(
+                    SAGEMAKER_EVENT_SOURCE,
+                    STATE_CHANGE_DETAIL_TYPE,
+                    "5",
+                    "Failed",
+                ),
+                "InvalidEvent.Malformed",
+            ),
+        ];
+        for (payload, code) in refused {
+            assert_eq!(
+                accept_state_change(&payload).unwrap_err().code(),
+                code,
+                "{payload}"
+            );
+        }
+    }
 
     #[test]
     fn a_payload_may_start_with_a_byte_order_mark() {

@@ -30,9 +30,6 @@ use groundwork::chain::{
     ChainAction, ChainMode, ChainRequest, ChainSettings, ManifestCandidate, Needs, PlanSource,
     Preparation, SkipReason, prepare,
 };
-use groundwork::contracts::{
-    LabelingJobStateChangeEvent, SAGEMAKER_EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE,
-};
 use groundwork::labeling_job::{CreateLabelingJobRequest, LabelingJobDescription};
 use groundwork::metadata::LabelingJobArn;
 use groundwork::ports::{
@@ -220,33 +217,18 @@ fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     fs::read(path).with_context(|| format!("reading the {what} {}", path.display()))
 }
 
-/// The job an event is about, checked as the Lambda checks it.
+/// The job an event is about, checked by the auto-chainer's own check, in its words.
 fn event_job(path: &Path) -> anyhow::Result<LabelingJobArn> {
     let value: Value = serde_json::from_slice(&read(path, "event")?)
         .with_context(|| format!("{} is not JSON", path.display()))?;
-    let text = |key: &str| value.get(key).and_then(Value::as_str).unwrap_or_default();
-    if text("source") != SAGEMAKER_EVENT_SOURCE || text("detail-type") != STATE_CHANGE_DETAIL_TYPE {
-        bail!(
-            "{} is not a labeling-job state change (source `{}`, detail-type `{}`); the auto-chainer would reject it",
+    let (arn, _) = groundwork::contracts::accept_state_change(&value).map_err(|rejection| {
+        anyhow!(
+            "{}: {rejection}; the auto-chainer would reject it ({})",
             path.display(),
-            text("source"),
-            text("detail-type")
-        );
-    }
-    let event: LabelingJobStateChangeEvent = serde_json::from_value(value)
-        .with_context(|| format!("{} is not a labeling-job state change", path.display()))?;
-    if !event.detail.labeling_job_status.is_terminal() {
-        bail!(
-            "the event's status is {}; the auto-chainer only handles Stopped, Failed and Completed",
-            event.detail.labeling_job_status
-        );
-    }
-    let arn = event
-        .resources
-        .as_deref()
-        .and_then(<[String]>::first)
-        .ok_or_else(|| anyhow!("the event names no labeling job (resources is empty)"))?;
-    Ok(arn.parse()?)
+            rejection.code()
+        )
+    })?;
+    Ok(arn)
 }
 
 /// `chain plan`: the Lambda's decision, on local files.

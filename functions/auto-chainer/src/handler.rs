@@ -14,9 +14,7 @@ use std::sync::Arc;
 use groundwork::chain::ChainRequest;
 use groundwork::chain::executor::{ChainPorts, ChainRun, RunOutcome, RunReport, chain_job};
 use groundwork::chain::{ChainSettings, SkipReason};
-use groundwork::contracts::{
-    LabelingJobStateChangeEvent, RawEvent, SAGEMAKER_EVENT_SOURCE, STATE_CHANGE_DETAIL_TYPE,
-};
+use groundwork::contracts::RawEvent;
 use groundwork::labeling_job::LabelingJobStatus;
 use groundwork::metadata::{Clock, LabelingJobArn};
 use groundwork::ports::{
@@ -77,63 +75,12 @@ pub(crate) enum Outcome {
     Rejected { reason_code: String, reason: String },
 }
 
-/// Why an event is rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum Rejection {
-    #[error("source is `{0}`, not `{SAGEMAKER_EVENT_SOURCE}`")]
-    WrongSource(String),
-    #[error("detail-type is `{0}`, not `{STATE_CHANGE_DETAIL_TYPE}`")]
-    WrongDetailType(String),
-    #[error("not a labeling-job state change event: {0}")]
-    Malformed(String),
-    #[error("the event names no labeling job (resources is empty)")]
-    NoJobArn,
-    #[error("{0}")]
-    BadJobArn(String),
-    #[error("LabelingJobStatus `{0}` is not Stopped, Failed or Completed")]
-    UnexpectedStatus(String),
-}
-
-impl Rejection {
-    /// A stable code (metric dimension, log field).
-    pub(crate) fn code(&self) -> &'static str {
-        match self {
-            Rejection::WrongSource(_) => "InvalidEvent.WrongSource",
-            Rejection::WrongDetailType(_) => "InvalidEvent.WrongDetailType",
-            Rejection::Malformed(_) => "InvalidEvent.Malformed",
-            Rejection::NoJobArn => "InvalidEvent.NoJobArn",
-            Rejection::BadJobArn(_) => "InvalidEvent.BadJobArn",
-            Rejection::UnexpectedStatus(_) => "InvalidEvent.UnexpectedStatus",
-        }
-    }
-}
+/// Why an event is rejected: the shared check's reasons (the CLI's `chain plan` says the same).
+pub(crate) use groundwork::contracts::EventRejection as Rejection;
 
 /// Checks the event and returns the job it is about and its new status.
 pub(crate) fn accept(payload: &Value) -> Result<(LabelingJobArn, LabelingJobStatus), Rejection> {
-    // Source and detail-type first, from the raw JSON: other events' details do not have our shape, and
-    // "wrong detail-type" says more than a deserialisation error.
-    let text = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or_default();
-    if text("source") != SAGEMAKER_EVENT_SOURCE {
-        return Err(Rejection::WrongSource(text("source").to_owned()));
-    }
-    if text("detail-type") != STATE_CHANGE_DETAIL_TYPE {
-        return Err(Rejection::WrongDetailType(text("detail-type").to_owned()));
-    }
-    let event: LabelingJobStateChangeEvent =
-        serde_json::from_value(payload.clone()).map_err(|e| Rejection::Malformed(e.to_string()))?;
-    let status = event.detail.labeling_job_status;
-    if !status.is_terminal() {
-        return Err(Rejection::UnexpectedStatus(status.to_string()));
-    }
-    let arn = event
-        .resources
-        .as_deref()
-        .and_then(<[String]>::first)
-        .ok_or(Rejection::NoJobArn)?;
-    let arn: LabelingJobArn = arn
-        .parse()
-        .map_err(|e: groundwork::metadata::ArnError| Rejection::BadJobArn(e.to_string()))?;
-    Ok((arn, status))
+    groundwork::contracts::accept_state_change(payload)
 }
 
 /// The handler, built once per cold start.
