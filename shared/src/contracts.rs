@@ -665,7 +665,7 @@ mod tests {
             metadata,
             common: Arc::new(CommonMetadata::new(
                 crate::TaskType::ImageClassification,
-                &arn,
+                arn.name(),
                 chrono::DateTime::UNIX_EPOCH,
             )),
             skipped_answers: skipped,

@@ -68,8 +68,13 @@ impl LabelingJobArn {
 
     /// The `job-name` metadata value: `labeling-job/<lower-cased name>`.
     pub fn job_name_metadata(&self) -> String {
-        format!("labeling-job/{}", self.name.to_lowercase())
+        job_name_metadata(&self.name)
     }
+}
+
+/// `labeling-job/<name, lower-cased>`: the `job-name` metadata value Ground Truth writes.
+pub fn job_name_metadata(job_name: &str) -> String {
+    format!("labeling-job/{}", job_name.to_lowercase())
 }
 
 impl FromStr for LabelingJobArn {
@@ -186,10 +191,11 @@ pub struct CommonMetadata {
 
 impl CommonMetadata {
     /// The metadata of a human label of `task` made by `job` at `at`.
-    pub fn new(task: TaskType, job: &LabelingJobArn, at: DateTime<Utc>) -> Self {
+    /// `job_name` is the labeling job's name (as in its ARN); Ground Truth writes it lower-cased.
+    pub fn new(task: TaskType, job_name: &str, at: DateTime<Utc>) -> Self {
         CommonMetadata {
             output_type: task.output_type().to_owned(),
-            job_name: job.job_name_metadata(),
+            job_name: job_name_metadata(job_name),
             human_annotated: true,
             creation_date: creation_date(at),
         }

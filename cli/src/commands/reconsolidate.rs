@@ -23,7 +23,6 @@ use groundwork::consolidate::worker_quality::WorkerPriors;
 use groundwork::contracts::{LabelContent, PayloadDataObject};
 use groundwork::label_categories::LabelCategoryConfig;
 use groundwork::manifest::{DataSource, ManifestLine, ManifestReader, ManifestWriter};
-use groundwork::metadata::LabelingJobArn;
 use groundwork::{LabelAttributeName, TaskType};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -52,7 +51,8 @@ pub(crate) struct ReconsolidateArgs {
     /// The job's label category file.
     #[arg(long)]
     label_categories: Option<PathBuf>,
-    /// The job name written in `job-name` (defaults to the label attribute name).
+    /// The job name written in `job-name` (default: the job folder of `--worker-responses` when it is
+    /// Ground Truth's `<job>/annotations/worker-response`, else the label attribute name).
     #[arg(long)]
     job_name: Option<String>,
     /// `dawid-skene` or `majority-vote`.
@@ -67,6 +67,20 @@ pub(crate) struct ReconsolidateArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+/// The job a worker-response folder belongs to, from Ground Truth's layout
+/// `<S3OutputPath>/<job>/annotations/worker-response` (a copy keeps it).
+fn job_of_worker_responses(folder: &Path) -> Option<String> {
+    let mut parts = folder
+        .components()
+        .rev()
+        .map(|c| c.as_os_str().to_string_lossy());
+    let (Some(last), Some(annotations), Some(job)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    (last == "worker-response" && annotations == "annotations").then(|| job.into_owned())
 }
 
 /// Per dataset object id, per worker: the answer's JSON text, or why it is unreadable.
@@ -179,11 +193,18 @@ pub(crate) fn run(args: ReconsolidateArgs, out: &mut dyn Write) -> anyhow::Resul
         ),
         _ => None,
     };
-    let job_name = args.job_name.clone().unwrap_or_else(|| lan.to_string());
-    let arn: LabelingJobArn =
-        format!("arn:aws:sagemaker:us-east-1:000000000000:labeling-job/{job_name}")
-            .parse()
-            .context("--job-name")?;
+    let job_name = match &args.job_name {
+        Some(name) => name.clone(),
+        None => job_of_worker_responses(&args.worker_responses)
+            .filter(|name| groundwork::chain::naming::is_valid_job_name(name))
+            .unwrap_or_else(|| lan.to_string()),
+    };
+    if !groundwork::chain::naming::is_valid_job_name(&job_name) {
+        bail!(
+            "--job-name `{}` is not a labeling job name (1-63 letters, digits and hyphens)",
+            groundwork::text::echo(&job_name)
+        );
+    }
 
     let progress = progress_bar(args.quiet);
     let answers = read_worker_responses(&args.worker_responses, &progress)?;
@@ -246,7 +267,7 @@ pub(crate) fn run(args: ReconsolidateArgs, out: &mut dyn Write) -> anyhow::Resul
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.masks", args.out.display())));
     let batch_job = BatchJob {
-        job: &arn,
+        job_name: &job_name,
         label_attribute_name: lan.as_str(),
         labels: labels.as_deref(),
         now: args.now.unwrap_or_else(Utc::now),
@@ -389,4 +410,24 @@ fn report(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_name_comes_from_ground_truths_folder_layout() {
+        let of = |p: &str| job_of_worker_responses(Path::new(p));
+        assert_eq!(
+            of("out/Animals-c1-1f0c9a3e/annotations/worker-response").as_deref(),
+            Some("Animals-c1-1f0c9a3e")
+        );
+        assert_eq!(
+            of("/copies/x/annotations/worker-response/").as_deref(),
+            Some("x")
+        );
+        assert_eq!(of("responses"), None);
+        assert_eq!(of("x/worker-response"), None);
+    }
 }

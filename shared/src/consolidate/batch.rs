@@ -42,7 +42,7 @@ use super::worker_quality::{WorkerPriors, WorkerStats};
 use crate::contracts::{
     BadPayloadObject, ConsolidationResponseEntry, LabelContent, PayloadDataObject,
 };
-use crate::metadata::{CommonMetadata, LabelingJobArn, round_confidence};
+use crate::metadata::{CommonMetadata, round_confidence};
 use crate::task_type::{AnswerKind, TaskType};
 
 /// One worker's answer, fetched: its JSON text, or why it could not be had.
@@ -74,8 +74,8 @@ pub type BatchObject = Result<ResolvedObject, BadPayloadObject>;
 /// The job a batch belongs to.
 #[derive(Debug, Clone)]
 pub struct BatchJob<'a> {
-    /// The labeling job.
-    pub job: &'a LabelingJobArn,
+    /// The labeling job's name (as in its ARN).
+    pub job_name: &'a str,
     /// Its label attribute name (checked by the callers: `service::handle_request` refuses a request whose
     /// name breaks the rules, `reconsolidate` checks its argument).
     pub label_attribute_name: &'a str,
@@ -342,7 +342,7 @@ pub fn consolidate_batch(
     // Shared by every entry of the batch, not copied into each.
     let shared = Shared {
         lan: Arc::from(job.label_attribute_name),
-        common: Arc::new(CommonMetadata::new(task_type, job.job, job.now)),
+        common: Arc::new(CommonMetadata::new(task_type, job.job_name, job.now)),
     };
     let mut entries = Vec::with_capacity(order.len());
     let mut confidence_sum = 0.0;
@@ -1066,7 +1066,7 @@ mod tests {
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/aws");
 
-    fn arn() -> LabelingJobArn {
+    fn arn() -> crate::metadata::LabelingJobArn {
         "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/Test-Job"
             .parse()
             .unwrap()
@@ -1075,7 +1075,7 @@ mod tests {
     fn run(payload: &str, labels: Option<&[String]>, task: Option<TaskType>) -> BatchOutcome {
         let arn = arn();
         let job = BatchJob {
-            job: &arn,
+            job_name: arn.name(),
             label_attribute_name: "category",
             labels,
             now: Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap(),
@@ -1401,7 +1401,7 @@ mod tests {
         .unwrap();
         let arn = arn();
         let job = BatchJob {
-            job: &arn,
+            job_name: arn.name(),
             label_attribute_name: "gt-label",
             labels: None,
             now: Utc::now(),

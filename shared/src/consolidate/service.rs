@@ -280,7 +280,7 @@ pub async fn handle_request(
     let priors = state.prior_excluding(&key);
 
     let batch_job = BatchJob {
-        job: &job,
+        job_name: job.name(),
         label_attribute_name: lan,
         labels: request.label_categories.as_deref(),
         now: clock.now(),
