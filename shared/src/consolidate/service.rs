@@ -294,6 +294,7 @@ pub async fn handle_request(
     // The entries are the response: moved out of the batch, not copied.
     let mut entries = std::mem::take(&mut batch.entries);
     let mut mask_failures = Vec::new();
+    let mut unstored: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
     for mask in &batch.mask_writes {
         let written = match mask.location.parse::<S3Uri>() {
             Ok(uri) => ports
@@ -305,10 +306,13 @@ pub async fn handle_request(
         };
         if let Err(reason) = written {
             mask_failures.push(format!("{}: {reason}", mask.dataset_object_id));
-            if let Some(entry) = entries
-                .iter_mut()
-                .find(|e| e.dataset_object_id == mask.dataset_object_id)
-            {
+            unstored.insert(mask.dataset_object_id.as_str(), reason);
+        }
+    }
+    // One pass over the entries, however many masks failed.
+    if !unstored.is_empty() {
+        for entry in &mut entries {
+            if let Some(reason) = unstored.get(entry.dataset_object_id.as_str()) {
                 mark_failed(entry, &format!("consolidated mask not stored: {reason}"));
             }
         }
@@ -1070,5 +1074,47 @@ mod tests {
             .get(mask)
             .expect("the mask is written before the answer");
         assert_eq!(&stored[1..4], b"PNG");
+
+        // A mask that cannot be stored fails its own entry (no label pointing at a missing file), with
+        // the reason; the request is still answered.
+        struct NoWrites;
+        #[async_trait::async_trait]
+        impl ObjectWriter for NoWrites {
+            async fn put_object(
+                &self,
+                uri: &S3Uri,
+                _: Vec<u8>,
+                _: &str,
+                _: &Encryption,
+            ) -> Result<(), StoreError> {
+                Err(StoreError::AccessDenied {
+                    uri: uri.to_string(),
+                    message: "no".to_owned(),
+                })
+            }
+        }
+        let refused = handle(
+            &r,
+            Ports {
+                writer: &NoWrites,
+                ..ports
+            },
+        )
+        .unwrap();
+        assert_eq!(refused.mask_failures.len(), 1);
+        let content = refused.entries[0].content_map();
+        assert!(
+            content
+                .get("bird-ref")
+                .is_none_or(serde_json::Value::is_null),
+            "{content:?}"
+        );
+        let reason = content["bird-ref-metadata"]["failure-reason"]
+            .as_str()
+            .unwrap();
+        assert!(
+            reason.starts_with("consolidated mask not stored"),
+            "{reason}"
+        );
     }
 }
