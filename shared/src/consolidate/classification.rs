@@ -96,6 +96,7 @@ mod em;
 pub mod eval;
 pub mod synthetic;
 pub mod topup;
+mod votes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -106,7 +107,7 @@ pub use self::csv::{
     CsvError, LabelRow, LabelTable, accuracy, expected_calibration_error, read_gold_csv,
     read_labels_csv,
 };
-use self::em::Votes;
+use self::votes::Votes;
 use super::worker_quality::{WorkerPriors, WorkerStats};
 
 /// The truth-inference method.

@@ -48,7 +48,7 @@
 //! gets wrong in the same way looks exactly like an easy one. Such errors (7 % of the unanimous items of
 //! the shared dog set) stay over-confident.
 
-use super::em::{RESCALE_BELOW, RESCALE_BY, VOTES_WITHOUT_RESCALE, Votes};
+use super::votes::{RESCALE_BELOW, RESCALE_BY, VOTES_WITHOUT_RESCALE, Votes};
 
 /// Probabilities below this are clamped before taking logs (as in the EM).
 const MIN_PROBABILITY: f64 = 1e-6;

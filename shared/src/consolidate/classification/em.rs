@@ -6,27 +6,7 @@
 
 use super::ClassificationConfig;
 use super::calibration;
-
-/// Votes grouped by item (CSR): item `i`'s votes are `worker[offsets[i]..offsets[i + 1]]` with the
-/// matching `answer`s.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Votes {
-    pub(crate) n_classes: usize,
-    pub(crate) n_workers: usize,
-    pub(crate) offsets: Vec<usize>,
-    pub(crate) worker: Vec<u32>,
-    pub(crate) answer: Vec<u32>,
-}
-
-impl Votes {
-    pub(crate) fn n_items(&self) -> usize {
-        self.offsets.len().saturating_sub(1)
-    }
-
-    fn range(&self, item: usize) -> std::ops::Range<usize> {
-        self.offsets[item]..self.offsets[item + 1]
-    }
-}
+use super::votes::{RESCALE_BELOW, RESCALE_BY, VOTES_WITHOUT_RESCALE, Votes};
 
 /// What EM hands back: the posterior per item (`N × K`, rows of items without votes are uniform), this
 /// batch's own soft confusion counts per worker (`W × K × K`, `[worker][true][answered]`, prior excluded),
@@ -49,12 +29,6 @@ const MIN_PROBABILITY: f64 = 1e-6;
 /// exact pattern becomes the crowd's error structure, and an item split between two good workers is
 /// decided with false certainty. Large batches outweigh it entirely.
 const POOLED_BASE_STRENGTH: f64 = 10.0;
-
-/// The E-step's running products (and the calibration's held-out ones) are multiplied by `RESCALE_BY`
-/// whenever their largest entry falls below `RESCALE_BELOW` (each factor is at least `MIN_PROBABILITY`,
-/// so one step never underflows).
-pub(crate) const RESCALE_BELOW: f64 = 1e-200;
-pub(crate) const RESCALE_BY: f64 = 1e200;
 
 fn logit(p: f64) -> f64 {
     let p = p.clamp(1e-9, 1.0 - 1e-9);
@@ -304,10 +278,6 @@ fn expect_and_count(
     }
     log_likelihood
 }
-
-/// Every factor of the E-step's products is at least `MIN_PROBABILITY` (1e-6), so an item with at most
-/// this many votes cannot fall below `RESCALE_BELOW` (1e-200) and skips the per-vote check.
-pub(crate) const VOTES_WITHOUT_RESCALE: usize = 32;
 
 /// The body of [`expect_and_count`], inlined into each of its call sites so that `k` is a constant.
 #[inline(always)]
