@@ -698,12 +698,7 @@ async fn a_stopped_top_up_round_is_continued_with_its_answers_and_worker_quality
     let report = groundwork::chain::executor::chain_job(
         ports,
         "stopped",
-        groundwork::chain::executor::ChainRun {
-            settings: &settings,
-            request: groundwork::chain::ChainRequest::default(),
-            supplied_plan: None,
-            dry_run: false,
-        },
+        groundwork::chain::executor::ChainRun::lambda(&settings),
     )
     .await
     .unwrap();

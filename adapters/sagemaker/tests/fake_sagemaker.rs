@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_sagemaker::config::retry::RetryConfig;
 use aws_sdk_sagemaker::config::{BehaviorVersion, Credentials, Region};
 use groundwork::chain::executor::{ChainPorts, ChainRun, RunOutcome, chain_job};
-use groundwork::chain::{ChainMode, ChainRequest, ChainSettings};
+use groundwork::chain::{ChainMode, ChainSettings};
 use groundwork::labeling_job::{CreateLabelingJobRequest, LabelingJobDescription};
 use groundwork::ports::fakes::MemoryObjectStore;
 use groundwork::ports::{CreateOutcome, JobsError, LabelingJobCreator, LabelingJobDescriber};
@@ -404,12 +404,7 @@ async fn a_chain_step_over_the_wire_is_idempotent() {
         default_mode: ChainMode::Continue,
         ..ChainSettings::default()
     };
-    let run = ChainRun {
-        settings: &settings,
-        request: ChainRequest::default(),
-        supplied_plan: None,
-        dry_run: false,
-    };
+    let run = ChainRun::lambda(&settings);
 
     let first = chain_job(ports, "animals", run).await.unwrap();
 

@@ -27,8 +27,8 @@ use groundwork::chain::executor::{
     ChainPorts, ChainRun, CloneOutcome, RunOutcome, chain_described, chain_job, clone_job,
 };
 use groundwork::chain::{
-    ChainAction, ChainMode, ChainRequest, ChainSettings, ManifestCandidate, Needs, PlanSource,
-    Preparation, SkipReason, prepare,
+    ChainAction, ChainMode, ChainSettings, ManifestCandidate, Needs, PlanSource, Preparation,
+    SkipReason, prepare,
 };
 use groundwork::labeling_job::{CreateLabelingJobRequest, LabelingJobDescription};
 use groundwork::metadata::LabelingJobArn;
@@ -250,7 +250,12 @@ async fn plan_offline(args: &PlanArgs, out: &mut impl Write) -> anyhow::Result<b
         );
     }
     let settings = args.settings.settings(ChainMode::Off);
-    let request = ChainRequest::default();
+    // The Lambda's step, as a dry run.
+    let run = ChainRun {
+        dry_run: true,
+        ..ChainRun::lambda(&settings)
+    };
+    let request = run.request();
 
     // Which objects the step reads, so that the given copies stand at their S3 locations; the step
     // itself is the auto-chainer's (`chain_described`), as a dry run over the local store.
@@ -290,12 +295,6 @@ async fn plan_offline(args: &PlanArgs, out: &mut impl Write) -> anyhow::Result<b
         reader: &store,
         writer: &store,
         lister: &store,
-    };
-    let run = ChainRun {
-        settings: &settings,
-        request,
-        supplied_plan: None,
-        dry_run: true,
     };
     match chain_described(ports, &described.0, run).await? {
         RunOutcome::Skipped(reason) => not_chained(out, &reason, false),
@@ -454,10 +453,7 @@ async fn start(args: &StartArgs, out: &mut impl Write) -> anyhow::Result<bool> {
     };
     let run = ChainRun {
         settings: &settings,
-        request: ChainRequest {
-            force: args.force,
-            supplied_plan: supplied_plan.is_some(),
-        },
+        force: args.force,
         supplied_plan: supplied_plan.as_deref(),
         dry_run: args.dry_run,
     };

@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use groundwork::chain::ChainRequest;
 use groundwork::chain::executor::{ChainPorts, ChainRun, RunOutcome, RunReport, chain_job};
 use groundwork::chain::{ChainSettings, SkipReason};
 use groundwork::contracts::RawEvent;
@@ -161,12 +160,7 @@ impl Chainer {
             writer: s.writer.as_ref(),
             lister: s.lister.as_ref(),
         };
-        let run = ChainRun {
-            settings: &self.settings,
-            request: ChainRequest::default(),
-            supplied_plan: None,
-            dry_run: false,
-        };
+        let run = ChainRun::lambda(&self.settings);
         // The ARN's name may be lower-cased; DescribeLabelingJob does not mind.
         match chain_job(ports, arn.name(), run).await {
             Ok(report) => Ok(self.report(report)),

@@ -52,17 +52,38 @@ impl std::fmt::Debug for ChainPorts<'_> {
     }
 }
 
-/// How to run a step.
+/// How to run a step. The Lambda's is [`ChainRun::lambda`]: follow the job's declarations and every guard.
 #[derive(Debug, Clone, Copy)]
 pub struct ChainRun<'a> {
     /// The function's defaults.
     pub settings: &'a ChainSettings,
-    /// The caller's request (the Lambda's is the default).
-    pub request: ChainRequest,
-    /// The caller's own follow-up plan (with [`ChainRequest::supplied_plan`]).
+    /// A person's override ([`ChainRequest::force`]).
+    pub force: bool,
+    /// The caller's own follow-up plan, run whatever the job's status and declarations.
     pub supplied_plan: Option<&'a [u8]>,
     /// Plan and check, but write and create nothing.
     pub dry_run: bool,
+}
+
+impl<'a> ChainRun<'a> {
+    /// What the auto-chainer does on an event.
+    pub fn lambda(settings: &'a ChainSettings) -> Self {
+        ChainRun {
+            settings,
+            force: false,
+            supplied_plan: None,
+            dry_run: false,
+        }
+    }
+
+    /// The planner's view of the request: whether a plan is supplied is read off the plan itself, so the
+    /// two cannot disagree.
+    pub fn request(&self) -> ChainRequest {
+        ChainRequest {
+            force: self.force,
+            supplied_plan: self.supplied_plan.is_some(),
+        }
+    }
 }
 
 /// What a step did.
@@ -216,7 +237,8 @@ pub async fn chain_described(
     job: &LabelingJobDescription,
     run: ChainRun<'_>,
 ) -> Result<RunOutcome, RunError> {
-    let needs = match prepare(job, run.settings, &run.request)? {
+    let request = run.request();
+    let needs = match prepare(job, run.settings, &request)? {
         Preparation::Skip(reason) => return Ok(RunOutcome::Skipped(reason)),
         Preparation::Fetch(needs) => needs,
     };
@@ -241,7 +263,7 @@ pub async fn chain_described(
     let decision = plan(&PlannerInput {
         job,
         settings: run.settings,
-        request: &run.request,
+        request: &request,
         plan: plan_bytes.as_deref(),
         manifest: Some(&manifest),
         staging: staging.as_ref(),
@@ -381,10 +403,11 @@ async fn top_up_round(
     let prior = optional(ports, needs.prior, "earlier rounds' answers").await?;
     let merged = optional(ports, needs.merged, "merged manifest of the rounds").await?;
     let worker_quality = optional(ports, Some(needs.worker_quality), "worker quality").await?;
+    let request = run.request();
     let decision = top_up::plan_round(&TopUpInput {
         job,
         settings: run.settings,
-        request: &run.request,
+        request: &request,
         plan,
         manifest,
         prior: prior.as_ref(),
@@ -587,10 +610,9 @@ mod tests {
                 self.ports(),
                 "animals",
                 ChainRun {
-                    settings: &self.settings,
-                    request,
-                    supplied_plan: None,
+                    force: request.force,
                     dry_run,
+                    ..ChainRun::lambda(&self.settings)
                 },
             ))
         }
