@@ -280,7 +280,7 @@ pub(crate) fn run(args: ReconsolidateArgs, out: &mut dyn Write) -> anyhow::Resul
         },
         ..BatchSettings::default()
     };
-    let mask_location = |id: &str| masks_dir.join(format!("{id}.png")).display().to_string();
+    let mask_location = |id: &str| Some(masks_dir.join(format!("{id}.png")).display().to_string());
     let outcome = consolidate_batch(
         &batch_job,
         &objects,

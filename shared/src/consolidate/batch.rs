@@ -232,13 +232,14 @@ fn group_by_id(objects: &[BatchObject]) -> (Vec<Group<'_>>, usize) {
     (groups, unidentifiable)
 }
 
-/// Consolidates one batch. `mask_location` names where the mask of an object is stored.
+/// Consolidates one batch. `mask_location` names where the mask of an object is stored (`None`: nowhere,
+/// and a segmentation object then fails with the reason instead of pointing at a mask never written).
 pub fn consolidate_batch(
     job: &BatchJob<'_>,
     objects: &[BatchObject],
     priors: &WorkerPriors,
     settings: &BatchSettings,
-    mask_location: &dyn Fn(&str) -> String,
+    mask_location: &dyn Fn(&str) -> Option<String>,
 ) -> BatchOutcome {
     let mut mask_writes = Vec::new();
     let mut summary = BatchSummary::default();
@@ -920,7 +921,7 @@ fn mask_results(
     prepared: &mut [Prepared<'_>],
     priors: &WorkerPriors,
     settings: &BatchSettings,
-    mask_location: &dyn Fn(&str) -> String,
+    mask_location: &dyn Fn(&str) -> Option<String>,
     mask_writes: &mut Vec<MaskWrite>,
     stats: &mut WorkerStats,
 ) -> Vec<ObjectResult> {
@@ -929,10 +930,13 @@ fn mask_results(
     };
     // One image at a time: an object's decoded masks are dropped before the next is read.
     geometry_results(task_type, prepared, priors, stats, |p, workers| {
+        let id = &p.object.dataset_object_id;
+        let location = mask_location(id).ok_or_else(|| {
+            "consolidated mask not stored: the request has no outputConfig to store the mask under"
+                .to_owned()
+        })?;
         let c = consolidate_segmentation(workers, &seg_job, &settings.segmentation)
             .map_err(|e| e.to_string())?;
-        let id = &p.object.dataset_object_id;
-        let location = mask_location(id);
         mask_writes.push(MaskWrite {
             dataset_object_id: id.clone(),
             location: location.clone(),
@@ -1086,7 +1090,7 @@ mod tests {
             ..BatchSettings::default()
         };
         consolidate_batch(&job, &objects, &WorkerPriors::empty(), &settings, &|id| {
-            format!("masks/{id}.png")
+            Some(format!("masks/{id}.png"))
         })
     }
 
@@ -1413,7 +1417,7 @@ mod tests {
         };
         let objects = resolve_inline(parse_payload(payload.as_bytes()).unwrap());
         let out = consolidate_batch(&job, &objects, &WorkerPriors::empty(), &settings, &|id| {
-            id.to_owned()
+            Some(id.to_owned())
         });
         let all = &out.entries[0].content_map()["gt-label"]["annotationsFromAllWorkers"];
         // The recipe's expected response carries the same worker and content.

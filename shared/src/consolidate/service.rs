@@ -285,9 +285,10 @@ pub async fn handle_request(
         labels: request.label_categories.as_deref(),
         now: clock.now(),
     };
-    let mask_location = |id: &str| match &output_config {
-        Some(out) => mask_uri(out, id, lan).to_string(),
-        None => String::new(),
+    let mask_location = |id: &str| {
+        output_config
+            .as_ref()
+            .map(|out| mask_uri(out, id, lan).to_string())
     };
     let mut batch = consolidate_batch(&batch_job, &objects, &priors, settings, &mask_location);
 
@@ -302,7 +303,8 @@ pub async fn handle_request(
                 .put_object(&uri, mask.png.clone(), "image/png", &encryption)
                 .await
                 .map_err(|e| e.to_string()),
-            Err(_) => Err("the request has no outputConfig to store the mask under".to_owned()),
+            // Locations are made from `outputConfig` above; a key S3 would not take is still no panic.
+            Err(e) => Err(format!("{}: {e}", mask.location)),
         };
         if let Err(reason) = written {
             mask_failures.push(format!("{}: {reason}", mask.dataset_object_id));
