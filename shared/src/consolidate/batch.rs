@@ -516,15 +516,9 @@ fn skipped_answers(skipped: &[Skipped]) -> Option<Value> {
 
 /// The class list: the job's labels, or (without a label file) the labels the batch used, sorted.
 fn class_names(job: &BatchJob<'_>, seen: impl Iterator<Item = String>) -> (Vec<String>, bool) {
-    match job.labels {
-        Some(labels) if !labels.is_empty() => (labels.to_vec(), true),
-        _ => {
-            let mut names: Vec<String> = seen.collect();
-            names.sort();
-            names.dedup();
-            (names, false)
-        }
-    }
+    let labels = job.labels.unwrap_or(&[]).to_vec();
+    let from_job = !labels.is_empty();
+    (super::job_or_seen_labels(labels, seen), from_job)
 }
 
 fn single_label_results(

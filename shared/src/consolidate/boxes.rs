@@ -47,7 +47,7 @@
 pub mod crowd;
 pub(crate) mod matching;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -453,18 +453,12 @@ pub fn consolidate_boxes(
     let known_size = reported_size.or(prior_size);
 
     // 3. Class table.
-    let seen_labels: Vec<&str>;
-    let class_names: Vec<&str> = if job.labels.is_empty() {
-        seen_labels = parsed
+    let class_names: Vec<&str> = super::job_or_seen_labels(
+        job.labels.iter().map(String::as_str).collect(),
+        parsed
             .iter()
-            .flat_map(|(_, answer)| answer.boxes.iter().map(|drawn| drawn.label))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        seen_labels.clone()
-    } else {
-        job.labels.iter().map(String::as_str).collect()
-    };
+            .flat_map(|(_, answer)| answer.boxes.iter().map(|drawn| drawn.label)),
+    );
     let class_lookup = ClassLookup::new(&class_names);
 
     // 4. Usable boxes: known label, clipped to the image, within the cap.

@@ -24,3 +24,15 @@ pub mod segmentation;
 pub mod service;
 pub mod spans;
 pub mod worker_quality;
+
+/// A batch's class table: the job's labels when it has any, else the distinct labels its answers used,
+/// sorted (so that class ids do not depend on answer order). `seen` is only read without job labels.
+pub(crate) fn job_or_seen_labels<T: Ord>(job: Vec<T>, seen: impl IntoIterator<Item = T>) -> Vec<T> {
+    if !job.is_empty() {
+        return job;
+    }
+    seen.into_iter()
+        .collect::<std::collections::BTreeSet<T>>()
+        .into_iter()
+        .collect()
+}

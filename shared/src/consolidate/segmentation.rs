@@ -36,7 +36,6 @@
 
 pub(crate) mod votes;
 
-use std::collections::BTreeSet;
 use std::io::Cursor;
 
 use base64::Engine;
@@ -387,17 +386,15 @@ pub fn consolidate_segmentation(
 
     // The class table: background, then the job's labels (or the sorted labels mapped).
     let class_names: Vec<String> = {
-        let labels: Vec<String> = if job.labels.is_empty() {
-            parsed
-                .iter()
-                .flat_map(|(_, answer)| answer.label_colors.iter().map(|(label, _)| *label))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .map(str::to_owned)
-                .collect()
-        } else {
-            job.labels.to_vec()
-        };
+        let labels: Vec<String> = super::job_or_seen_labels(
+            job.labels.to_vec(),
+            parsed.iter().flat_map(|(_, answer)| {
+                answer
+                    .label_colors
+                    .iter()
+                    .map(|(label, _)| (*label).to_owned())
+            }),
+        );
         std::iter::once(BACKGROUND.to_owned())
             .chain(labels)
             .take(MAX_CLASSES)

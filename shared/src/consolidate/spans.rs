@@ -38,8 +38,6 @@
 //! Entities are sorted by start offset (then end, then label); an entity found twice (same label and range)
 //! is written once.
 
-use std::collections::BTreeSet;
-
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -314,22 +312,15 @@ pub fn consolidate_spans(
     }
 
     // The label table: the job's, or the sorted labels seen.
-    let seen: Vec<(&str, Option<&str>)>;
-    let labels: Vec<(&str, Option<&str>)> = if job.labels.is_empty() {
-        seen = parsed
-            .iter()
-            .flat_map(|(_, answer)| answer.entities.iter().map(|span| span.label))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .map(|label| (label, None))
-            .collect();
-        seen.clone()
-    } else {
+    let labels: Vec<(&str, Option<&str>)> = super::job_or_seen_labels(
         job.labels
             .iter()
             .map(|(label, short)| (label.as_str(), short.as_deref()))
-            .collect()
-    };
+            .collect(),
+        parsed
+            .iter()
+            .flat_map(|(_, answer)| answer.entities.iter().map(|span| (span.label, None))),
+    );
     let text: Option<TextChars<'_>> = job.text.map(TextChars::new);
     let text_length = text.as_ref().map(|chars| chars.len() as u64);
 
