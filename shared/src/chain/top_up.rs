@@ -330,17 +330,21 @@ fn bad_input(uri: &S3Uri, message: impl Into<String>) -> ChainError {
     }
 }
 
-/// The answers of every object so far: the earlier rounds' and this round's, one per worker.
-fn answers_so_far(input: &TopUpInput<'_>) -> Result<PriorAnswers, ChainError> {
-    let mut answers = match input.prior {
+/// The answers of every object so far: the earlier ones (`prior`) and those of the job's own
+/// consolidation requests, one per worker.
+fn collect_answers(
+    prior: Option<&FetchedObject>,
+    payloads: &[FetchedObject],
+) -> Result<PriorAnswers, ChainError> {
+    let mut answers = match prior {
         Some(p) => {
             PriorAnswers::parse(&p.uri, &p.body).map_err(|e| bad_input(&p.uri, e.to_string()))?
         }
         None => PriorAnswers::new(),
     };
-    for file in input.payloads {
+    for file in payloads {
         let objects = parse_payload(&file.body).map_err(|e| bad_input(&file.uri, e.to_string()))?;
-        // A payload object that does not parse was answered as a failure by the round's consolidation;
+        // A payload object that does not parse was answered as a failure by the job's consolidation;
         // it has no answers to carry.
         for object in objects.into_iter().flatten() {
             if let Some(key) = payload_object_key(&object.data_object) {
@@ -370,7 +374,7 @@ pub fn plan_round(input: &TopUpInput<'_>) -> Result<TopUpDecision, ChainError> {
         .into());
     }
     let round_lines = parse_manifest(&input.manifest.uri, &input.manifest.body)?;
-    let mut answers = answers_so_far(input)?;
+    let mut answers = collect_answers(input.prior, input.payloads)?;
 
     // The merged manifest after this round.
     let mut merged = match (at.round, input.merged) {
@@ -604,20 +608,7 @@ pub fn continuation_writes(
     if !top_up_chain {
         return Ok(writes);
     }
-    let mut answers = match fetched.prior {
-        Some(p) => {
-            PriorAnswers::parse(&p.uri, &p.body).map_err(|e| bad_input(&p.uri, e.to_string()))?
-        }
-        None => PriorAnswers::new(),
-    };
-    for file in fetched.payloads {
-        let objects = parse_payload(&file.body).map_err(|e| bad_input(&file.uri, e.to_string()))?;
-        for object in objects.into_iter().flatten() {
-            if let Some(key) = payload_object_key(&object.data_object) {
-                answers.add(key, object.annotations);
-            }
-        }
-    }
+    let answers = collect_answers(fetched.prior, fetched.payloads)?;
     writes.push(write(
         out.join(PRIOR_ANSWERS_FILE),
         answers.to_jsonl(),
