@@ -35,6 +35,10 @@
 //! An object is its data (`source-ref`, or the inline `source`): see [`prior_answers::object_key`]. Two
 //! lines with the same data are one object to the rounds.
 //!
+//! A round that is stopped is continued like any job; the continuation takes over the answers so far
+//! and the merged manifest ([`continuation_writes`]), so that it and the rounds after it count every
+//! answer.
+//!
 //! Exactly once: a round's job name is a function of the round it follows (`naming`), so a duplicate
 //! event finds the job and writes nothing; the merged manifest of a finished chain is the same bytes
 //! each time it is written.
