@@ -223,6 +223,7 @@ impl Consolidation {
             failed = summary.failed,
             unidentifiable = summary.unidentifiable,
             skipped_answers = summary.skipped_answers,
+            earlier_round_answers = outcome.earlier_answers,
             mean_confidence = summary.mean_confidence,
             "batch consolidated"
         );
@@ -238,6 +239,11 @@ impl Consolidation {
                 Unit::Count,
             )
             .metric("MeanConfidence", summary.mean_confidence, Unit::None)
+            .metric(
+                "EarlierRoundAnswers",
+                outcome.earlier_answers as f64,
+                Unit::Count,
+            )
             .metric(
                 "PlainVoteBatches",
                 f64::from(u8::from(summary.plain_vote)),

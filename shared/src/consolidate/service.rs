@@ -172,6 +172,8 @@ pub struct RequestOutcome {
     pub quality: QualityReport,
     /// Masks that could not be written (their entries were turned into failures).
     pub mask_failures: Vec<String>,
+    /// Answers from earlier top-up rounds added to this batch's objects ([`super::prior_answers`]).
+    pub earlier_answers: usize,
 }
 
 /// Where a job's worker quality is kept: `<outputConfig>/groundwork/worker-quality/<LAN>.json`.
@@ -249,11 +251,12 @@ pub async fn handle_request(
     // The parsed objects own their strings: the payload's bytes (as large as everything else together)
     // are not needed past this point.
     drop(payload);
+    let mut earlier_answers = 0;
     if let (Some(cache), Some(out)) = (ports.prior_answers, &output_config) {
         let prior = load_prior_answers(cache, ports.reader, out).await?;
         if !prior.is_empty() {
             for object in parsed.iter_mut().flatten() {
-                prior.merge_into(object);
+                earlier_answers += prior.merge_into(object);
             }
         }
     }
@@ -332,6 +335,7 @@ pub async fn handle_request(
         batch,
         quality: quality_report,
         mask_failures,
+        earlier_answers,
     })
 }
 
@@ -585,6 +589,7 @@ mod tests {
         let content = &outcome.entries[0].consolidated_annotation.content;
         let meta = serde_json::to_value(content).unwrap();
         assert_eq!(meta["animal-metadata"]["class-name"], "cat", "{meta}");
+        assert_eq!(outcome.earlier_answers, 2, "w1 and w2; w3 answered again");
         assert_eq!(
             outcome.batch.summary.skipped_answers, 0,
             "w3 counts once, with the newer answer"
