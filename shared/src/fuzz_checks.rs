@@ -280,7 +280,6 @@ pub fn chain_planner(data: &[u8]) {
         let decision = top_up::plan_round(&TopUpInput {
             job: &job,
             settings: &settings,
-            request: &request,
             plan: plan_bytes,
             manifest: &manifest,
             prior: None,

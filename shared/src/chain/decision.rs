@@ -346,10 +346,17 @@ pub(super) fn work_folder(
     if let Some(prefix) = &settings.write_prefix {
         return Ok(prefix.join(&format!("{new_name}/")));
     }
-    let output: S3Uri = job.output_config.s3_output_path.parse().map_err(|e| {
-        ChainError::InvalidJob(format!("its S3OutputPath is not an s3:// URI: {e}"))
-    })?;
-    Ok(output.join(&format!("groundwork-chain/{new_name}/")))
+    Ok(s3_output_path(&job.output_config)?.join(&format!("groundwork-chain/{new_name}/")))
+}
+
+/// A job's `S3OutputPath` as a URI (every job of a chain copies its source's).
+pub(super) fn s3_output_path(
+    output: &crate::labeling_job::OutputConfig,
+) -> Result<S3Uri, ChainError> {
+    output
+        .s3_output_path
+        .parse()
+        .map_err(|e| ChainError::InvalidJob(format!("its S3OutputPath is not an s3:// URI: {e}")))
 }
 
 /// How what the chain writes for `job`'s follow-up is encrypted: as `job`'s output is.

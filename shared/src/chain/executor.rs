@@ -371,16 +371,7 @@ async fn create_once(
         return Ok(RunOutcome::WouldCreate { action });
     }
     for write in &action.manifest_writes {
-        ports
-            .writer
-            .put_object(
-                &write.uri,
-                write.body.clone(),
-                write.content_type,
-                &write.encryption,
-            )
-            .await
-            .map_err(|source| RunError::Write { source })?;
+        put(ports, write).await?;
     }
     match ports.creator.create_labeling_job(&action.request).await {
         Ok(CreateOutcome::Created { arn }) => Ok(RunOutcome::Created { arn, action }),
@@ -403,11 +394,9 @@ async fn top_up_round(
     let prior = optional(ports, needs.prior, "earlier rounds' answers").await?;
     let merged = optional(ports, needs.merged, "merged manifest of the rounds").await?;
     let worker_quality = optional(ports, Some(needs.worker_quality), "worker quality").await?;
-    let request = run.request();
     let decision = top_up::plan_round(&TopUpInput {
         job,
         settings: run.settings,
-        request: &request,
         plan,
         manifest,
         prior: prior.as_ref(),
@@ -419,16 +408,7 @@ async fn top_up_round(
         TopUpDecision::NextRound { action, .. } => create_once(ports, action, run.dry_run).await,
         TopUpDecision::Finished { write, summary } => {
             if !run.dry_run {
-                ports
-                    .writer
-                    .put_object(
-                        &write.uri,
-                        write.body,
-                        write.content_type,
-                        &write.encryption,
-                    )
-                    .await
-                    .map_err(|source| RunError::Write { source })?;
+                put(ports, &write).await?;
             }
             Ok(RunOutcome::TopUpFinished {
                 manifest: write.uri,
@@ -437,6 +417,20 @@ async fn top_up_round(
             })
         }
     }
+}
+
+/// Writes one object the step planned.
+async fn put(ports: ChainPorts<'_>, write: &super::ObjectWrite) -> Result<(), RunError> {
+    ports
+        .writer
+        .put_object(
+            &write.uri,
+            write.body.clone(),
+            write.content_type,
+            &write.encryption,
+        )
+        .await
+        .map_err(|source| RunError::Write { source })
 }
 
 async fn read(ports: ChainPorts<'_>, what: &'static str, uri: &S3Uri) -> Result<Vec<u8>, RunError> {
@@ -636,6 +630,27 @@ mod tests {
         assert_eq!(action.step, ChainStep::Continue);
         assert_eq!(world.jobs.created(), std::slice::from_ref(&action.request));
         assert!(world.store.writes().is_empty());
+    }
+
+    #[test]
+    fn a_continued_job_takes_over_the_worker_quality_of_the_job_it_continues() {
+        let world = World::new(job_in(LabelingJobStatus::Stopped));
+        world.store.insert(OUTPUT_URI, OUTPUT_MANIFEST);
+        let quality =
+            "s3://out-bucket/jobs/Animals/annotations/groundwork/worker-quality/animal.json";
+        world.store.insert(quality, r#"{"version":1}"#);
+        let report = world.run(ChainRequest::default(), false).unwrap();
+        let RunOutcome::Created { action, .. } = report.outcome else {
+            panic!("{:?}", report.outcome);
+        };
+        let copied = format!(
+            "s3://out-bucket/jobs/{}/annotations/groundwork/worker-quality/animal.json",
+            action.request.labeling_job_name
+        );
+        assert_eq!(
+            world.store.get(&copied).as_deref(),
+            Some(&br#"{"version":1}"#[..])
+        );
     }
 
     #[test]

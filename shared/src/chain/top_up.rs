@@ -62,15 +62,14 @@ use crate::s3_uri::S3Uri;
 
 use super::decision::{
     INPUT_MANIFEST_FILE, JSON_CONTENT_TYPE, MANIFEST_CONTENT_TYPE, copy_of, lineage_tags,
-    output_encryption, work_folder,
+    output_encryption, s3_output_path, work_folder,
 };
-use super::manifest_edit::{job_output_folder, label_confidence, manifest_bytes, parse_manifest};
+use super::manifest_edit::{label_confidence, manifest_bytes, parse_manifest};
 use super::naming::chained_job_name;
 use super::plan::PlanError;
 use super::tags::{Lineage, TAG_FOLLOW_UP, set_tag};
 use super::{
-    ChainAction, ChainCounts, ChainError, ChainRequest, ChainSettings, ChainStep, FetchedObject,
-    ObjectWrite,
+    ChainAction, ChainCounts, ChainError, ChainSettings, ChainStep, FetchedObject, ObjectWrite,
 };
 
 /// The `Mode` of a top-up plan.
@@ -230,9 +229,7 @@ impl RoundOf {
             .filter(|l| !l.is_empty())
             .unwrap_or(&lan)
             .to_owned();
-        let output_config = job_output_folder(job)
-            .ok_or_else(|| ChainError::InvalidJob("its S3OutputPath is not an s3:// URI".into()))?
-            .join("annotations");
+        let output_config = annotations_folder(&job.output_config, &job.labeling_job_name)?;
         Ok(RoundOf {
             round,
             root_lan,
@@ -277,8 +274,6 @@ pub struct TopUpInput<'a> {
     pub job: &'a LabelingJobDescription,
     /// The function's defaults.
     pub settings: &'a ChainSettings,
-    /// The caller's request.
-    pub request: &'a ChainRequest,
     /// The plan's bytes.
     pub plan: &'a [u8],
     /// The round's output manifest.
@@ -471,7 +466,7 @@ pub fn plan_round(input: &TopUpInput<'_>) -> Result<TopUpDecision, ChainError> {
     let lineage = Lineage::of(job)?;
     let encryption = output_encryption(job);
     let (Some(workers), false) = (next_workers, next.is_empty()) else {
-        let folder = root_output_folder(job, &lineage.root_job)?;
+        let folder = s3_output_path(&job.output_config)?.join(&format!("{}/", lineage.root_job));
         return Ok(TopUpDecision::Finished {
             write: ObjectWrite {
                 uri: folder.join(OUTPUT_FILE),
@@ -495,10 +490,8 @@ pub fn plan_round(input: &TopUpInput<'_>) -> Result<TopUpDecision, ChainError> {
         &format!("top-up:{round}"),
     );
     let work = work_folder(job, input.settings, &name)?;
-    let base: S3Uri = job.output_config.s3_output_path.parse().map_err(|e| {
-        ChainError::InvalidJob(format!("its S3OutputPath is not an s3:// URI: {e}"))
-    })?;
-    let next_output_config = base.join(&format!("{name}/annotations"));
+    // Chained jobs copy the source's output path: the next round's `outputConfig`.
+    let next_output_config = annotations_folder(&job.output_config, &name)?;
 
     let next_keys: HashSet<String> = next.iter().map(|l| object_key(l.source())).collect();
     answers.retain(|k| next_keys.contains(k));
@@ -520,7 +513,7 @@ pub fn plan_round(input: &TopUpInput<'_>) -> Result<TopUpDecision, ChainError> {
         write(
             next_output_config.join(PRIOR_ANSWERS_FILE),
             answers.to_jsonl(),
-            "application/jsonlines",
+            MANIFEST_CONTENT_TYPE,
         ),
         write(
             next_output_config.join(MERGED_FILE),
@@ -586,14 +579,7 @@ pub fn continuation_writes(
     top_up_chain: bool,
     fetched: &ContinuationInput<'_>,
 ) -> Result<Vec<ObjectWrite>, ChainError> {
-    let base: S3Uri = continued
-        .output_config
-        .s3_output_path
-        .parse()
-        .map_err(|e| {
-            ChainError::InvalidJob(format!("its S3OutputPath is not an s3:// URI: {e}"))
-        })?;
-    let out = base.join(&format!("{}/annotations", continued.labeling_job_name));
+    let out = annotations_folder(&continued.output_config, &continued.labeling_job_name)?;
     let encryption = output_encryption(source);
     let write = |uri: S3Uri, body: Vec<u8>, content_type| ObjectWrite {
         uri,
@@ -616,7 +602,7 @@ pub fn continuation_writes(
     writes.push(write(
         out.join(PRIOR_ANSWERS_FILE),
         answers.to_jsonl(),
-        "application/jsonlines",
+        MANIFEST_CONTENT_TYPE,
     ));
     if let Some(merged) = fetched.merged {
         writes.push(write(
@@ -660,12 +646,13 @@ fn answers_noted(line: &ManifestLine, metadata_key: &str) -> usize {
         .map_or(0, |n| n as usize)
 }
 
-/// `<S3OutputPath>/<root job>/`: every round copies the root's output path.
-fn root_output_folder(job: &LabelingJobDescription, root: &str) -> Result<S3Uri, ChainError> {
-    let base: S3Uri = job.output_config.s3_output_path.parse().map_err(|e| {
-        ChainError::InvalidJob(format!("its S3OutputPath is not an s3:// URI: {e}"))
-    })?;
-    Ok(base.join(&format!("{root}/")))
+/// `<S3OutputPath>/<job>/annotations`: the `outputConfig` Ground Truth sends the job's consolidation,
+/// where a round's earlier answers, merged manifest and worker quality are kept.
+fn annotations_folder(
+    output: &crate::labeling_job::OutputConfig,
+    job_name: &str,
+) -> Result<S3Uri, ChainError> {
+    Ok(s3_output_path(output)?.join(&format!("{job_name}/annotations")))
 }
 
 #[cfg(test)]

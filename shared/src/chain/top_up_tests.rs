@@ -82,7 +82,6 @@ impl Round {
 
     fn decide_with(&self, plan: &str) -> Result<TopUpDecision, ChainError> {
         let settings = ChainSettings::default();
-        let request = ChainRequest::default();
         let manifest = fetched(OUTPUT_URI, &self.manifest);
         let payloads: Vec<FetchedObject> = self
             .payloads
@@ -105,7 +104,6 @@ impl Round {
         plan_round(&TopUpInput {
             job: &self.job,
             settings: &settings,
-            request: &request,
             plan: plan.as_bytes(),
             manifest: &manifest,
             prior: prior.as_ref(),
