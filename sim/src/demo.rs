@@ -609,6 +609,14 @@ struct Plan {
     confidence_threshold: f64,
 }
 
+/// `s3://<bucket>/<key>` of the demo's own objects.
+fn object_uri(bucket: &str, key: &str) -> Result<S3Uri, SimError> {
+    S3Uri::new(bucket, key).map_err(|e| SimError::Api {
+        operation: "S3 URI",
+        message: e.to_string(),
+    })
+}
+
 /// Runs the demo: a replayed classification job stopped halfway, continued by the chainer, completed,
 /// then verified on its low-confidence labels; then a bounding-box job; then the same objects as a
 /// three-round top-up chain. Prints the summaries.
@@ -678,12 +686,7 @@ async fn demo_jobs(gt: &Arc<GroundTruth>, moto: &Moto, o: &DemoOptions) -> Resul
     let s3 = moto.s3();
     let bucket = DEMO_BUCKET;
     create_bucket(&s3, bucket).await?;
-    let root = |k: &str| {
-        S3Uri::new(bucket, k).map_err(|e| SimError::Api {
-            operation: "S3 URI",
-            message: e.to_string(),
-        })
-    };
+    let root = |k: &str| object_uri(bucket, k);
     let replay = Replay::load(&o.crowd_dir.join(&o.set))?;
     let tasks: Vec<String> = replay.tasks().into_iter().take(o.objects).collect();
     let labels = replay.labels();
@@ -937,12 +940,7 @@ pub async fn start_top_up(
     job_name: &str,
     target: f64,
 ) -> Result<(), SimError> {
-    let uri = |k: &str| {
-        S3Uri::new(bucket, k).map_err(|e| SimError::Api {
-            operation: "S3 URI",
-            message: e.to_string(),
-        })
-    };
+    let uri = |k: &str| object_uri(bucket, k);
     let refs: Vec<String> = tasks
         .iter()
         .map(|t| format!("s3://{bucket}/crowd/{}/{t}.jpg", replay.name))

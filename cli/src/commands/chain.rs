@@ -36,10 +36,10 @@ use groundwork::ports::{
     CreateOutcome, JobsError, LabelingJobCreator, LabelingJobDescriber, ObjectReader,
 };
 use groundwork_s3::S3Store;
-
-use crate::local_store::LocalStore;
 use groundwork_sagemaker::SageMakerJobs;
 use serde_json::{Value, json};
+
+use crate::local_store::LocalStore;
 
 /// Exit code of "no job, on purpose".
 const NOT_CHAINED: u8 = 3;
@@ -307,24 +307,52 @@ async fn plan_offline(args: &PlanArgs, out: &mut impl Write) -> anyhow::Result<b
             Ok(true)
         }
         RunOutcome::TopUpFinished {
-            manifest, summary, ..
-        } => {
-            eprintln!(
-                "the top-up rounds would end after round {}: {} objects, {} answers, {} still below the target",
-                summary.round, summary.objects, summary.answers, summary.below_target
-            );
-            print_json(
-                out,
-                &json!({"outcome": "dry-run", "merged_manifest": manifest.to_string(),
-                        "round": summary.round, "objects": summary.objects, "answers": summary.answers,
-                        "below_target": summary.below_target, "over_budget": summary.over_budget}),
-            )?;
-            Ok(true)
-        }
+            manifest,
+            summary,
+            written,
+        } => top_up_finished(
+            out,
+            &described.0.labeling_job_name,
+            &manifest,
+            &summary,
+            written,
+        ),
         RunOutcome::Created { .. } | RunOutcome::AlreadyExists { .. } => {
             bail!("a dry run created a job: this is a bug")
         }
     }
+}
+
+/// Says how a top-up chain ended (or, on a dry run, would end), for `chain plan` and `chain start` alike.
+fn top_up_finished(
+    out: &mut impl Write,
+    source_job: &str,
+    manifest: &S3Uri,
+    summary: &groundwork::chain::top_up::TopUpSummary,
+    written: bool,
+) -> anyhow::Result<bool> {
+    eprintln!(
+        "the top-up rounds {} after round {}: {} objects, {} answers, {} still below the target",
+        if written { "are over" } else { "would end" },
+        summary.round,
+        summary.objects,
+        summary.answers,
+        summary.below_target
+    );
+    print_json(
+        out,
+        &json!({
+            "outcome": if written { "top-up-finished" } else { "dry-run" },
+            "source_job": source_job,
+            "merged_manifest": manifest.to_string(),
+            "round": summary.round,
+            "objects": summary.objects,
+            "answers": summary.answers,
+            "below_target": summary.below_target,
+            "over_budget": summary.over_budget,
+        }),
+    )?;
+    Ok(true)
 }
 
 /// The job as `--describe` gave it, standing for SageMaker in a dry run: every other name (the new
@@ -470,24 +498,13 @@ async fn start(args: &StartArgs, out: &mut impl Write) -> anyhow::Result<bool> {
             summary,
             written,
         } => {
-            eprintln!(
-                "the top-up rounds are over after round {}: {} objects, {} answers, {} still below the target",
-                summary.round, summary.objects, summary.answers, summary.below_target
-            );
-            print_json(
+            return top_up_finished(
                 out,
-                &json!({
-                    "outcome": if written { "top-up-finished" } else { "dry-run" },
-                    "source_job": report.job.labeling_job_name,
-                    "merged_manifest": manifest.to_string(),
-                    "round": summary.round,
-                    "objects": summary.objects,
-                    "answers": summary.answers,
-                    "below_target": summary.below_target,
-                    "over_budget": summary.over_budget,
-                }),
-            )?;
-            return Ok(true);
+                &report.job.labeling_job_name,
+                &manifest,
+                &summary,
+                written,
+            );
         }
         RunOutcome::Created { arn, action } => ("created", Some(arn), action),
         RunOutcome::AlreadyExists { action } => ("duplicate", None, action),

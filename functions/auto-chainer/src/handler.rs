@@ -21,7 +21,6 @@ use groundwork::ports::{
 };
 use groundwork::s3_scope::Confined;
 use serde::Serialize;
-use serde_json::Value;
 use tracing::Instrument;
 
 use crate::error::ChainerError;
@@ -75,12 +74,9 @@ pub(crate) enum Outcome {
 }
 
 /// Why an event is rejected: the shared check's reasons (the CLI's `chain plan` says the same).
-pub(crate) use groundwork::contracts::EventRejection as Rejection;
-
-/// Checks the event and returns the job it is about and its new status.
-pub(crate) fn accept(payload: &Value) -> Result<(LabelingJobArn, LabelingJobStatus), Rejection> {
-    groundwork::contracts::accept_state_change(payload)
-}
+pub(crate) use groundwork::contracts::{
+    EventRejection as Rejection, accept_state_change as accept,
+};
 
 /// The handler, built once per cold start.
 pub(crate) struct Chainer {

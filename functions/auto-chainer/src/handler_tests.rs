@@ -17,6 +17,7 @@ use groundwork::ports::fakes::{MemoryLabelingJobs, MemoryObjectStore};
 use groundwork::ports::{CreateOutcome, JobsError};
 use groundwork::s3_scope::S3Scope;
 use lambda_runtime::Diagnostic;
+use serde_json::Value;
 
 use super::*;
 

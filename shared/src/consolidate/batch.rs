@@ -275,7 +275,7 @@ pub fn consolidate_batch(
     };
 
     let mut stats = WorkerStats::new();
-    let (mut results, plain_vote): (Vec<ObjectResult>, bool) = match task_type.answer_kind() {
+    let mut results: Vec<ObjectResult> = match task_type.answer_kind() {
         AnswerKind::SingleLabel => single_label_results(
             job,
             task_type,
@@ -283,62 +283,54 @@ pub fn consolidate_batch(
             priors,
             settings,
             &mut stats,
+            &mut summary.plain_vote,
         ),
-        AnswerKind::MultiLabel => {
-            multi_label_results(job, &mut prepared_ok, priors, settings, &mut stats)
+        AnswerKind::MultiLabel => multi_label_results(
+            job,
+            &mut prepared_ok,
+            priors,
+            settings,
+            &mut stats,
+            &mut summary.plain_vote,
+        ),
+        AnswerKind::Custom => {
+            custom_results(&prepared_ok, priors, settings.custom_mode, &mut stats)
         }
-        AnswerKind::Custom => (
-            custom_results(&prepared_ok, priors, settings.custom_mode, &mut stats),
-            false,
+        AnswerKind::BoundingBoxes => box_results(
+            job,
+            task_type,
+            &mut prepared_ok,
+            priors,
+            settings,
+            &mut stats,
         ),
-        AnswerKind::BoundingBoxes => (
-            box_results(
-                job,
-                task_type,
-                &mut prepared_ok,
-                priors,
-                settings,
-                &mut stats,
-            ),
-            false,
+        AnswerKind::Entities => span_results(
+            job,
+            task_type,
+            &mut prepared_ok,
+            priors,
+            settings,
+            &mut stats,
         ),
-        AnswerKind::Entities => (
-            span_results(
-                job,
-                task_type,
-                &mut prepared_ok,
-                priors,
-                settings,
-                &mut stats,
-            ),
-            false,
+        AnswerKind::SegmentationMask => mask_results(
+            job,
+            task_type,
+            &mut prepared_ok,
+            priors,
+            settings,
+            mask_location,
+            &mut mask_writes,
+            &mut stats,
         ),
-        AnswerKind::SegmentationMask => (
-            mask_results(
-                job,
-                task_type,
-                &mut prepared_ok,
-                priors,
-                settings,
-                mask_location,
-                &mut mask_writes,
-                &mut stats,
-            ),
-            false,
-        ),
-        AnswerKind::Unsupported => (
-            prepared_ok
-                .iter()
-                .map(|_| {
-                    ObjectResult::Failed(format!(
-                        "{task_type} answers are not consolidated by this version"
-                    ))
-                })
-                .collect(),
-            false,
-        ),
+        AnswerKind::Unsupported => prepared_ok
+            .iter()
+            .map(|_| {
+                ObjectResult::Failed(format!(
+                    "{task_type} answers are not consolidated by this version"
+                ))
+            })
+            .collect(),
     };
-    summary.plain_vote = plain_vote;
 
     // Shared by every entry of the batch, not copied into each.
     let shared = Shared {
@@ -528,7 +520,8 @@ fn single_label_results(
     priors: &WorkerPriors,
     settings: &BatchSettings,
     stats: &mut WorkerStats,
-) -> (Vec<ObjectResult>, bool) {
+    plain_vote: &mut bool,
+) -> Vec<ObjectResult> {
     // Each usable answer's class name (or why it has none).
     let named: Vec<Vec<NamedAnswer<'_, &str>>> = prepared
         .iter()
@@ -648,7 +641,8 @@ fn single_label_results(
     for (p, object_skips) in prepared.iter_mut().zip(skips) {
         p.skipped.extend(object_skips);
     }
-    (results, outcome.plain_vote)
+    *plain_vote = outcome.plain_vote;
+    results
 }
 
 fn multi_label_results(
@@ -657,7 +651,8 @@ fn multi_label_results(
     priors: &WorkerPriors,
     settings: &BatchSettings,
     stats: &mut WorkerStats,
-) -> (Vec<ObjectResult>, bool) {
+    plain_vote: &mut bool,
+) -> Vec<ObjectResult> {
     let task = TaskType::TextMultiLabelClassification;
     let named: Vec<Vec<NamedAnswer<'_, Vec<&str>>>> = prepared
         .iter()
@@ -763,7 +758,8 @@ fn multi_label_results(
     for (p, object_skips) in prepared.iter_mut().zip(skips) {
         p.skipped.extend(object_skips);
     }
-    (results, outcome.plain_vote)
+    *plain_vote = outcome.plain_vote;
+    results
 }
 
 /// The usable answers' element outputs for `task`, with the workers' reliabilities; answers without
