@@ -218,6 +218,7 @@ async fn consolidate(
         writer: store,
         quality: Some(store),
         prior_answers: None,
+        audit: None,
         scope: &scope,
     };
     handle_request(&request(), ports, &BatchSettings::default(), &clock).await

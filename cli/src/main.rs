@@ -32,6 +32,8 @@ enum Command {
     Consolidate(commands::consolidate::ConsolidateArgs),
     /// Re-run consolidation over a finished job's worker responses; write a complete output manifest.
     Reconsolidate(commands::reconsolidate::ReconsolidateArgs),
+    /// Turn a reviewer's verdicts on a job's labels into the audit document later jobs recalibrate with.
+    Audit(commands::audit::AuditArgs),
     /// Chain labeling jobs: plan offline, or start against your account.
     Chain(commands::chain::ChainArgs),
     /// Clone a labeling job (its setup and input manifest, or a new manifest).
@@ -48,6 +50,7 @@ async fn main() -> ExitCode {
         Command::Pre(args) => commands::pre::run(args, &mut out),
         Command::Consolidate(args) => commands::consolidate::run(args, &mut out).await,
         Command::Reconsolidate(args) => commands::reconsolidate::run(args, &mut out),
+        Command::Audit(args) => commands::audit::run(args, &mut out),
         Command::Chain(args) => commands::chain::run_chain(args).await,
         Command::Clone(args) => commands::chain::run_clone(args).await,
     };

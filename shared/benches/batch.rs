@@ -150,6 +150,7 @@ fn run(
         writer: store,
         quality: Some(store),
         prior_answers: None,
+        audit: None,
         scope: &groundwork::s3_scope::S3Scope::anywhere(),
     };
     block_on(handle_request(&request, ports, settings, clock)).ok()

@@ -84,6 +84,7 @@ pub fn consolidation_payload(data: &[u8]) {
         writer: &store,
         quality: Some(&store),
         prior_answers: None,
+        audit: None,
         scope: &scope,
     };
     let clock = FixedClock(chrono::DateTime::UNIX_EPOCH);
@@ -131,6 +132,7 @@ pub fn segmentation_png(data: &[u8]) {
         writer: &store,
         quality: None,
         prior_answers: None,
+        audit: None,
         scope: &scope,
     };
     let mut settings = BatchSettings {

@@ -97,11 +97,13 @@ pub(crate) async fn run(args: ConsolidateArgs, out: &mut dyn Write) -> anyhow::R
         None => Box::new(SystemClock),
     };
     let prior_answers = groundwork::consolidate::prior_answers::PriorAnswersCache::new();
+    let audit = groundwork::consolidate::job_audit::AuditCache::new();
     let ports = Ports {
         reader: &store,
         writer: &store,
         quality: args.worker_quality.then_some(&store as _),
         prior_answers: Some(&prior_answers),
+        audit: Some(&audit),
         scope: &groundwork::s3_scope::S3Scope::anywhere(),
     };
     match handle_request(&request, ports, &settings, clock.as_ref()).await {

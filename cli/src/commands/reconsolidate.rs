@@ -18,6 +18,7 @@ use clap::Args;
 use groundwork::consolidate::batch::{
     BatchJob, BatchSettings, ResolvedAnswer, ResolvedObject, consolidate_batch,
 };
+use groundwork::consolidate::classification::audit::AuditDocument;
 use groundwork::consolidate::classification::{ClassificationConfig, Method};
 use groundwork::consolidate::worker_quality::WorkerPriors;
 use groundwork::contracts::{LabelContent, PayloadDataObject};
@@ -64,6 +65,9 @@ pub(crate) struct ReconsolidateArgs {
     /// `creation-date` of the labels (RFC 3339).
     #[arg(long)]
     now: Option<DateTime<Utc>>,
+    /// An audit document (`groundwork audit`): single-label confidences are recalibrated with it.
+    #[arg(long)]
+    audit: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -266,11 +270,23 @@ pub(crate) fn run(args: ReconsolidateArgs, out: &mut dyn Write) -> anyhow::Resul
         .masks_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.masks", args.out.display())));
+    let audit = match &args.audit {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let map = AuditDocument::parse(&bytes)
+                .and_then(|document| Ok(document.map()?))
+                .with_context(|| path.display().to_string())?;
+            Some(map)
+        }
+        None => None,
+    };
     let batch_job = BatchJob {
         job_name: &job_name,
         label_attribute_name: lan.as_str(),
         labels: labels.as_deref(),
         now: args.now.unwrap_or_else(Utc::now),
+        audit: audit.as_ref(),
     };
     let settings = BatchSettings {
         task_type: Some(args.task_type),

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use groundwork::consolidate::job_audit::{AuditCache, AuditReport};
 use groundwork::consolidate::prior_answers::PriorAnswersCache;
 use groundwork::consolidate::service::{Ports, QualityReport, RequestError, handle_request};
 use groundwork::contracts::{ConsolidationRequest, ConsolidationResponseEntry, RawEvent};
@@ -87,6 +88,8 @@ pub(crate) struct Consolidation {
     role_readers: Mutex<HashMap<String, Arc<dyn ObjectReader>>>,
     /// Top-up rounds' earlier answers, read once per job and container.
     prior_answers: PriorAnswersCache,
+    /// Audits that recalibrate confidences, read at most every ten minutes per job family.
+    audit: AuditCache,
 }
 
 impl Consolidation {
@@ -112,6 +115,7 @@ impl Consolidation {
             metrics,
             role_readers: Mutex::new(HashMap::new()),
             prior_answers: PriorAnswersCache::new(),
+            audit: AuditCache::new(),
         }
     }
 
@@ -197,6 +201,7 @@ impl Consolidation {
                 .worker_quality
                 .then_some(self.storage.quality.as_ref()),
             prior_answers: Some(&self.prior_answers),
+            audit: Some(&self.audit),
             scope: &self.config.scope,
         };
         let outcome = handle_request(&request, ports, &self.config.settings, self.clock.as_ref())
@@ -208,6 +213,14 @@ impl Consolidation {
         if let QualityReport::Failed { reason } = &outcome.quality {
             tracing::warn!(labeling_job_arn = %echo(&request.labeling_job_arn), %reason, "worker quality not kept for this batch");
         }
+        let audit_verdicts = match &outcome.audit {
+            AuditReport::Applied { audited, .. } => *audited,
+            AuditReport::Failed { uri, reason } => {
+                tracing::warn!(labeling_job_arn = %echo(&request.labeling_job_arn), audit = %uri, %reason, "audit not used: the model's confidences stand");
+                0
+            }
+            AuditReport::Off | AuditReport::Absent { .. } => 0,
+        };
         if summary.plain_vote {
             tracing::warn!(labeling_job_arn = %echo(&request.labeling_job_arn), "the batch names too many classes for a worker model (MAX_MODEL_CELLS): answered by plain vote");
         }
@@ -224,6 +237,7 @@ impl Consolidation {
             unidentifiable = summary.unidentifiable,
             skipped_answers = summary.skipped_answers,
             earlier_round_answers = outcome.earlier_answers,
+            audit_verdicts,
             mean_confidence = summary.mean_confidence,
             "batch consolidated"
         );
@@ -242,6 +256,11 @@ impl Consolidation {
             .metric(
                 "EarlierRoundAnswers",
                 outcome.earlier_answers as f64,
+                Unit::Count,
+            )
+            .metric(
+                "AuditRecalibratedBatches",
+                f64::from(u8::from(audit_verdicts > 0)),
                 Unit::Count,
             )
             .metric(

@@ -31,6 +31,7 @@ use serde_json::{Map, Value, json};
 
 use super::answers::{Answer, AnswerError, answer_task_type, infer_task_type, parse_content};
 use super::boxes::{BoxConfig, BoxJob, WorkerAnswer, consolidate_boxes};
+use super::classification::audit::AuditMap;
 use super::classification::{
     ClassificationConfig, MultiLabelItem, SingleLabelItem, consolidate_multi_label,
     consolidate_single_label,
@@ -83,6 +84,9 @@ pub struct BatchJob<'a> {
     pub labels: Option<&'a [String]>,
     /// `creation-date` of the labels.
     pub now: DateTime<Utc>,
+    /// Recalibrates single-label classification (and verification) confidences: the team's audit of
+    /// an earlier job ([`super::job_audit`]). Labels never change.
+    pub audit: Option<&'a AuditMap>,
 }
 
 /// How to consolidate.
@@ -613,7 +617,10 @@ fn single_label_results(
         .map(|(estimate, comments)| match estimate.label {
             None => ObjectResult::Failed("no usable answer".to_owned()),
             Some(class) => {
-                let confidence = round_confidence(estimate.confidence);
+                let confidence = round_confidence(
+                    job.audit
+                        .map_or(estimate.confidence, |map| map.apply(estimate.confidence)),
+                );
                 let mut meta = Map::with_capacity(METADATA_CAPACITY);
                 meta.insert(
                     "class-name".to_owned(),
@@ -1073,6 +1080,7 @@ mod tests {
             label_attribute_name: "category",
             labels,
             now: Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap(),
+            audit: None,
         };
         let objects = resolve_inline(parse_payload(payload.as_bytes()).unwrap());
         let settings = BatchSettings {
@@ -1399,6 +1407,7 @@ mod tests {
             label_attribute_name: "gt-label",
             labels: None,
             now: Utc::now(),
+            audit: None,
         };
         let settings = BatchSettings {
             task_type: Some(TaskType::Custom),

@@ -10,6 +10,7 @@
 //! | [`classification`] | truth inference for single- and multi-label classes (Dawid-Skene EM, majority vote) |
 //! | [`worker_quality`] | per-job worker quality, kept between batches |
 //! | [`prior_answers`] | answers an object got in earlier top-up rounds, merged into the round's own |
+//! | [`job_audit`] | where a job's audit (a team's verdicts on an earlier job's labels) is found, and its cache |
 //! | [`boxes`] | bounding boxes: matching across workers, robust centres, per-box confidence |
 //! | [`segmentation`] | semantic segmentation masks: per-pixel weighted vote, PNG in and out |
 //! | [`spans`] | named entities: span clustering, boundary and label votes |
@@ -19,6 +20,7 @@ pub mod batch;
 pub mod boxes;
 pub mod classification;
 pub mod custom;
+pub mod job_audit;
 pub mod prior_answers;
 pub mod segmentation;
 pub mod service;

@@ -18,6 +18,7 @@ use super::batch::{
     BatchJob, BatchObject, BatchOutcome, BatchSettings, ResolvedAnswer, ResolvedObject,
     consolidate_batch,
 };
+use super::job_audit::{AuditCache, AuditReport, audit_uri};
 use super::prior_answers::{BadPriorAnswers, PriorAnswers, PriorAnswersCache, prior_answers_uri};
 use super::worker_quality::JobWorkerQuality;
 use crate::contracts::{
@@ -126,6 +127,8 @@ pub struct Ports<'a> {
     pub quality: Option<&'a dyn VersionedStore>,
     /// Earlier top-up rounds' answers, read once per job ([`super::prior_answers`]); `None` reads none.
     pub prior_answers: Option<&'a PriorAnswersCache>,
+    /// The audits that recalibrate confidences ([`super::job_audit`]); `None` looks for none.
+    pub audit: Option<&'a AuditCache>,
     /// Where the request may read and write. The stores are expected to be [`Confined`] to it as well
     /// (the functions build them so); the service checks `outputConfig` against it up front, so that a
     /// request pointing its output elsewhere is refused as a whole rather than object by object.
@@ -174,6 +177,8 @@ pub struct RequestOutcome {
     pub mask_failures: Vec<String>,
     /// Answers from earlier top-up rounds added to this batch's objects ([`super::prior_answers`]).
     pub earlier_answers: usize,
+    /// Whether an audit recalibrated the confidences ([`super::job_audit`]).
+    pub audit: AuditReport,
 }
 
 /// Where a job's worker quality is kept: `<outputConfig>/groundwork/worker-quality/<LAN>.json`.
@@ -281,12 +286,23 @@ pub async fn handle_request(
         _ => (JobWorkerQuality::new(), None),
     };
     let priors = state.prior_excluding(&key);
+    let now = clock.now();
+    let (audit, audit_report) = match (
+        ports.audit,
+        output_config
+            .as_ref()
+            .and_then(|out| audit_uri(out, job.name(), lan)),
+    ) {
+        (Some(cache), Some(uri)) => cache.load(ports.reader, &uri, now).await,
+        _ => (None, AuditReport::Off),
+    };
 
     let batch_job = BatchJob {
         job_name: job.name(),
         label_attribute_name: lan,
         labels: request.label_categories.as_deref(),
-        now: clock.now(),
+        now,
+        audit: audit.as_deref(),
     };
     let mask_location = |id: &str| {
         output_config
@@ -336,6 +352,7 @@ pub async fn handle_request(
         quality: quality_report,
         mask_failures,
         earlier_answers,
+        audit: audit_report,
     })
 }
 
@@ -530,6 +547,7 @@ mod tests {
             writer: store,
             quality: Some(store),
             prior_answers: None,
+            audit: None,
             scope: &ANYWHERE,
         }
     }
@@ -623,6 +641,127 @@ mod tests {
         .unwrap();
         let meta = serde_json::to_value(&alone.entries[0].consolidated_annotation.content).unwrap();
         assert_eq!(meta["animal-metadata"]["class-name"], "dog");
+    }
+
+    #[test]
+    fn an_audit_below_the_output_path_recalibrates_confidences_and_never_labels() {
+        use crate::consolidate::classification::audit::{AuditDocument, Verdict};
+        let store = MemoryObjectStore::new();
+        let uri = "s3://bucket/out/animals/annotations/consolidated-annotation/consolidation-request/iteration-1/a.json";
+        let objects: Vec<(String, Vec<(&str, &str)>)> = (0..6)
+            .map(|i| {
+                let label = if i % 2 == 0 { "cat" } else { "dog" };
+                (
+                    i.to_string(),
+                    vec![("w1", label), ("w2", label), ("w3", label)],
+                )
+            })
+            .chain([("6".to_owned(), vec![("w1", "cat")])])
+            .collect();
+        let refs: Vec<(&str, &[(&str, &str)])> = objects
+            .iter()
+            .map(|(id, a)| (id.as_str(), a.as_slice()))
+            .collect();
+        store.insert(uri, payload(&refs));
+        let confidences = |outcome: &RequestOutcome| -> Vec<(serde_json::Value, f64)> {
+            outcome
+                .entries
+                .iter()
+                .map(|e| {
+                    let content = serde_json::to_value(&e.consolidated_annotation.content).unwrap();
+                    let confidence = content["animal-metadata"]["confidence"].as_f64().unwrap();
+                    (content["animal"].clone(), confidence)
+                })
+                .collect()
+        };
+        let cache = AuditCache::new();
+        let ports = Ports {
+            audit: Some(&cache),
+            ..store_ports(&store)
+        };
+        let audit_uri = "s3://bucket/out/groundwork/audit/animal.json";
+        let before = handle(&request(uri), ports).unwrap();
+        assert_eq!(
+            before.audit,
+            AuditReport::Absent {
+                uri: audit_uri.to_owned()
+            }
+        );
+        // The audit says: labels this sure are right 80 % of the time; lone answers 60 %.
+        let mut verdicts: Vec<Verdict> = (0..60)
+            .map(|i| Verdict {
+                confidence: 0.99,
+                correct: i % 5 != 0,
+            })
+            .collect();
+        verdicts.extend((0..10).map(|i| Verdict {
+            confidence: 0.0,
+            correct: i < 6,
+        }));
+        let document = AuditDocument {
+            source: None,
+            verdicts,
+        };
+        store.insert(audit_uri, document.to_json_vec());
+        // The absence is remembered for ten minutes: this container does not read it yet.
+        let cached = handle(&request(uri), ports).unwrap();
+        assert_eq!(confidences(&cached), confidences(&before));
+        let fresh = AuditCache::new();
+        let after = handle(
+            &request(uri),
+            Ports {
+                audit: Some(&fresh),
+                ..ports
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            after.audit,
+            AuditReport::Applied {
+                uri: audit_uri.to_owned(),
+                audited: 70
+            }
+        );
+        let (before, after) = (confidences(&before), confidences(&after));
+        for ((label_before, c_before), (label_after, c_after)) in before.iter().zip(&after) {
+            assert_eq!(label_before, label_after, "an audit never changes a label");
+            if *c_before >= 0.9 {
+                assert!(*c_after <= *c_before - 0.03, "{c_before} -> {c_after}");
+            }
+        }
+        assert_eq!(before[6].1, 0.0, "one answer: Ground Truth's confidence 0");
+        assert_eq!(after[6].1, 0.58, "one answer, audited: (6 + 1) / (10 + 2)");
+
+        // A top-up round reads its root job's audit.
+        let mut round = request(uri);
+        round.label_attribute_name = "animal-top-up-2".to_owned();
+        let outcome = handle(
+            &round,
+            Ports {
+                audit: Some(&fresh),
+                ..ports
+            },
+        )
+        .unwrap();
+        assert!(matches!(outcome.audit, AuditReport::Applied { .. }));
+
+        // A broken document is reported; the batch is answered with the model's confidences.
+        store.insert(audit_uri, "{\"Verdicts\": 3}");
+        let broken = AuditCache::new();
+        let outcome = handle(
+            &request(uri),
+            Ports {
+                audit: Some(&broken),
+                ..ports
+            },
+        )
+        .unwrap();
+        assert!(
+            matches!(&outcome.audit, AuditReport::Failed { uri, .. } if uri == audit_uri),
+            "{:?}",
+            outcome.audit
+        );
+        assert_eq!(confidences(&outcome), before);
     }
 
     #[test]
@@ -802,6 +941,7 @@ mod tests {
             writer: &store,
             quality: Some(&quality),
             prior_answers: None,
+            audit: None,
             scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let out = handle(&request(uri), ports).unwrap();
@@ -853,6 +993,7 @@ mod tests {
             writer: &fresh,
             quality: Some(&fresh),
             prior_answers: None,
+            audit: None,
             scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let out = handle(&request("s3://bucket/p/2.json"), ports).unwrap();
@@ -916,6 +1057,7 @@ mod tests {
             writer: &store,
             quality: None,
             prior_answers: None,
+            audit: None,
             scope: &crate::s3_scope::S3Scope::anywhere(),
         };
         let run = |r: ConsolidationRequest| handle(&r, ports);

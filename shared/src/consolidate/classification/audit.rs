@@ -9,9 +9,23 @@
 //! identity map, `a = 1, b = 0`, keeps 50 verdicts from producing a degenerate map). Two parameters are
 //! what 50 verdicts can support; the map is monotone, so it never reorders the labels by confidence, and
 //! it never changes a label.
+//!
+//! A label from one answer carries Ground Truth's confidence 0 (no second answer to weigh it by); the
+//! audit says how often such labels are right, so they get that rate instead (`(right + 1) / (n + 2)`
+//! over the audited ones: 58 such objects of one real set are right 72 % of the time). They are kept
+//! out of the logistic fit, which they would otherwise bend towards a flat line.
+//!
+//! [`AuditDocument`] is the same verdicts as a JSON document, the form the consolidation Lambda reads:
+//! `groundwork audit` builds one from a job's output manifest and a reviewer's `task,label` file, and a
+//! later job of the same kind recalibrates with it (see [`crate::consolidate::service::audit_uri`]).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
 
 use super::synthetic::SmallRng;
 use super::{SingleLabelOutcome, expected_calibration_error};
+use crate::manifest::ManifestLine;
 
 /// The fewest audited objects a map is fitted on.
 pub const MIN_AUDITED: usize = 50;
@@ -23,6 +37,10 @@ const EDGE: f64 = 1e-4;
 /// 50 verdicts to move the map wherever they point, strong enough that a sample with no wrong label (or
 /// no right one) does not send `a` to infinity.
 const PRIOR_PRECISION: f64 = 1.0;
+
+/// A confidence below this is a label from a single answer (Ground Truth's output rounds confidences to
+/// two decimals: such a label reads 0.00).
+pub const LONE_ANSWER_BELOW: f64 = 0.005;
 
 /// Why no map could be fitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,12 +64,20 @@ pub struct AuditMap {
     pub intercept: f64,
     /// How many verdicts it was fitted on.
     pub audited: usize,
+    /// How often an audited label from a single answer was right (smoothed); `None` when the audit had
+    /// no such label, and such labels keep their confidence.
+    pub lone_answer: Option<f64>,
 }
 
 fn logit(c: f64) -> f64 {
     let c = if c.is_finite() { c } else { 0.5 };
     let c = c.clamp(EDGE, 1.0 - EDGE);
     (c / (1.0 - c)).ln()
+}
+
+fn is_lone_answer(c: f64) -> bool {
+    // NaN is no confidence at all: treated as the lowest.
+    !(c >= LONE_ANSWER_BELOW)
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -66,9 +92,15 @@ impl AuditMap {
                 found: verdicts.len(),
             });
         }
-        let xs: Vec<(f64, f64)> = verdicts
+        let (lone, scored): (Vec<&(f64, bool)>, Vec<&(f64, bool)>) =
+            verdicts.iter().partition(|(c, _)| is_lone_answer(*c));
+        let lone_answer = (!lone.is_empty()).then(|| {
+            let right = lone.iter().filter(|(_, right)| *right).count();
+            (right as f64 + 1.0) / (lone.len() as f64 + 2.0)
+        });
+        let xs: Vec<(f64, f64)> = scored
             .iter()
-            .map(|&(c, right)| (logit(c), f64::from(u8::from(right))))
+            .map(|&&(c, right)| (logit(c), f64::from(u8::from(right))))
             .collect();
         // Newton's method on the penalised log-likelihood (concave), each step halved until it improves
         // the objective: a full step can overshoot when the verdicts sit at the edges.
@@ -120,11 +152,15 @@ impl AuditMap {
             slope: a,
             intercept: b,
             audited: verdicts.len(),
+            lone_answer,
         })
     }
 
     /// The probability that a label of model confidence `c` is right.
     pub fn apply(&self, c: f64) -> f64 {
+        if is_lone_answer(c) {
+            return self.lone_answer.unwrap_or(c);
+        }
         sigmoid(self.slope * logit(c) + self.intercept)
     }
 
@@ -145,6 +181,166 @@ impl AuditMap {
             .collect();
         Self::fit(&verdicts)
     }
+}
+
+/// One audited label: the model's confidence in it, and whether the reviewer agreed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Verdict {
+    /// The confidence the label was given, before any recalibration.
+    pub confidence: f64,
+    /// The reviewer's class was the label's.
+    pub correct: bool,
+}
+
+/// An audit as a document (JSON):
+///
+/// ```json
+/// {"Source": "s3://bucket/out/pets-1/manifests/output/output.manifest",
+///  "Verdicts": [{"Confidence": 0.97, "Correct": true}, {"Confidence": 0.62, "Correct": false}]}
+/// ```
+///
+/// `Source` (optional) says which job's labels were audited. The confidences must be the model's own,
+/// not already recalibrated ones: audit a job that ran without an audit document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct AuditDocument {
+    /// Where the audited labels come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The verdicts.
+    pub verdicts: Vec<Verdict>,
+}
+
+/// Why an audit document or its inputs cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BadAudit {
+    /// Not the document's JSON shape.
+    #[error("not an audit document: {0}")]
+    Shape(String),
+    /// A verdict's confidence is not a probability.
+    #[error("verdict {index}: confidence {confidence} is not within [0, 1]")]
+    Confidence {
+        /// 0-based position in `Verdicts`.
+        index: usize,
+        /// The value.
+        confidence: f64,
+    },
+    /// Too few verdicts for a map.
+    #[error(transparent)]
+    TooFew(#[from] AuditError),
+    /// A line of the audited output manifest is not a manifest line.
+    #[error("manifest line {line}: {message}")]
+    ManifestLine {
+        /// 1-based.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl AuditDocument {
+    /// Reads and checks a document (every confidence within `[0, 1]`).
+    pub fn parse(bytes: &[u8]) -> Result<Self, BadAudit> {
+        let document: Self =
+            serde_json::from_slice(bytes).map_err(|e| BadAudit::Shape(e.to_string()))?;
+        if let Some((index, v)) = document
+            .verdicts
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(0.0..=1.0).contains(&v.confidence))
+        {
+            return Err(BadAudit::Confidence {
+                index,
+                confidence: v.confidence,
+            });
+        }
+        Ok(document)
+    }
+
+    /// The document's JSON.
+    pub fn to_json_vec(&self) -> Vec<u8> {
+        // A struct of strings, numbers and booleans always serialises.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// The map its verdicts give.
+    pub fn map(&self) -> Result<AuditMap, AuditError> {
+        let verdicts: Vec<(f64, bool)> = self
+            .verdicts
+            .iter()
+            .map(|v| (v.confidence, v.correct))
+            .collect();
+        AuditMap::fit(&verdicts)
+    }
+
+    /// Joins a job's output manifest with a reviewer's classes: every manifest line whose data
+    /// (`source-ref`, or the inline `source`) is in `audited` and that carries a label under
+    /// `label_attribute_name` (`<LAN>-metadata` with `class-name` and `confidence`) gives a verdict.
+    /// Lines without such a label (objects that failed) and blank lines are passed over; a line that is
+    /// not JSON is an error, with its number.
+    pub fn from_output_manifest(
+        manifest: &str,
+        label_attribute_name: &str,
+        audited: &HashMap<String, String>,
+    ) -> Result<(Self, AuditJoin), BadAudit> {
+        let metadata_key = format!("{label_attribute_name}-metadata");
+        let mut verdicts = Vec::new();
+        let mut join = AuditJoin::default();
+        let mut seen = std::collections::HashSet::new();
+        for (n, text) in manifest.lines().enumerate() {
+            if text.trim().is_empty() {
+                continue;
+            }
+            let line = ManifestLine::parse(text).map_err(|e| BadAudit::ManifestLine {
+                line: n + 1,
+                message: e.to_string(),
+            })?;
+            let data = line.source().value();
+            let Some(truth) = audited.get(data) else {
+                continue;
+            };
+            if !seen.insert(data.to_owned()) {
+                join.repeated += 1;
+                continue;
+            }
+            let metadata = line.get(&metadata_key);
+            let class = metadata
+                .and_then(|m| m.get("class-name"))
+                .and_then(|c| c.as_str());
+            let confidence = metadata
+                .and_then(|m| m.get("confidence"))
+                .and_then(|c| c.as_f64());
+            match (class, confidence) {
+                (Some(class), Some(confidence)) if (0.0..=1.0).contains(&confidence) => {
+                    verdicts.push(Verdict {
+                        confidence,
+                        correct: class == truth,
+                    });
+                }
+                _ => join.unlabeled += 1,
+            }
+        }
+        join.missing = audited.len() - seen.len();
+        Ok((
+            Self {
+                source: None,
+                verdicts,
+            },
+            join,
+        ))
+    }
+}
+
+/// What [`AuditDocument::from_output_manifest`] could not match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditJoin {
+    /// Audited objects no manifest line holds.
+    pub missing: usize,
+    /// Audited objects whose line has no label under the name (the object failed).
+    pub unlabeled: usize,
+    /// Further lines of an object already joined (a manifest listing an object twice).
+    pub repeated: usize,
 }
 
 /// The ECE a team would see with `n_audited` audited objects, estimated by cross-validation over the
@@ -237,5 +433,116 @@ mod tests {
         let map = AuditMap::fit(&verdicts).expect("enough verdicts");
         assert!(map.slope.is_finite() && map.intercept.is_finite());
         assert!(map.apply(0.95) > 0.95 && map.apply(0.95) < 1.0);
+    }
+
+    #[test]
+    fn lone_answer_labels_get_the_audited_rate_and_stay_out_of_the_fit() {
+        let mut verdicts: Vec<(f64, bool)> = (0..60).map(|i| (0.9, i % 10 != 0)).collect();
+        // Ten labels from one answer, seven of them right.
+        verdicts.extend((0..10).map(|i| (0.0, i < 7)));
+        let map = AuditMap::fit(&verdicts).expect("enough verdicts");
+        assert_eq!(map.lone_answer, Some(8.0 / 12.0));
+        assert!((map.apply(0.0) - 8.0 / 12.0).abs() < 1e-12);
+        assert!((map.apply(0.9) - 0.9).abs() < 0.03, "{}", map.apply(0.9));
+        // Without such labels in the audit, they keep their confidence.
+        let map = AuditMap::fit(&verdicts[..60]).expect("enough verdicts");
+        assert_eq!((map.lone_answer, map.apply(0.0)), (None, 0.0));
+    }
+
+    #[test]
+    fn an_audit_document_round_trips_and_refuses_what_is_not_a_probability() {
+        let document = AuditDocument {
+            source: Some("s3://b/out/job/manifests/output/output.manifest".to_owned()),
+            verdicts: vec![
+                Verdict {
+                    confidence: 0.9,
+                    correct: true
+                };
+                MIN_AUDITED
+            ],
+        };
+        let parsed = AuditDocument::parse(&document.to_json_vec()).expect("its own JSON");
+        assert_eq!(parsed, document);
+        assert!(parsed.map().is_ok());
+        let few = AuditDocument::parse(br#"{"Verdicts":[{"Confidence":0.5,"Correct":true}]}"#)
+            .expect("a document");
+        assert_eq!(few.map(), Err(AuditError::TooFew { found: 1 }));
+        let bad = br#"{"Verdicts":[{"Confidence":0.5,"Correct":true},{"Confidence":1.5,"Correct":true}]}"#;
+        assert_eq!(
+            AuditDocument::parse(bad),
+            Err(BadAudit::Confidence {
+                index: 1,
+                confidence: 1.5
+            })
+        );
+        for shape in [
+            &b"[]"[..],
+            br#"{"Verdicts":[{"Confidence":0.5}]}"#,
+            br#"{"Verdicts":[],"Extra":1}"#,
+        ] {
+            assert!(matches!(
+                AuditDocument::parse(shape),
+                Err(BadAudit::Shape(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn an_output_manifest_joined_with_a_review_gives_one_verdict_per_audited_label() {
+        let manifest = concat!(
+            r#"{"source-ref":"s3://b/a.jpg","pet":0,"pet-metadata":{"class-name":"cat","confidence":0.97}}"#,
+            "\n",
+            r#"{"source-ref":"s3://b/b.jpg","pet":1,"pet-metadata":{"class-name":"dog","confidence":0.61}}"#,
+            "\n\n",
+            r#"{"source-ref":"s3://b/c.jpg","pet-metadata":{"failure-reason":"no usable answer"}}"#,
+            "\n",
+            r#"{"source":"a text","pet":0,"pet-metadata":{"class-name":"cat","confidence":0.0}}"#,
+            "\n",
+            r#"{"source-ref":"s3://b/a.jpg","pet":0,"pet-metadata":{"class-name":"cat","confidence":0.97}}"#,
+            "\n",
+            r#"{"source-ref":"s3://b/unaudited.jpg","pet":0,"pet-metadata":{"class-name":"cat","confidence":0.5}}"#,
+        );
+        let audited: HashMap<String, String> = [
+            ("s3://b/a.jpg", "cat"),
+            ("s3://b/b.jpg", "cat"),
+            ("s3://b/c.jpg", "cat"),
+            ("a text", "cat"),
+            ("s3://b/never.jpg", "dog"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let (document, join) =
+            AuditDocument::from_output_manifest(manifest, "pet", &audited).expect("a manifest");
+        assert_eq!(
+            document.verdicts,
+            vec![
+                Verdict {
+                    confidence: 0.97,
+                    correct: true
+                },
+                Verdict {
+                    confidence: 0.61,
+                    correct: false
+                },
+                Verdict {
+                    confidence: 0.0,
+                    correct: true
+                },
+            ]
+        );
+        assert_eq!(
+            join,
+            AuditJoin {
+                missing: 1,
+                unlabeled: 1,
+                repeated: 1
+            }
+        );
+        let broken = "{\"source-ref\":\"s3://b/a.jpg\"}\nnot json\n";
+        assert!(matches!(
+            AuditDocument::from_output_manifest(broken, "pet", &audited),
+            Err(BadAudit::ManifestLine { line: 2, .. })
+        ));
     }
 }

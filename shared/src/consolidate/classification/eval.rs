@@ -671,6 +671,7 @@ mod tests {
                 writer: &store,
                 quality: Some(&store),
                 prior_answers: None,
+                audit: None,
                 scope: &crate::s3_scope::S3Scope::anywhere(),
             };
             let outcome = block_on(handle_request(
