@@ -288,6 +288,162 @@ fn recalibrates_confidence_on_an_audited_sample() {
 }
 
 #[test]
+fn an_audit_of_one_job_recalibrates_the_next() {
+    // Dog's objects as two jobs of one pipeline: a team audits 60 labels of the first job's output
+    // manifest, `groundwork audit` turns the verdicts into the document the Lambda reads, and the second
+    // job's confidences, recalibrated with it, meet that job's accuracy. Labels never change.
+    let dir = tempfile::tempdir().unwrap();
+    let set = repo_dir().join("data/crowd/zheng2017_dog");
+    let gold_text = std::fs::read_to_string(set.join("gold.csv")).unwrap();
+    let truth: std::collections::HashMap<&str, &str> = gold_text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(','))
+        .collect();
+    let labels_text = std::fs::read_to_string(set.join("labels.csv")).unwrap();
+    let mut tasks: Vec<&str> = labels_text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    let first: std::collections::HashSet<&str> = tasks.iter().copied().step_by(2).collect();
+    let (mut job_a, mut job_b) = (
+        String::from("task,worker,label\n"),
+        String::from("task,worker,label\n"),
+    );
+    for line in labels_text.lines().skip(1) {
+        let task = line.split(',').next().unwrap();
+        let job = if first.contains(task) {
+            &mut job_a
+        } else {
+            &mut job_b
+        };
+        job.push_str(line);
+        job.push('\n');
+    }
+    let consolidate = |labels: &str, extra: &[&str]| -> Vec<(String, String, f64)> {
+        let input = dir.path().join(format!("{labels}.csv"));
+        std::fs::write(&input, if labels == "a" { &job_a } else { &job_b }).unwrap();
+        let out_path = dir.path().join(format!("{labels}-{}.out.csv", extra.len()));
+        let mut args = vec![
+            "consolidate",
+            "--labels",
+            input.to_str().unwrap(),
+            "--out",
+            out_path.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = groundwork(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(&out_path)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|r| {
+                let cells: Vec<&str> = r.split(',').collect();
+                (
+                    cells[0].to_owned(),
+                    cells[1].to_owned(),
+                    cells[2].parse().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // The first job's output manifest, as Ground Truth writes it (confidence to two decimals).
+    let first_job = consolidate("a", &[]);
+    let mut manifest = String::new();
+    for (task, label, confidence) in &first_job {
+        let line = json!({
+            "source-ref": format!("s3://bucket/dogs/{task}.jpg"),
+            "breed": 0,
+            "breed-metadata": {"class-name": label, "confidence": (confidence * 100.0).round() / 100.0},
+        });
+        manifest.push_str(&format!("{line}\n"));
+    }
+    let manifest_path = dir.path().join("output.manifest");
+    std::fs::write(&manifest_path, manifest).unwrap();
+    let mut review = String::from("task,label\n");
+    for (task, _, _) in first_job.iter().step_by(6).take(60) {
+        review.push_str(&format!(
+            "s3://bucket/dogs/{task}.jpg,{}\n",
+            truth[task.as_str()]
+        ));
+    }
+    let review_path = dir.path().join("review.csv");
+    std::fs::write(&review_path, review).unwrap();
+    let document_path = dir.path().join("breed.json");
+    let out = groundwork(&[
+        "audit",
+        "--manifest",
+        manifest_path.to_str().unwrap(),
+        "--label-attribute-name",
+        "breed",
+        "--audited",
+        review_path.to_str().unwrap(),
+        "--out",
+        document_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("60 audited labels"));
+    let document: Value = serde_json::from_slice(&std::fs::read(&document_path).unwrap()).unwrap();
+    assert_eq!(document["Verdicts"].as_array().unwrap().len(), 60);
+
+    let plain = consolidate("b", &[]);
+    let recalibrated = consolidate("b", &["--audit", document_path.to_str().unwrap()]);
+    let labels = |rows: &[(String, String, f64)]| -> Vec<(String, String)> {
+        rows.iter()
+            .map(|(t, l, _)| (t.clone(), l.clone()))
+            .collect()
+    };
+    assert_eq!(labels(&plain), labels(&recalibrated), "labels unchanged");
+    let gap = |rows: &[(String, String, f64)]| {
+        let right = rows
+            .iter()
+            .filter(|(t, l, _)| truth.get(t.as_str()) == Some(&l.as_str()))
+            .count() as f64;
+        let confidence: f64 = rows.iter().map(|(_, _, c)| c).sum();
+        (confidence - right).abs() / rows.len() as f64
+    };
+    let (before, after) = (gap(&plain), gap(&recalibrated));
+    assert!(
+        before > 0.05,
+        "the second job is over-confident without the audit: {before}"
+    );
+    assert!(
+        after < 0.05 && after < before - 0.02,
+        "mean confidence vs accuracy of the second job: {before} without the audit, {after} with it"
+    );
+
+    // Fewer than 50 matched verdicts: a clear error, no document.
+    std::fs::write(&review_path, "task,label\ns3://bucket/dogs/x.jpg,1\n").unwrap();
+    let refused = dir.path().join("refused.json");
+    let out = groundwork(&[
+        "audit",
+        "--manifest",
+        manifest_path.to_str().unwrap(),
+        "--label-attribute-name",
+        "breed",
+        "--audited",
+        review_path.to_str().unwrap(),
+        "--out",
+        refused.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 50"));
+    assert!(!refused.exists());
+}
+
+#[test]
 fn reconsolidates_worker_responses_into_a_full_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("input.manifest");

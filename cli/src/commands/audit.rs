@@ -8,12 +8,12 @@
 
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use groundwork::consolidate::classification::audit::AuditDocument;
+use groundwork::consolidate::classification::audit::{AuditDocument, AuditMap};
 use groundwork::consolidate::classification::read_gold_csv;
 use groundwork::consolidate::job_audit::AUDIT_FOLDER;
 
@@ -35,6 +35,12 @@ pub(crate) struct AuditArgs {
     /// Recorded as the document's `Source` (default: the manifest's path).
     #[arg(long)]
     source: Option<String>,
+}
+
+/// The map of the audit document at `path` (for `consolidate --audit` and `reconsolidate --audit`).
+pub(crate) fn read_map(path: &Path) -> anyhow::Result<AuditMap> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    AuditDocument::map_of(&bytes).with_context(|| path.display().to_string())
 }
 
 pub(crate) fn run(args: AuditArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {

@@ -65,6 +65,10 @@ pub(crate) struct ConsolidateArgs {
     /// is recalibrated on them so that it estimates how often a label is right. Labels are unchanged.
     #[arg(long, requires = "labels")]
     audited: Option<PathBuf>,
+    /// An audit document of an earlier job of the same kind (`groundwork audit`): the confidence is
+    /// recalibrated with it, as the Lambda does with `<S3OutputPath>/groundwork/audit/<LAN>.json`.
+    #[arg(long, requires = "labels", conflicts_with = "audited")]
+    audit: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: ConsolidateArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
@@ -176,7 +180,10 @@ fn run_csv(
             );
             Some(map)
         }
-        None => None,
+        None => match &args.audit {
+            Some(path) => Some(super::audit::read_map(path)?),
+            None => None,
+        },
     };
     let confidence = |c: f64| audit.map_or(c, |map| map.apply(c));
     // Quoted where a task id or a label needs it (a comma, a quote), as the reader expects.

@@ -18,7 +18,6 @@ use clap::Args;
 use groundwork::consolidate::batch::{
     BatchJob, BatchSettings, ResolvedAnswer, ResolvedObject, consolidate_batch,
 };
-use groundwork::consolidate::classification::audit::AuditDocument;
 use groundwork::consolidate::classification::{ClassificationConfig, Method};
 use groundwork::consolidate::worker_quality::WorkerPriors;
 use groundwork::contracts::{LabelContent, PayloadDataObject};
@@ -271,14 +270,7 @@ pub(crate) fn run(args: ReconsolidateArgs, out: &mut dyn Write) -> anyhow::Resul
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.masks", args.out.display())));
     let audit = match &args.audit {
-        Some(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let map = AuditDocument::parse(&bytes)
-                .and_then(|document| Ok(document.map()?))
-                .with_context(|| path.display().to_string())?;
-            Some(map)
-        }
+        Some(path) => Some(super::audit::read_map(path)?),
         None => None,
     };
     let batch_job = BatchJob {

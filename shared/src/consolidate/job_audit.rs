@@ -157,7 +157,7 @@ impl AuditCache {
             Some(lookup) => lookup,
             None => match reader.get_object(uri).await {
                 Ok(bytes) => {
-                    let lookup = match AuditDocument::parse(&bytes).and_then(|d| Ok(d.map()?)) {
+                    let lookup = match AuditDocument::map_of(&bytes) {
                         Ok(map) => Lookup::Map(Arc::new(map)),
                         Err(e) => Lookup::Unusable(e.to_string()),
                     };

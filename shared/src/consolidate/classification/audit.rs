@@ -264,6 +264,11 @@ impl AuditDocument {
         serde_json::to_vec_pretty(self).unwrap_or_default()
     }
 
+    /// The map of the document in `bytes`: [`Self::parse`], then [`Self::map`].
+    pub fn map_of(bytes: &[u8]) -> Result<AuditMap, BadAudit> {
+        Ok(Self::parse(bytes)?.map()?)
+    }
+
     /// The map its verdicts give.
     pub fn map(&self) -> Result<AuditMap, AuditError> {
         let verdicts: Vec<(f64, bool)> = self
