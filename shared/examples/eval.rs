@@ -9,8 +9,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use groundwork::consolidate::classification::ClassificationConfig;
 use groundwork::consolidate::classification::eval::{
-    BatchPlan, EvalSet, SetReport, engine_config, evaluate_set, regimes, set_dirs,
+    AUDITED_OBJECTS, BatchPlan, EvalSet, SetReport, TRANSFER_ROUNDS, engine_config, evaluate_set,
+    regimes, set_dirs, transferred_audit_ece,
 };
 
 fn crowdkit_best(root: &Path) -> HashMap<String, (String, f64)> {
@@ -40,11 +42,24 @@ fn crowdkit_best(root: &Path) -> HashMap<String, (String, f64)> {
     best
 }
 
+/// [`evaluate_set`] with the batch replay and another job's audit.
+fn evaluate(set: &EvalSet, config: &ClassificationConfig, plan: &BatchPlan) -> SetReport {
+    let mut report = evaluate_set(set, config, Some(plan));
+    report.transferred_audit_ece =
+        transferred_audit_ece(set, config, AUDITED_OBJECTS, TRANSFER_ROUNDS, 0);
+    report
+}
+
+fn audited(ece: Option<f64>) -> String {
+    ece.map(|e| format!("{e:.3}"))
+        .unwrap_or_else(|| "–".to_owned())
+}
+
 fn row(report: &SetReport, best: Option<&(String, f64)>) -> String {
     let b = report.batches.unwrap_or_default();
     let flag = |ours: f64, vote: f64| if ours + 0.002 < vote { "!" } else { "" };
     format!(
-        "| {} | {}×{}×{} ({} answers) | {:.4}{} | {:.3}{} | {:.3} | {} | {:.4}{} | {:.3}{} | {:.4} | {:.3} | {:.3} | {} | {:.3} s |",
+        "| {} | {}×{}×{} ({} answers) | {:.4}{} | {:.3}{} | {:.3} | {} | {} | {:.4}{} | {:.3}{} | {} | {:.4} | {:.3} | {:.3} | {} | {:.3} s |",
         report.name,
         report.tasks,
         report.workers,
@@ -59,14 +74,13 @@ fn row(report: &SetReport, best: Option<&(String, f64)>) -> String {
             ""
         },
         report.whole.brier,
-        report
-            .audited_ece
-            .map(|e| format!("{e:.3}"))
-            .unwrap_or_else(|| "–".to_owned()),
+        audited(report.audited_ece),
+        audited(report.transferred_audit_ece),
         b.accuracy,
         flag(b.accuracy, report.vote.accuracy),
         b.ece,
         if b.ece > report.vote.ece { "!" } else { "" },
+        audited(report.batches_audited_ece),
         report.vote.accuracy,
         report.vote.ece,
         report.vote.brier,
@@ -142,9 +156,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.min_answers_for_own_matrix = v as usize;
     }
     println!(
-        "| set | tasks×workers×classes | acc | ECE | Brier | ECE, 50 audited | batches acc | batches ECE | vote acc | vote-share ECE | vote Brier | best crowd-kit | time |"
+        "| set | tasks×workers×classes | acc | ECE | Brier | ECE, 50 audited | ECE, another job's audit | batches acc | batches ECE | batches ECE, 50 audited | vote acc | vote-share ECE | vote Brier | best crowd-kit | time |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let keep = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     for dir in &dirs {
         let mut set = EvalSet::load(dir)?;
@@ -154,7 +168,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if !keep(&set.name) {
             continue;
         }
-        let report = evaluate_set(&set, &config, Some(&plan));
+        let report = evaluate(&set, &config, &plan);
         println!("{}", row(&report, best.get(&set.name)));
     }
     if !args.iter().any(|a| a == "--no-synthetic") {
@@ -163,7 +177,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 continue;
             }
             let set = regime.generate();
-            let report = evaluate_set(&set, &config, Some(&plan));
+            let report = evaluate(&set, &config, &plan);
             println!("{}", row(&report, None));
         }
     }

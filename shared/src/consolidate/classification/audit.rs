@@ -30,13 +30,18 @@ use crate::manifest::ManifestLine;
 /// The fewest audited objects a map is fitted on.
 pub const MIN_AUDITED: usize = 50;
 
-/// Confidences are clamped to `[EDGE, 1 − EDGE]` before their logit is taken.
-const EDGE: f64 = 1e-4;
+/// Confidences are clamped to `[EDGE, 1 − EDGE]` before their logit is taken. Ground Truth's output
+/// holds confidences to two decimals, so an audit built from an output manifest cannot tell 0.999 from
+/// 0.99: the map treats raw and rounded confidences alike, and a few labels at 0.99999 do not pull the
+/// slope towards the far tail of the logit scale. (On the ten real sets, whole and at three answers per
+/// object, with 50 audited objects: mean ECE 0.051 at `1e-4`, 0.048 at 0.01.)
+const EDGE: f64 = 0.01;
 
 /// The prior's precision on `a − 1` and on `b` (in units of one verdict's curvature): weak enough for
 /// 50 verdicts to move the map wherever they point, strong enough that a sample with no wrong label (or
-/// no right one) does not send `a` to infinity.
-const PRIOR_PRECISION: f64 = 1.0;
+/// no right one) does not send `a` to infinity, and that 50 verdicts do not chase their own noise (1
+/// and 10 did slightly worse than 3 over the ten real sets).
+const PRIOR_PRECISION: f64 = 3.0;
 
 /// A confidence below this is a label from a single answer (Ground Truth's output rounds confidences to
 /// two decimals: such a label reads 0.00).

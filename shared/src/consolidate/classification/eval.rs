@@ -189,7 +189,15 @@ pub struct SetReport {
     /// The whole-set ECE after recalibration on 50 audited objects ([`super::audit`]), cross-validated:
     /// the mean over 20 random audits of the ECE on the other gold objects.
     pub audited_ece: Option<f64>,
+    /// The same, with the batch path's confidences (the Lambda's own).
+    pub batches_audited_ece: Option<f64>,
+    /// The ECE when the audit comes from *another* job, as the Lambda uses one
+    /// ([`transferred_audit_ece`]; not run by [`evaluate_set`], it consolidates the set 20 more times).
+    pub transferred_audit_ece: Option<f64>,
 }
+
+/// Random splits in `make eval`'s [`SetReport::transferred_audit_ece`].
+pub const TRANSFER_ROUNDS: usize = 10;
 
 /// Audited objects per recalibration in [`SetReport::audited_ece`].
 pub const AUDITED_OBJECTS: usize = 50;
@@ -397,10 +405,19 @@ pub fn evaluate_set(
     let start = Instant::now();
     let (whole, _) = engine_labelling(k, &items, &WorkerPriors::empty(), config);
     let whole_seconds = start.elapsed().as_secs_f64();
+    let mut batches_audited_ece = None;
     let batches = plan.map(|plan| {
         let start = Instant::now();
         let (labels, confidence, posteriors) = replay_in_batches(set, plan, config);
         let seconds = start.elapsed().as_secs_f64();
+        batches_audited_ece = super::audit::cross_validated_ece(
+            &labels,
+            &confidence,
+            &set.gold,
+            AUDITED_OBJECTS,
+            20,
+            0,
+        );
         let labelling = Labelling {
             labels,
             confidence,
@@ -429,7 +446,85 @@ pub fn evaluate_set(
         batches,
         vote: score(&vote, &set.gold, k, vote_seconds),
         audited_ece,
+        batches_audited_ece,
+        transferred_audit_ece: None,
     }
+}
+
+/// The same set with only the tasks `keep` says, as a job of its own: the other tasks lose their
+/// answers and their gold.
+fn restricted(set: &EvalSet, keep: &[bool]) -> EvalSet {
+    let mut table = set.table.clone();
+    table
+        .rows
+        .retain(|row| keep.get(row.task).copied().unwrap_or(false));
+    let gold = set
+        .gold
+        .iter()
+        .zip(keep)
+        .map(|(g, &k)| if k { *g } else { None })
+        .collect();
+    EvalSet {
+        name: set.name.clone(),
+        table,
+        gold,
+    }
+}
+
+/// The ECE of a job recalibrated with the audit of *another* job of the same kind, as the Lambda does
+/// with `<S3OutputPath>/groundwork/audit/<LAN>.json`: `rounds` times, the set's tasks are split at
+/// random into two jobs, each consolidated alone; `n_audited` gold objects of the first job are the
+/// audit, and the map fitted on its verdicts recalibrates the second job, whose ECE is measured. The
+/// mean over the rounds, or `None` when the halves hold too few gold objects.
+///
+/// [`TRANSFER_ROUNDS`] rounds are what `make eval` runs.
+pub fn transferred_audit_ece(
+    set: &EvalSet,
+    config: &ClassificationConfig,
+    n_audited: usize,
+    rounds: usize,
+    seed: u64,
+) -> Option<f64> {
+    let k = set.table.classes.len();
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed_a0d1);
+    let mut total = 0.0;
+    for _ in 0..rounds.max(1) {
+        let first: Vec<bool> = (0..set.table.tasks.len())
+            .map(|_| rng.next_u64() & 1 == 0)
+            .collect();
+        let second: Vec<bool> = first.iter().map(|f| !f).collect();
+        let (job_a, job_b) = (restricted(set, &first), restricted(set, &second));
+        let (a, _) = engine_labelling(
+            k,
+            &job_a.table.single_label_items(),
+            &WorkerPriors::empty(),
+            config,
+        );
+        let mut audited: Vec<usize> = (0..job_a.gold.len())
+            .filter(|&i| job_a.gold[i].is_some() && a.labels[i].is_some())
+            .collect();
+        if audited.len() < n_audited {
+            return None;
+        }
+        for i in (1..audited.len()).rev() {
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+            audited.swap(i, j);
+        }
+        let verdicts: Vec<(f64, bool)> = audited[..n_audited]
+            .iter()
+            .map(|&i| (a.confidence[i], a.labels[i] == job_a.gold[i]))
+            .collect();
+        let map = super::audit::AuditMap::fit(&verdicts).ok()?;
+        let (b, _) = engine_labelling(
+            k,
+            &job_b.table.single_label_items(),
+            &WorkerPriors::empty(),
+            config,
+        );
+        let mapped: Vec<f64> = b.confidence.iter().map(|&c| map.apply(c)).collect();
+        total += expected_calibration_error(&mapped, &b.labels, &job_b.gold, 10);
+    }
+    Some(total / rounds.max(1) as f64)
 }
 
 /// A synthetic regime the engine must handle: `tasks` objects of `classes` classes, `overlap` distinct

@@ -366,6 +366,19 @@ const REAL_SET_MISSES: [(&str, Option<f64>, Option<f64>); 10] = [
     ("zheng2017_dog", None, Some(0.105)),
 ];
 
+/// With 50 audited objects (cross-validated: fit on 50, score on the rest) the target is ECE ≤ 0.05 on
+/// every real set; where it is not met yet, the measured value. music: 700 objects over 10 classes;
+/// wsamt: 250 scored objects, where binning noise alone is about 0.03; bluebirds: 58 scored objects.
+const AUDITED_MISSES: [(&str, f64); 3] = [
+    ("rodrigues2014_music", 0.07),
+    ("venanzi2015_wsamt", 0.055),
+    ("welinder2010_bluebirds", 0.085),
+];
+
+/// An audit of another job of the same kind (half the set, 50 audited) recalibrating a job (the other
+/// half, scored whole): at most this ECE on every real set (measured 0.030–0.071).
+const TRANSFERRED_AUDIT_CEILING: f64 = 0.075;
+
 #[test]
 fn real_sets_hold_against_the_vote_and_crowdkit() {
     use super::eval::{EvalSet, evaluate_set};
@@ -411,6 +424,29 @@ fn real_sets_hold_against_the_vote_and_crowdkit() {
                 "{name}: ECE {ece:.4} above the vote share's {:.4}",
                 report.vote.ece
             ),
+        }
+        let audited_ceiling = AUDITED_MISSES
+            .iter()
+            .find(|(miss, _)| *miss == name)
+            .map_or(0.05, |(_, ceiling)| *ceiling);
+        let audited = report.audited_ece.expect("enough gold for an audit");
+        assert!(
+            audited <= audited_ceiling,
+            "{name}: ECE with 50 audited objects {audited:.4} > {audited_ceiling}"
+        );
+        // bluebirds' halves hold too few gold objects to score one after auditing the other.
+        let transferred = super::eval::transferred_audit_ece(
+            &set,
+            &ds(),
+            super::eval::AUDITED_OBJECTS,
+            super::eval::TRANSFER_ROUNDS,
+            0,
+        );
+        if let Some(transferred) = transferred {
+            assert!(
+                transferred <= TRANSFERRED_AUDIT_CEILING,
+                "{name}: ECE with another job's audit {transferred:.4}"
+            );
         }
     }
 }
