@@ -82,7 +82,7 @@ fn logit(c: f64) -> f64 {
 
 fn is_lone_answer(c: f64) -> bool {
     // NaN is no confidence at all: treated as the lowest.
-    !(c >= LONE_ANSWER_BELOW)
+    c.is_nan() || c < LONE_ANSWER_BELOW
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -97,15 +97,20 @@ impl AuditMap {
                 found: verdicts.len(),
             });
         }
-        let (lone, scored): (Vec<&(f64, bool)>, Vec<&(f64, bool)>) =
-            verdicts.iter().partition(|(c, _)| is_lone_answer(*c));
+        let (lone, scored): (Vec<Verdict>, Vec<Verdict>) = verdicts
+            .iter()
+            .map(|&(confidence, correct)| Verdict {
+                confidence,
+                correct,
+            })
+            .partition(|v| is_lone_answer(v.confidence));
         let lone_answer = (!lone.is_empty()).then(|| {
-            let right = lone.iter().filter(|(_, right)| *right).count();
+            let right = lone.iter().filter(|v| v.correct).count();
             (right as f64 + 1.0) / (lone.len() as f64 + 2.0)
         });
         let xs: Vec<(f64, f64)> = scored
             .iter()
-            .map(|&&(c, right)| (logit(c), f64::from(u8::from(right))))
+            .map(|v| (logit(v.confidence), f64::from(u8::from(v.correct))))
             .collect();
         // Newton's method on the penalised log-likelihood (concave), each step halved until it improves
         // the objective: a full step can overshoot when the verdicts sit at the edges.
