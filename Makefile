@@ -16,7 +16,7 @@ GROUNDWORK := $(CARGO_TARGET_DIR)/debug/groundwork
 FUNCTIONS := gt-pre-human-task gt-annotation-consolidation gt-auto-chainer
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint fmt fmt-check check build package validate bench bench-crowdkit bench-seg bench-topup eval deploy clean-venv
+.PHONY: help demo test lint fmt fmt-check check build package validate bench bench-crowdkit bench-process bench-seg bench-topup eval deploy clean-venv
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ bench-topup: $(VENV)/.matplotlib ## Adaptive redundancy replayed on the real set
 
 bench-crowdkit: ## Ours vs crowd-kit on the same CSV files, side by side (crowd-kit in a pinned venv, made on first use)
 	tests/scripts/bench-crowdkit.sh
+
+bench-process: ## groundwork consolidate --labels vs a whole crowd-kit Python process on the same CSV, each started fresh
+	tests/scripts/bench-process.sh
 
 bench-seg: ## Our segmentation vs crowd-kit's SegmentationMajorityVote on the same masks, side by side
 	tests/scripts/bench-seg.sh
