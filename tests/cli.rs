@@ -189,6 +189,41 @@ fn labels_with_commas_and_quotes_round_trip_and_bad_bytes_are_located() {
     );
 }
 
+/// `groundwork consolidate --labels LABELS --out OUT EXTRA...`, and its `(task, label, confidence)` rows.
+fn consolidate_csv(
+    labels: &std::path::Path,
+    out_path: &std::path::Path,
+    extra: &[&str],
+) -> Vec<(String, String, f64)> {
+    let mut args = vec![
+        "consolidate",
+        "--labels",
+        labels.to_str().unwrap(),
+        "--out",
+        out_path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = groundwork(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(out_path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|r| {
+            let cells: Vec<&str> = r.split(',').collect();
+            (
+                cells[0].to_owned(),
+                cells[1].to_owned(),
+                cells[2].parse::<f64>().unwrap(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn recalibrates_confidence_on_an_audited_sample() {
     // Dog's crowd shares a blind spot: its labels said 0.98 where they are right 84 % of the time. A
@@ -212,33 +247,7 @@ fn recalibrates_confidence_on_an_audited_sample() {
     std::fs::write(&audit_path, audit).unwrap();
     let run = |extra: &[&str]| {
         let out_path = dir.path().join(format!("out-{}.csv", extra.len()));
-        let labels = set.join("labels.csv");
-        let mut args = vec![
-            "consolidate",
-            "--labels",
-            labels.to_str().unwrap(),
-            "--out",
-            out_path.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let out = groundwork(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = std::fs::read_to_string(&out_path).unwrap();
-        text.lines()
-            .skip(1)
-            .map(|r| {
-                let cells: Vec<&str> = r.split(',').collect();
-                (
-                    cells[0].to_owned(),
-                    cells[1].to_owned(),
-                    cells[2].parse::<f64>().unwrap(),
-                )
-            })
-            .collect::<Vec<_>>()
+        consolidate_csv(&set.join("labels.csv"), &out_path, extra)
     };
     let plain = run(&[]);
     let recalibrated = run(&["--audited", audit_path.to_str().unwrap()]);
@@ -327,33 +336,7 @@ fn an_audit_of_one_job_recalibrates_the_next() {
         let input = dir.path().join(format!("{labels}.csv"));
         std::fs::write(&input, if labels == "a" { &job_a } else { &job_b }).unwrap();
         let out_path = dir.path().join(format!("{labels}-{}.out.csv", extra.len()));
-        let mut args = vec![
-            "consolidate",
-            "--labels",
-            input.to_str().unwrap(),
-            "--out",
-            out_path.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let out = groundwork(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::read_to_string(&out_path)
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|r| {
-                let cells: Vec<&str> = r.split(',').collect();
-                (
-                    cells[0].to_owned(),
-                    cells[1].to_owned(),
-                    cells[2].parse().unwrap(),
-                )
-            })
-            .collect()
+        consolidate_csv(&input, &out_path, extra)
     };
     // The first job's output manifest, as Ground Truth writes it (confidence to two decimals).
     let first_job = consolidate("a", &[]);
