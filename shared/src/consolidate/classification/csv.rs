@@ -100,7 +100,12 @@ impl LabelTable {
                 )
             })
             .collect();
-        Self::from_interned(tasks.names, workers.names, &labels.names, raw)
+        Self::from_interned(
+            tasks.into_names(),
+            workers.into_names(),
+            &labels.into_names(),
+            raw,
+        )
     }
 
     /// A table from interned names and `(task, worker, label)` index rows, labels in first-seen order:
@@ -140,8 +145,19 @@ impl LabelTable {
 
     /// One [`SingleLabelItem`] per task, in [`LabelTable::tasks`] order.
     pub fn single_label_items(&self) -> Vec<SingleLabelItem<'_>> {
-        let mut items: Vec<SingleLabelItem<'_>> = (0..self.tasks.len())
-            .map(|_| SingleLabelItem { votes: Vec::new() })
+        // Each task's vote list allocated once at its final size (growing 100,000 lists by doubling
+        // cost more than the votes).
+        let mut answers = vec![0usize; self.tasks.len()];
+        for row in &self.rows {
+            if let Some(n) = answers.get_mut(row.task) {
+                *n += 1;
+            }
+        }
+        let mut items: Vec<SingleLabelItem<'_>> = answers
+            .into_iter()
+            .map(|n| SingleLabelItem {
+                votes: Vec::with_capacity(n),
+            })
             .collect();
         for row in &self.rows {
             if let (Some(item), Some(worker)) =
@@ -170,11 +186,11 @@ impl LabelTable {
 }
 
 /// Names in first-seen order, each hashed once per sighting with FNV-1a (task and worker ids are short;
-/// SipHash was most of the read time of a 500,000-row file).
+/// SipHash was most of the read time of a 500,000-row file) and stored once: the set's order is the
+/// index.
 #[derive(Default)]
 struct Interner {
-    names: Vec<String>,
-    index: HashMap<String, usize, BuildHasherDefault<super::FnvHasher>>,
+    names: indexmap::IndexSet<String, BuildHasherDefault<super::FnvHasher>>,
     last: Option<usize>,
 }
 
@@ -183,20 +199,21 @@ impl Interner {
         // Rows usually come grouped (a task's answers together, few labels): the last name seen is
         // checked before hashing.
         if let Some(last) = self.last
-            && self.names[last] == name
+            && self.names.get_index(last).is_some_and(|n| n == name)
         {
             return last;
         }
-        let index = match self.index.get(name) {
-            Some(&i) => i,
-            None => {
-                self.names.push(name.to_owned());
-                self.index.insert(name.to_owned(), self.names.len() - 1);
-                self.names.len() - 1
-            }
+        let index = match self.names.get_index_of(name) {
+            Some(i) => i,
+            None => self.names.insert_full(name.to_owned()).0,
         };
         self.last = Some(index);
         index
+    }
+
+    /// The names, in first-seen order.
+    fn into_names(self) -> Vec<String> {
+        self.names.into_iter().collect()
     }
 }
 
@@ -298,7 +315,9 @@ fn read_rows<R: BufRead>(
         if !more {
             break;
         }
-        let line = line_at(record.position());
+        // The line number is only needed to name a bad row: found (a binary search over the line
+        // starts) when there is one, not for every row.
+        let line = || line_at(record.position());
         // A line of blanks is skipped like an empty one.
         if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue;
@@ -309,7 +328,7 @@ fn read_rows<R: BufRead>(
         }
         if record.len() != n_fields {
             return Err(CsvError::FieldCount {
-                line,
+                line: line(),
                 expected: n_fields,
                 found: record.len(),
             });
@@ -318,10 +337,16 @@ fn read_rows<R: BufRead>(
         let mut fields: [&str; MAX_FIELDS] = [""; MAX_FIELDS];
         for (i, field) in record.iter().enumerate().take(MAX_FIELDS) {
             let text = std::str::from_utf8(field)
-                .map_err(|_| CsvError::InvalidUtf8 { line, field: i + 1 })?
+                .map_err(|_| CsvError::InvalidUtf8 {
+                    line: line(),
+                    field: i + 1,
+                })?
                 .trim();
             if text.is_empty() {
-                return Err(CsvError::EmptyField { line, field: i + 1 });
+                return Err(CsvError::EmptyField {
+                    line: line(),
+                    field: i + 1,
+                });
             }
             fields[i] = text;
         }
@@ -348,9 +373,9 @@ pub fn read_labels_csv<R: BufRead>(reader: R) -> Result<LabelTable, CsvError> {
         ));
     })?;
     Ok(LabelTable::from_interned(
-        tasks.names,
-        workers.names,
-        &labels.names,
+        tasks.into_names(),
+        workers.into_names(),
+        &labels.into_names(),
         raw,
     ))
 }
