@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::lan::metadata_key;
 use crate::metadata::CommonMetadata;
+use crate::output::LabelBody;
 
 pub use crate::labeling_job::LabelingJobStatus;
 
@@ -170,9 +171,10 @@ pub struct PayloadDataObject {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnnotationData {
-    /// The answer as JSON text, e.g. `{"crowd-image-classifier":{"label":"Cat"}}`.
+    /// The answer as JSON text, e.g. `{"crowd-image-classifier":{"label":"Cat"}}` (identical answers of a
+    /// payload share one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
+    pub content: Option<Arc<str>>,
     /// Where the answer is, for large answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3_uri: Option<String>,
@@ -182,8 +184,8 @@ pub struct AnnotationData {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerAnnotation {
-    /// e.g. `private.us-west-2.ef7294f850a3d9d1`.
-    pub worker_id: String,
+    /// e.g. `private.us-west-2.ef7294f850a3d9d1` (shared by the worker's answers in a payload).
+    pub worker_id: Arc<str>,
     /// The answer.
     pub annotation_data: AnnotationData,
 }
@@ -228,38 +230,193 @@ pub enum PayloadError {
 }
 
 /// Parses a payload file object by object.
+///
+/// Workers and answers repeat across a batch (a few hundred workers, a handful of distinct classification
+/// answers over thousands of objects), so each distinct worker id and answer text is stored once and
+/// shared ([`Arc<str>`]): the parsed objects take a fraction of the payload's size instead of more than it.
 pub fn parse_payload(
     bytes: &[u8],
 ) -> Result<Vec<Result<PayloadObject, BadPayloadObject>>, PayloadError> {
     // A UTF-8 byte order mark before the array is not data.
     let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
-    // Fast path: a well-formed payload (the normal case) is read straight into the typed objects, without
-    // building a `Value` tree first. Only when that fails is it re-read element by element, so one bad
-    // object costs a second pass, never the other objects.
-    if let Ok(objects) = serde_json::from_slice::<Vec<PayloadObject>>(bytes) {
+    // Fast path: a well-formed payload (the normal case) is read in one pass straight into the typed
+    // objects. Only when that fails is it re-read element by element (each element's text borrowed, not
+    // parsed into a tree), so one bad object costs a second pass, never the other objects.
+    let mut interner = Interner::default();
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let fast = serde::de::DeserializeSeed::deserialize(
+        PayloadSeed {
+            interner: &mut interner,
+        },
+        &mut deserializer,
+    )
+    .and_then(|objects| deserializer.end().map(|()| objects));
+    if let Ok(objects) = fast {
         return Ok(objects.into_iter().map(Ok).collect());
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| PayloadError::InvalidJson(e.to_string()))?;
-    let Value::Array(items) = value else {
-        return Err(PayloadError::NotAnArray);
+    let value: serde_json::Result<Vec<&serde_json::value::RawValue>> =
+        serde_json::from_slice(bytes);
+    let items = match value {
+        Ok(items) => items,
+        // Tell "not JSON" from "JSON, but not an array".
+        Err(e) => {
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                    Ok(_) => PayloadError::NotAnArray,
+                    Err(_) => PayloadError::InvalidJson(e.to_string()),
+                },
+            );
+        }
     };
     Ok(items
         .into_iter()
         .enumerate()
         .map(|(index, item)| {
-            let id = item.get("datasetObjectId").and_then(|v| match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            });
-            serde_json::from_value::<PayloadObject>(item).map_err(|e| BadPayloadObject {
-                index,
-                dataset_object_id: id,
-                reason: e.to_string(),
-            })
+            let mut deserializer = serde_json::Deserializer::from_str(item.get());
+            RawObject::deserialize(&mut deserializer)
+                .map(|raw| raw.into_object(&mut interner))
+                .map_err(|e| {
+                    #[derive(Deserialize)]
+                    struct IdOnly {
+                        #[serde(rename = "datasetObjectId")]
+                        id: Option<Value>,
+                    }
+                    let id =
+                        serde_json::from_str::<IdOnly>(item.get())
+                            .ok()
+                            .and_then(|o| match o.id {
+                                Some(Value::String(s)) => Some(s),
+                                Some(Value::Number(n)) => Some(n.to_string()),
+                                _ => None,
+                            });
+                    BadPayloadObject {
+                        index,
+                        dataset_object_id: id,
+                        reason: e.to_string(),
+                    }
+                })
         })
         .collect())
+}
+
+/// Each distinct text once: repeated worker ids and answers share one allocation.
+#[derive(Default)]
+struct Interner {
+    texts: std::collections::HashSet<Arc<str>>,
+}
+
+impl Interner {
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(known) = self.texts.get(text) {
+            return Arc::clone(known);
+        }
+        let new: Arc<str> = Arc::from(text);
+        self.texts.insert(Arc::clone(&new));
+        new
+    }
+}
+
+/// Text as it is in the payload: borrowed when it has no escapes, owned otherwise (answers, which are
+/// JSON inside JSON, always have some). Only lives until it is interned.
+struct Text<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(TextVisitor)
+    }
+}
+
+/// A payload object as read, before its texts are interned (the same keys and rules as
+/// [`PayloadObject`]).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawObject<'a> {
+    #[serde(deserialize_with = "string_or_number")]
+    dataset_object_id: String,
+    #[serde(default)]
+    data_object: PayloadDataObject,
+    #[serde(default, borrow)]
+    annotations: Vec<RawAnnotation<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawAnnotation<'a> {
+    #[serde(borrow)]
+    worker_id: Text<'a>,
+    #[serde(borrow)]
+    annotation_data: RawAnnotationData<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawAnnotationData<'a> {
+    #[serde(default, borrow)]
+    content: Option<Text<'a>>,
+    #[serde(default)]
+    s3_uri: Option<String>,
+}
+
+impl RawObject<'_> {
+    fn into_object(self, interner: &mut Interner) -> PayloadObject {
+        PayloadObject {
+            dataset_object_id: self.dataset_object_id,
+            data_object: self.data_object,
+            annotations: self
+                .annotations
+                .into_iter()
+                .map(|a| WorkerAnnotation {
+                    worker_id: interner.intern(&a.worker_id.0),
+                    annotation_data: AnnotationData {
+                        content: a.annotation_data.content.map(|c| interner.intern(&c.0)),
+                        s3_uri: a.annotation_data.s3_uri,
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The payload array, each element interned as it is read (no intermediate list of raw objects).
+struct PayloadSeed<'i> {
+    interner: &'i mut Interner,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for PayloadSeed<'_> {
+    type Value = Vec<PayloadObject>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PayloadSeed<'_> {
+    type Value = Vec<PayloadObject>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of data objects")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut objects = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(raw) = seq.next_element::<RawObject<'de>>()? {
+            objects.push(raw.into_object(self.interner));
+        }
+        Ok(objects)
+    }
 }
 
 fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -290,10 +447,11 @@ pub struct ConsolidatedAnnotation {
 pub struct LabelContent {
     /// The job's label attribute name (`<LAN>`).
     pub label_attribute_name: Arc<str>,
-    /// The label; `None` for an object that got none (its metadata says why, in `failure-reason`).
-    pub label: Option<Value>,
-    /// The label's own metadata keys (`class-name`, `confidence`, …, `failure-reason`), written first.
-    pub metadata: Map<String, Value>,
+    /// The label and its own metadata keys (`class-name`, `confidence`, …, or `failure-reason` for an
+    /// object that got none), written first.
+    pub body: LabelBody,
+    /// `duplicate-dataset-object-id`: payload elements that shared this object's id, when more than one.
+    pub duplicate_elements: Option<usize>,
     /// `type`, `job-name`, `human-annotated`, `creation-date`: the same for the whole batch.
     pub common: Arc<CommonMetadata>,
     /// `skipped-answers`, written last when present.
@@ -304,6 +462,11 @@ impl LabelContent {
     /// `<LAN>-metadata`.
     pub fn metadata_key(&self) -> String {
         metadata_key(&self.label_attribute_name)
+    }
+
+    /// Whether the object got a label.
+    pub fn has_label(&self) -> bool {
+        self.body.has_label()
     }
 
     /// The content as the JSON object it is serialised as (one source of truth for its keys and their
@@ -321,14 +484,15 @@ impl Serialize for LabelContent {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
 
-        /// The metadata object, written from its three parts without building it.
+        /// The metadata object, written from its parts without building it.
         struct Metadata<'a>(&'a LabelContent);
         impl Serialize for Metadata<'_> {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let content = self.0;
                 let mut map = serializer.serialize_map(None)?;
-                for (key, value) in &content.metadata {
-                    map.serialize_entry(key, value)?;
+                content.body.serialize_metadata(&mut map)?;
+                if let Some(elements) = content.duplicate_elements {
+                    map.serialize_entry(crate::output::DUPLICATE_DATASET_OBJECT_ID, &elements)?;
                 }
                 for (key, value) in content.common.entries() {
                     map.serialize_entry(key, value)?;
@@ -340,9 +504,10 @@ impl Serialize for LabelContent {
             }
         }
 
-        let mut map = serializer.serialize_map(Some(1 + usize::from(self.label.is_some())))?;
-        if let Some(label) = &self.label {
-            map.serialize_entry(&*self.label_attribute_name, label)?;
+        let label = self.body.label();
+        let mut map = serializer.serialize_map(Some(1 + usize::from(label.is_some())))?;
+        if let Some(label) = label {
+            map.serialize_entry(&*self.label_attribute_name, &label)?;
         }
         map.serialize_entry(&self.metadata_key(), &Metadata(self))?;
         map.end()
@@ -661,8 +826,8 @@ mod tests {
         metadata.insert("confidence".to_owned(), Value::from(0.93));
         LabelContent {
             label_attribute_name: Arc::from("animal"),
-            label,
-            metadata,
+            body: LabelBody::Json { label, metadata },
+            duplicate_elements: None,
             common: Arc::new(CommonMetadata::new(
                 crate::TaskType::ImageClassification,
                 arn.name(),

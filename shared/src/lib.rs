@@ -34,6 +34,7 @@ pub mod labeling_job;
 pub mod lan;
 pub mod manifest;
 pub mod metadata;
+pub mod output;
 pub mod ports;
 pub mod pre_annotation;
 pub mod s3_scope;

@@ -471,9 +471,9 @@ async fn consolidate_batch(
             annotations: answers
                 .into_iter()
                 .map(|a| WorkerAnnotation {
-                    worker_id: a.worker_id,
+                    worker_id: a.worker_id.into(),
                     annotation_data: AnnotationData {
-                        content: Some(a.content),
+                        content: Some(a.content.into()),
                         s3_uri: None,
                     },
                 })

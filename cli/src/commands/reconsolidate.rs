@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
@@ -251,8 +252,8 @@ pub(crate) fn run(args: ReconsolidateArgs, out: &mut dyn Write) -> anyhow::Resul
                 answers: worker_answers
                     .iter()
                     .map(|(w, c)| ResolvedAnswer {
-                        worker_id: w.clone(),
-                        content: c.clone(),
+                        worker_id: w.as_str().into(),
+                        content: c.as_deref().map(Arc::from).map_err(Clone::clone),
                     })
                     .collect(),
                 prior_label: line.get(lan.as_str()).cloned(),
@@ -324,7 +325,7 @@ pub(crate) fn run(args: ReconsolidateArgs, out: &mut dyn Write) -> anyhow::Resul
         progress.inc(1);
         let line = match by_id.get(i.to_string().as_str()) {
             // A failed object keeps its line as it was, rather than losing an earlier label.
-            Some(content) if content.label.is_some() => with_label(line, content),
+            Some(content) if content.has_label() => with_label(line, content),
             Some(_) => {
                 failed.push(i);
                 line
@@ -379,14 +380,8 @@ fn report(
     writeln!(out, "mean confidence: {:.3}", s.mean_confidence)?;
     let mut per_class: BTreeMap<String, usize> = BTreeMap::new();
     for entry in &outcome.entries {
-        // The label's own metadata keys, where `class-name` and `class-map` are.
-        let meta = &entry.consolidated_annotation.content.metadata;
-        if let Some(name) = meta.get("class-name").and_then(Value::as_str) {
+        for name in entry.consolidated_annotation.content.body.class_names() {
             *per_class.entry(name.to_owned()).or_default() += 1;
-        } else if let Some(map) = meta.get("class-map").and_then(Value::as_object) {
-            for name in map.values().filter_map(Value::as_str) {
-                *per_class.entry(name.to_owned()).or_default() += 1;
-            }
         }
     }
     if !per_class.is_empty() {

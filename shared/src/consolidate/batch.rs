@@ -24,6 +24,7 @@
 //!   left out with a reason (a tie between the two most common means custom).
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -44,15 +45,17 @@ use crate::contracts::{
     BadPayloadObject, ConsolidationResponseEntry, LabelContent, PayloadDataObject,
 };
 use crate::metadata::{CommonMetadata, round_confidence};
+use crate::output::{self, ClassConfidence, LabelBody};
 use crate::task_type::{AnswerKind, TaskType};
 
 /// One worker's answer, fetched: its JSON text, or why it could not be had.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedAnswer {
-    /// The worker.
-    pub worker_id: String,
-    /// `annotationData.content` (or the object at its `s3Uri`), or why it is unavailable.
-    pub content: Result<String, String>,
+    /// The worker (shared by their answers in a payload).
+    pub worker_id: Arc<str>,
+    /// `annotationData.content` (or the object at its `s3Uri`), or why it is unavailable. Identical
+    /// answers of a payload share one text.
+    pub content: Result<Arc<str>, String>,
 }
 
 /// A payload object with its answers fetched.
@@ -154,25 +157,40 @@ pub struct BatchOutcome {
     pub summary: BatchSummary,
 }
 
-/// Room for a label's own metadata keys (the common ones and `skipped-answers` are kept apart, see
-/// [`LabelContent`]): the maps are built once per object, and growing them key by key was a visible share
-/// of a batch's time.
-const METADATA_CAPACITY: usize = 4;
+/// Up to this many answers per object, a worker's repeated answers are found by scanning them.
+const LINEAR_DEDUP_ANSWERS: usize = 32;
 
 /// Per-object result before formatting.
 enum ObjectResult {
-    Labeled {
-        label: Value,
-        metadata: Map<String, Value>,
-        confidence: f64,
-    },
+    Labeled { body: LabelBody, confidence: f64 },
     Failed(String),
 }
 
 /// A parsed, usable answer.
 struct Usable<'a> {
     worker: &'a str,
-    answer: Answer<'a>,
+    /// Shared by every identical answer of the batch (parsed once, see [`ParsedAnswers`]).
+    answer: Rc<Answer<'a>>,
+}
+
+/// Each distinct answer text of a batch parsed once: identical answers share one text (the payload
+/// parser interns them), so a 3-class batch of a thousand objects parses three answers, not thousands.
+#[derive(Default)]
+struct ParsedAnswers<'a> {
+    by_text: HashMap<*const u8, Rc<Answer<'a>>>,
+}
+
+impl<'a> ParsedAnswers<'a> {
+    fn parse(&mut self, text: &'a Arc<str>) -> Result<Rc<Answer<'a>>, AnswerError> {
+        // The texts are borrowed for the whole batch, so an address stands for one text throughout.
+        let key = text.as_ptr();
+        if let Some(known) = self.by_text.get(&key) {
+            return Ok(Rc::clone(known));
+        }
+        let parsed = Rc::new(Answer::parse(text)?);
+        self.by_text.insert(key, Rc::clone(&parsed));
+        Ok(parsed)
+    }
 }
 
 /// A worker's class name(s), or why the answer has none; borrowed from the parsed answer, so that the
@@ -250,7 +268,8 @@ pub fn consolidate_batch(
     let (groups, unidentifiable) = group_by_id(objects);
     summary.unidentifiable = unidentifiable;
 
-    let mut prepared_ok: Vec<Prepared<'_>> = Vec::new();
+    let mut prepared_ok: Vec<Prepared<'_>> = Vec::with_capacity(groups.len());
+    let mut parsed = ParsedAnswers::default();
     // Per entry: a prepared object, or an id whose every element was unparseable (and how many).
     let mut order: Vec<Result<usize, (&BadPayloadObject, usize)>> = Vec::new();
     for group in &groups {
@@ -261,7 +280,7 @@ pub fn consolidate_batch(
             ([], None) => {}
             (objects, _) => {
                 order.push(Ok(prepared_ok.len()));
-                prepared_ok.push(prepare(objects, elements));
+                prepared_ok.push(prepare(objects, elements, &mut parsed));
             }
         }
     }
@@ -271,7 +290,7 @@ pub fn consolidate_batch(
             let task = infer_task_type(
                 prepared_ok
                     .iter()
-                    .flat_map(|p| p.usable.iter().map(|u| &u.answer)),
+                    .flat_map(|p| p.usable.iter().map(|u| &*u.answer)),
             );
             leave_out_other_shapes(&mut prepared_ok, task);
             task
@@ -363,12 +382,8 @@ pub fn consolidate_batch(
                         entries.push(shared.failure(id, &reason, &p.skipped));
                         summary.failed += 1;
                     }
-                    ObjectResult::Labeled {
-                        label,
-                        metadata,
-                        confidence,
-                    } => {
-                        let content = shared.content(Some(label), metadata, &p.skipped);
+                    ObjectResult::Labeled { body, confidence } => {
+                        let content = shared.content(body, &p.skipped);
                         entries.push(ConsolidationResponseEntry::new(id.clone(), content));
                         summary.labeled += 1;
                         confidence_sum += confidence;
@@ -380,10 +395,7 @@ pub fn consolidate_batch(
         if elements > 1
             && let Some(entry) = entries.last_mut()
         {
-            entry.consolidated_annotation.content.metadata.insert(
-                "duplicate-dataset-object-id".to_owned(),
-                Value::from(elements),
-            );
+            entry.consolidated_annotation.content.duplicate_elements = Some(elements);
         }
     }
     summary.entries = entries.len();
@@ -403,19 +415,32 @@ pub fn consolidate_batch(
 
 /// The answers of the payload elements `objects` (one id): one vote per worker, its last answer in
 /// payload order, the earlier ones skipped; then each kept answer parsed.
-fn prepare<'a>(objects: &[&'a ResolvedObject], elements: usize) -> Prepared<'a> {
+fn prepare<'a>(
+    objects: &[&'a ResolvedObject],
+    elements: usize,
+    parsed_answers: &mut ParsedAnswers<'a>,
+) -> Prepared<'a> {
     let all: Vec<&ResolvedAnswer> = objects.iter().flat_map(|o| o.answers.iter()).collect();
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(all.len());
-    for (i, answer) in all.iter().enumerate() {
-        last.insert(answer.worker_id.as_str(), i);
-    }
-    let mut answers = Vec::with_capacity(last.len());
-    let mut usable = Vec::with_capacity(last.len());
+    // Whether answer `i` is its worker's last: a scan for the few answers an object has (no map to
+    // allocate per object), a map for a hostile number of them.
+    let last: Option<HashMap<&str, usize>> = (all.len() > LINEAR_DEDUP_ANSWERS).then(|| {
+        let mut last = HashMap::with_capacity(all.len());
+        for (i, answer) in all.iter().enumerate() {
+            last.insert(&*answer.worker_id, i);
+        }
+        last
+    });
+    let is_last = |i: usize, worker: &str| match &last {
+        Some(last) => last.get(worker) == Some(&i),
+        None => !all[i + 1..].iter().any(|a| &*a.worker_id == worker),
+    };
+    let mut answers = Vec::with_capacity(all.len());
+    let mut usable = Vec::with_capacity(all.len());
     let mut skipped = Vec::new();
     for (i, answer) in all.iter().enumerate() {
-        if last.get(answer.worker_id.as_str()) != Some(&i) {
+        if !is_last(i, &answer.worker_id) {
             skipped.push(Skipped {
-                worker: answer.worker_id.clone(),
+                worker: answer.worker_id.to_string(),
                 reason: "this worker answered again later for this object: only a worker's last \
                          answer counts"
                     .to_owned(),
@@ -424,7 +449,7 @@ fn prepare<'a>(objects: &[&'a ResolvedObject], elements: usize) -> Prepared<'a> 
         }
         answers.push(*answer);
         let parsed = match &answer.content {
-            Ok(text) => Answer::parse(text),
+            Ok(text) => parsed_answers.parse(text),
             Err(why) => Err(AnswerError::Unavailable(why.clone())),
         };
         match parsed {
@@ -433,7 +458,7 @@ fn prepare<'a>(objects: &[&'a ResolvedObject], elements: usize) -> Prepared<'a> 
                 answer: parsed,
             }),
             Err(e) => skipped.push(Skipped {
-                worker: answer.worker_id.clone(),
+                worker: answer.worker_id.to_string(),
                 reason: e.to_string(),
             }),
         }
@@ -455,9 +480,13 @@ fn leave_out_other_shapes(prepared: &mut [Prepared<'_>], task: TaskType) {
         return;
     }
     for p in prepared {
-        let (keep, odd): (Vec<_>, Vec<_>) = std::mem::take(&mut p.usable)
-            .into_iter()
-            .partition(|u| answer_task_type(&u.answer).answer_kind() == task.answer_kind());
+        let fits = |u: &Usable<'_>| answer_task_type(&u.answer).answer_kind() == task.answer_kind();
+        // Most objects have no odd answer: their list is left as it is.
+        if p.usable.iter().all(fits) {
+            continue;
+        }
+        let (keep, odd): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut p.usable).into_iter().partition(fits);
         p.usable = keep;
         p.skipped.extend(odd.into_iter().map(|u| Skipped {
             worker: u.worker.to_owned(),
@@ -477,16 +506,11 @@ struct Shared {
 }
 
 impl Shared {
-    fn content(
-        &self,
-        label: Option<Value>,
-        metadata: Map<String, Value>,
-        skipped: &[Skipped],
-    ) -> LabelContent {
+    fn content(&self, body: LabelBody, skipped: &[Skipped]) -> LabelContent {
         LabelContent {
             label_attribute_name: Arc::clone(&self.lan),
-            label,
-            metadata,
+            body,
+            duplicate_elements: None,
             common: Arc::clone(&self.common),
             skipped_answers: skipped_answers(skipped),
         }
@@ -494,9 +518,10 @@ impl Shared {
 
     /// An entry without a label, saying why.
     fn failure(&self, id: &str, reason: &str, skipped: &[Skipped]) -> ConsolidationResponseEntry {
-        let mut metadata = Map::new();
-        metadata.insert("failure-reason".to_owned(), Value::from(reason));
-        ConsolidationResponseEntry::new(id, self.content(None, metadata, skipped))
+        ConsolidationResponseEntry::new(
+            id,
+            self.content(LabelBody::Failed(reason.to_owned()), skipped),
+        )
     }
 }
 
@@ -607,6 +632,8 @@ fn single_label_results(
     let empty = WorkerPriors::empty();
     let priors = if stable { priors } else { &empty };
     let outcome = consolidate_single_label(classes.len(), &items, priors, &settings.classification);
+    // Each class name once, shared by the labels that name it.
+    let names: Vec<Arc<str>> = classes.iter().map(|c| Arc::from(c.as_str())).collect();
     if stable {
         stats.absorb(&outcome.stats);
     }
@@ -621,27 +648,21 @@ fn single_label_results(
                     job.audit
                         .map_or(estimate.confidence, |map| map.apply(estimate.confidence)),
                 );
-                let mut meta = Map::with_capacity(METADATA_CAPACITY);
-                meta.insert(
-                    "class-name".to_owned(),
-                    Value::from(classes[class].as_str()),
-                );
-                meta.insert("confidence".to_owned(), json!(confidence));
-                // Verification labels are written as strings; classification labels as integers.
-                let label = if task_type.is_verification() {
-                    if !comments.is_empty() {
-                        let feedback = comments.iter().map(|c| json!({"comment": c})).collect();
-                        meta.insert("worker-feedback".to_owned(), Value::Array(feedback));
-                    }
-                    Value::from(class.to_string())
-                } else {
-                    Value::from(class)
-                };
-                ObjectResult::Labeled {
-                    label,
-                    metadata: meta,
+                let class = ClassConfidence {
+                    class,
+                    name: Arc::clone(&names[class]),
                     confidence,
-                }
+                };
+                // Verification labels are written as strings; classification labels as integers.
+                let body = if task_type.is_verification() {
+                    LabelBody::Verification {
+                        class,
+                        feedback: comments.iter().map(|c| (*c).to_owned()).collect(),
+                    }
+                } else {
+                    LabelBody::Class(class)
+                };
+                ObjectResult::Labeled { body, confidence }
             }
         })
         .collect();
@@ -730,6 +751,7 @@ fn multi_label_results(
     let empty = WorkerPriors::empty();
     let priors = if stable { priors } else { &empty };
     let outcome = consolidate_multi_label(classes.len(), &items, priors, &settings.classification);
+    let names: Vec<Arc<str>> = classes.iter().map(|c| Arc::from(c.as_str())).collect();
     if stable {
         stats.absorb(&outcome.stats);
     }
@@ -741,23 +763,23 @@ fn multi_label_results(
             if item.votes.is_empty() {
                 return ObjectResult::Failed("no usable answer".to_owned());
             }
-            let mut class_map = Map::new();
-            let mut confidence_map = Map::new();
-            for (class, confidence) in estimate.classes.iter().zip(&estimate.confidences) {
-                class_map.insert(class.to_string(), Value::from(classes[*class].as_str()));
-                confidence_map.insert(class.to_string(), json!(round_confidence(*confidence)));
-            }
+            let labels = estimate
+                .classes
+                .iter()
+                .zip(&estimate.confidences)
+                .map(|(class, confidence)| ClassConfidence {
+                    class: *class,
+                    name: Arc::clone(&names[*class]),
+                    confidence: round_confidence(*confidence),
+                })
+                .collect();
             let mean = if estimate.confidences.is_empty() {
                 0.0
             } else {
                 estimate.confidences.iter().sum::<f64>() / estimate.confidences.len() as f64
             };
-            let mut meta = Map::with_capacity(METADATA_CAPACITY);
-            meta.insert("class-map".to_owned(), Value::Object(class_map));
-            meta.insert("confidence-map".to_owned(), Value::Object(confidence_map));
             ObjectResult::Labeled {
-                label: Value::from(estimate.classes.clone()),
-                metadata: meta,
+                body: LabelBody::MultiLabel(labels),
                 confidence: round_confidence(mean),
             }
         })
@@ -842,8 +864,10 @@ fn geometry_results(
                         metadata.insert("dropped".to_owned(), dropped_list(&g.dropped));
                     }
                     ObjectResult::Labeled {
-                        label: g.label,
-                        metadata,
+                        body: LabelBody::Json {
+                            label: Some(g.label),
+                            metadata,
+                        },
                         confidence: g.confidence,
                     }
                 }
@@ -986,8 +1010,10 @@ fn custom_results(
                         })
                         .collect();
                     ObjectResult::Labeled {
-                        label: json!({ "annotationsFromAllWorkers": Value::Array(all) }),
-                        metadata: Map::new(),
+                        body: LabelBody::Json {
+                            label: Some(json!({ "annotationsFromAllWorkers": Value::Array(all) })),
+                            metadata: Map::new(),
+                        },
                         confidence: 0.0,
                     }
                 }
@@ -1011,10 +1037,12 @@ fn custom_results(
                             }
                             let confidence = round_confidence(outcome.confidence);
                             let mut meta = Map::new();
-                            meta.insert("confidence".to_owned(), json!(confidence));
+                            meta.insert(output::CONFIDENCE.to_owned(), json!(confidence));
                             ObjectResult::Labeled {
-                                label: outcome.answer,
-                                metadata: meta,
+                                body: LabelBody::Json {
+                                    label: Some(outcome.answer),
+                                    metadata: meta,
+                                },
                                 confidence,
                             }
                         }

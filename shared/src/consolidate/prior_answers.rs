@@ -232,9 +232,9 @@ mod tests {
 
     fn answer(worker: &str, label: &str) -> WorkerAnnotation {
         WorkerAnnotation {
-            worker_id: worker.to_owned(),
+            worker_id: worker.into(),
             annotation_data: AnnotationData {
-                content: Some(format!(r#"{{"c":{{"label":"{label}"}}}}"#)),
+                content: Some(format!(r#"{{"c":{{"label":"{label}"}}}}"#).into()),
                 s3_uri: None,
             },
         }
@@ -302,11 +302,7 @@ mod tests {
             vec![answer("w2", "cat"), answer("w3", "cat")],
         );
         assert_eq!(prior.merge_into(&mut obj), 1);
-        let workers: Vec<&str> = obj
-            .annotations
-            .iter()
-            .map(|a| a.worker_id.as_str())
-            .collect();
+        let workers: Vec<&str> = obj.annotations.iter().map(|a| &*a.worker_id).collect();
         assert_eq!(workers, ["w1", "w2", "w3"]);
         assert_eq!(obj.annotations[1], answer("w2", "cat"));
         let mut other = object("s3://b/2.jpg", vec![answer("w3", "cat")]);

@@ -358,11 +358,7 @@ pub async fn handle_request(
 
 /// Turns an entry into a failure entry (label removed, reason added), keeping its metadata.
 fn mark_failed(entry: &mut ConsolidationResponseEntry, reason: &str) {
-    let content = &mut entry.consolidated_annotation.content;
-    content.label = None;
-    content
-        .metadata
-        .insert("failure-reason".to_owned(), serde_json::Value::from(reason));
+    entry.consolidated_annotation.content.body.fail(reason);
 }
 
 /// Why the worker-quality document cannot be used by this batch (which is then answered without it,
@@ -485,7 +481,9 @@ async fn resolve_answers(
                 for a in o.annotations {
                     let content = match (a.annotation_data.content, a.annotation_data.s3_uri) {
                         (Some(c), _) => Ok(c),
-                        (None, Some(uri)) => fetch_answer(&uri, reader).await,
+                        (None, Some(uri)) => {
+                            fetch_answer(&uri, reader).await.map(std::sync::Arc::from)
+                        }
                         (None, None) => {
                             Err("annotationData has neither content nor s3Uri".to_owned())
                         }

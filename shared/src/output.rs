@@ -1,0 +1,295 @@
+//! A consolidated label's own part of Ground Truth's output (`<LAN>` and the label's keys of
+//! `<LAN>-metadata`), typed per task family, and the one place those keys are written.
+//!
+//! The classification families are typed: a batch of thousands of objects holds one small value per
+//! label (a class index, a shared class name, a confidence) instead of a JSON tree with its own copy of
+//! every key, and the keys below are the only spelling of them. Boxes, entities, masks and custom labels
+//! are still built as JSON by their engines ([`LabelBody::Json`]).
+//!
+//! The metadata keys common to a batch (`type`, `job-name`, …) and `skipped-answers` are added around
+//! these by [`crate::contracts::LabelContent`].
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::{Map, Value};
+
+/// `class-name`: the label's class name.
+pub const CLASS_NAME: &str = "class-name";
+/// `confidence`: the label's confidence, two decimals.
+pub const CONFIDENCE: &str = "confidence";
+/// `worker-feedback`: the workers' comments of a verification label.
+pub const WORKER_FEEDBACK: &str = "worker-feedback";
+/// `class-map`: a multi-label's class names by class index.
+pub const CLASS_MAP: &str = "class-map";
+/// `confidence-map`: a multi-label's confidences by class index.
+pub const CONFIDENCE_MAP: &str = "confidence-map";
+/// `failure-reason`: why an object got no label.
+pub const FAILURE_REASON: &str = "failure-reason";
+/// `duplicate-dataset-object-id`: how many payload elements shared the object's id.
+pub const DUPLICATE_DATASET_OBJECT_ID: &str = "duplicate-dataset-object-id";
+
+/// One class of a label: its index in the job's class list, its name (shared by the batch's labels)
+/// and the confidence, already rounded ([`crate::metadata::round_confidence`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassConfidence {
+    /// Index in the class list.
+    pub class: usize,
+    /// The class's name.
+    pub name: Arc<str>,
+    /// Rounded confidence.
+    pub confidence: f64,
+}
+
+/// The label part of a consolidated annotation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabelBody {
+    /// Image and text classification: `<LAN>: <index>`, `class-name`, `confidence`.
+    Class(ClassConfidence),
+    /// Label verification and adjustment: `<LAN>: "<index>"` (a string, as Ground Truth writes it),
+    /// `class-name`, `confidence`, and `worker-feedback` when workers commented.
+    Verification {
+        /// The verdict.
+        class: ClassConfidence,
+        /// The workers' comments, in answer order.
+        feedback: Vec<String>,
+    },
+    /// Multi-label classification: `<LAN>: [indices]`, `class-map`, `confidence-map`.
+    MultiLabel(Vec<ClassConfidence>),
+    /// No label: `failure-reason`.
+    Failed(String),
+    /// The families not typed yet (boxes, entities, masks, custom): the label and the label's own
+    /// metadata keys as their engines build them. `label: None` is a failure whose reason is in
+    /// `metadata`.
+    Json {
+        /// The label, if any.
+        label: Option<Value>,
+        /// The label's own metadata keys, written in this order.
+        metadata: Map<String, Value>,
+    },
+}
+
+impl LabelBody {
+    /// Whether there is a label (not a failure).
+    pub fn has_label(&self) -> bool {
+        match self {
+            LabelBody::Failed(_) => false,
+            LabelBody::Json { label, .. } => label.is_some(),
+            _ => true,
+        }
+    }
+
+    /// The class names the label names (one, or a multi-label's), for reports.
+    pub fn class_names(&self) -> Vec<&str> {
+        match self {
+            LabelBody::Class(c) | LabelBody::Verification { class: c, .. } => vec![&c.name],
+            LabelBody::MultiLabel(classes) => classes.iter().map(|c| &*c.name).collect(),
+            LabelBody::Failed(_) => Vec::new(),
+            LabelBody::Json { metadata, .. } => metadata
+                .get(CLASS_NAME)
+                .and_then(Value::as_str)
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// Turns the label into a failure saying `reason`, keeping the label's metadata keys (a mask that
+    /// could not be stored keeps what was measured of it).
+    pub fn fail(&mut self, reason: &str) {
+        let mut metadata = match std::mem::replace(self, LabelBody::Failed(String::new())) {
+            LabelBody::Json { metadata, .. } => metadata,
+            LabelBody::Failed(_) => Map::new(),
+            typed => match serde_json::to_value(MetadataKeys(&typed)) {
+                Ok(Value::Object(map)) => map,
+                // Cannot happen: the keys serialise as an object.
+                _ => Map::new(),
+            },
+        };
+        metadata.insert(FAILURE_REASON.to_owned(), Value::from(reason));
+        *self = LabelBody::Json {
+            label: None,
+            metadata,
+        };
+    }
+
+    /// Writes the label's own metadata keys into `map`, in Ground Truth's order.
+    pub fn serialize_metadata<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        match self {
+            LabelBody::Class(c) => {
+                map.serialize_entry(CLASS_NAME, &*c.name)?;
+                map.serialize_entry(CONFIDENCE, &c.confidence)
+            }
+            LabelBody::Verification { class, feedback } => {
+                map.serialize_entry(CLASS_NAME, &*class.name)?;
+                map.serialize_entry(CONFIDENCE, &class.confidence)?;
+                if !feedback.is_empty() {
+                    map.serialize_entry(WORKER_FEEDBACK, &Feedback(feedback))?;
+                }
+                Ok(())
+            }
+            LabelBody::MultiLabel(classes) => {
+                map.serialize_entry(CLASS_MAP, &ByClass::Names(classes))?;
+                map.serialize_entry(CONFIDENCE_MAP, &ByClass::Confidences(classes))
+            }
+            LabelBody::Failed(reason) => map.serialize_entry(FAILURE_REASON, reason),
+            LabelBody::Json { metadata, .. } => {
+                for (key, value) in metadata {
+                    map.serialize_entry(key, value)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The value written under `<LAN>`, `None` for a failure.
+    pub fn label(&self) -> Option<LabelValue<'_>> {
+        match self {
+            LabelBody::Class(c) => Some(LabelValue::Index(c.class)),
+            LabelBody::Verification { class, .. } => Some(LabelValue::IndexText(class.class)),
+            LabelBody::MultiLabel(classes) => Some(LabelValue::Indices(classes)),
+            LabelBody::Failed(_) => None,
+            LabelBody::Json { label, .. } => label.as_ref().map(LabelValue::Json),
+        }
+    }
+}
+
+/// What is written under `<LAN>`.
+#[derive(Debug)]
+pub enum LabelValue<'a> {
+    /// A class index, as a number.
+    Index(usize),
+    /// A class index, as text.
+    IndexText(usize),
+    /// Class indices.
+    Indices(&'a [ClassConfidence]),
+    /// Any JSON.
+    Json(&'a Value),
+}
+
+impl Serialize for LabelValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LabelValue::Index(class) => serializer.serialize_u64(*class as u64),
+            LabelValue::IndexText(class) => serializer.collect_str(class),
+            LabelValue::Indices(classes) => serializer.collect_seq(classes.iter().map(|c| c.class)),
+            LabelValue::Json(value) => value.serialize(serializer),
+        }
+    }
+}
+
+/// The label's metadata keys alone, as an object.
+struct MetadataKeys<'a>(&'a LabelBody);
+
+impl Serialize for MetadataKeys<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        self.0.serialize_metadata(&mut map)?;
+        map.end()
+    }
+}
+
+/// `worker-feedback`: `[{"comment": …}, …]`.
+struct Feedback<'a>(&'a [String]);
+
+impl Serialize for Feedback<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Comment<'a> {
+            comment: &'a str,
+        }
+        serializer.collect_seq(self.0.iter().map(|c| Comment { comment: c }))
+    }
+}
+
+/// An object keyed by class index (as text), in the label's class order: the class names, or the
+/// confidences.
+enum ByClass<'a> {
+    Names(&'a [ClassConfidence]),
+    Confidences(&'a [ClassConfidence]),
+}
+
+impl Serialize for ByClass<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (ByClass::Names(classes) | ByClass::Confidences(classes)) = self;
+        let mut map = serializer.serialize_map(Some(classes.len()))?;
+        for class in *classes {
+            let key = class.class.to_string();
+            match self {
+                ByClass::Names(_) => map.serialize_entry(&key, &*class.name)?,
+                ByClass::Confidences(_) => map.serialize_entry(&key, &class.confidence)?,
+            }
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn class(i: usize, name: &str, confidence: f64) -> ClassConfidence {
+        ClassConfidence {
+            class: i,
+            name: Arc::from(name),
+            confidence,
+        }
+    }
+
+    fn written(body: &LabelBody) -> (Option<Value>, Value) {
+        (
+            body.label().map(|l| serde_json::to_value(l).unwrap()),
+            serde_json::to_value(MetadataKeys(body)).unwrap(),
+        )
+    }
+
+    #[test]
+    fn each_family_writes_ground_truths_keys() {
+        assert_eq!(
+            written(&LabelBody::Class(class(1, "dog", 0.93))),
+            (
+                Some(json!(1)),
+                json!({"class-name": "dog", "confidence": 0.93})
+            )
+        );
+        assert_eq!(
+            written(&LabelBody::Verification {
+                class: class(0, "yes", 0.5),
+                feedback: vec!["blurry".to_owned()],
+            }),
+            (
+                Some(json!("0")),
+                json!({"class-name": "yes", "confidence": 0.5,
+                       "worker-feedback": [{"comment": "blurry"}]})
+            )
+        );
+        let (label, meta) = written(&LabelBody::MultiLabel(vec![
+            class(2, "sky", 0.8),
+            class(0, "sea", 0.61),
+        ]));
+        assert_eq!(label, Some(json!([2, 0])));
+        assert_eq!(
+            serde_json::to_string(&meta).unwrap(),
+            r#"{"class-map":{"2":"sky","0":"sea"},"confidence-map":{"2":0.8,"0":0.61}}"#
+        );
+        assert_eq!(
+            written(&LabelBody::Failed("no usable answer".to_owned())),
+            (None, json!({"failure-reason": "no usable answer"}))
+        );
+    }
+
+    #[test]
+    fn a_failed_label_keeps_its_metadata_and_says_why() {
+        let mut body = LabelBody::Class(class(1, "dog", 0.93));
+        body.fail("not stored");
+        assert!(!body.has_label());
+        assert_eq!(
+            written(&body),
+            (
+                None,
+                json!({"class-name": "dog", "confidence": 0.93, "failure-reason": "not stored"})
+            )
+        );
+    }
+}
