@@ -16,7 +16,7 @@ GROUNDWORK := $(CARGO_TARGET_DIR)/debug/groundwork
 FUNCTIONS := gt-pre-human-task gt-annotation-consolidation gt-auto-chainer
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint fmt fmt-check check build package validate bench bench-crowdkit bench-process bench-seg bench-topup eval deploy clean-venv
+.PHONY: help demo test lint fmt fmt-check check build package validate bench bench-crowdkit bench-process bench-seg bench-topup bench-memory eval deploy clean-venv
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -88,6 +88,11 @@ bench-crowdkit: ## Ours vs crowd-kit on the same CSV files, side by side (crowd-
 
 bench-process: ## groundwork consolidate --labels vs a whole crowd-kit Python process on the same CSV, each started fresh
 	tests/scripts/bench-process.sh
+
+bench-memory: $(VENV)/.moto ## Peak memory of the release consolidation binary against its payload's size, under a local Lambda Runtime API with moto S3
+	$(CARGO) build --release -p annotation-consolidation --quiet
+	MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) run --quiet -p groundwork-sim --example consolidation_memory -- \
+	  --bin-dir $(CARGO_TARGET_DIR)/release $(if $(OBJECTS),--objects $(OBJECTS)) $(BENCH_ARGS)
 
 bench-seg: ## Our segmentation vs crowd-kit's SegmentationMajorityVote on the same masks, side by side
 	tests/scripts/bench-seg.sh

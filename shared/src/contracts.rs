@@ -252,7 +252,7 @@ pub fn parse_payload(
     )
     .and_then(|objects| deserializer.end().map(|()| objects));
     if let Ok(objects) = fast {
-        return Ok(objects.into_iter().map(Ok).collect());
+        return Ok(objects);
     }
     let value: serde_json::Result<Vec<&serde_json::value::RawValue>> =
         serde_json::from_slice(bytes);
@@ -399,21 +399,21 @@ struct PayloadSeed<'i> {
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for PayloadSeed<'_> {
-    type Value = Vec<PayloadObject>;
+    type Value = Vec<Result<PayloadObject, BadPayloadObject>>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
 impl<'de> serde::de::Visitor<'de> for PayloadSeed<'_> {
-    type Value = Vec<PayloadObject>;
+    type Value = Vec<Result<PayloadObject, BadPayloadObject>>;
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an array of data objects")
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut objects = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         while let Some(raw) = seq.next_element::<RawObject<'de>>()? {
-            objects.push(raw.into_object(self.interner));
+            objects.push(Ok(raw.into_object(self.interner)));
         }
         Ok(objects)
     }

@@ -128,6 +128,11 @@ impl<'a> DataSource<'a> {
 #[derive(Clone, PartialEq)]
 pub struct ManifestLine {
     fields: Map<String, Value>,
+    /// Top-level values a `Value` would not write back as they came, with their exact text: numbers
+    /// past what an f64 holds exactly (integers past 64 bits, which read rounded) and numbers no f64
+    /// holds at all (`1e400`, which read as null). They are written back as they came while their key
+    /// is untouched, also when other keys of the line change.
+    exact: Vec<(String, Box<str>)>,
     /// The exact text the line was parsed from; dropped by any change so the writer re-serialises.
     original: Option<Box<str>>,
 }
@@ -136,6 +141,7 @@ impl fmt::Debug for ManifestLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ManifestLine")
             .field("fields", &self.fields)
+            .field("exact_values", &self.exact.len())
             .field("unchanged", &self.original.is_some())
             .finish()
     }
@@ -197,12 +203,15 @@ impl ManifestLine {
         if text.trim().is_empty() {
             return Err(LineProblem::Empty);
         }
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| LineProblem::InvalidJson(e.to_string()))?;
-        let Value::Object(fields) = value else {
-            return Err(LineProblem::NotAnObject(json_type(&value)));
+        // Key by key, so that a number a `Value` would rewrite keeps its text.
+        let Some((fields, exact)) = read_key_by_key(text) else {
+            return Err(match serde_json::from_str::<Value>(text) {
+                Ok(other) => LineProblem::NotAnObject(json_type(&other)),
+                Err(e) => LineProblem::InvalidJson(e.to_string()),
+            });
         };
         let mut line = Self::from_object(fields)?;
+        line.exact = exact;
         line.original = Some(text.into());
         Ok(line)
     }
@@ -233,6 +242,7 @@ impl ManifestLine {
         }
         Ok(ManifestLine {
             fields,
+            exact: Vec::new(),
             original: None,
         })
     }
@@ -247,30 +257,24 @@ impl ManifestLine {
     /// Truth's to copy, not ours to read: it stays in the text and is left out of the fields, so it
     /// neither rejects the object nor gets rounded.
     pub fn from_data_object(text: &str) -> Result<Self, LineProblem> {
-        let (raw, bytes): (Map<String, Value>, usize) = match serde_json::from_str::<Value>(text) {
+        let (raw, exact, bytes) = match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(fields)) => {
                 let bytes = crate::text::compact_json_len(&fields);
-                (fields, bytes)
+                (fields, Vec::new(), bytes)
             }
             Ok(other) => return Err(LineProblem::NotAnObject(json_type(&other))),
-            Err(_) => {
-                // Keep what can be read, key by key.
-                let keyed: Vec<(String, Box<serde_json::value::RawValue>)> =
-                    serde_json::from_str::<RawFields>(text)
-                        .map_err(|e| LineProblem::InvalidJson(e.to_string()))?
-                        .0;
-                let fields = keyed
-                    .into_iter()
-                    .filter_map(|(k, v)| serde_json::from_str(v.get()).ok().map(|v| (k, v)))
-                    .collect();
+            Err(e) => {
+                let (fields, exact) =
+                    read_key_by_key(text).ok_or_else(|| LineProblem::InvalidJson(e.to_string()))?;
                 // The values left out count too: the text's own length.
-                (fields, text.len())
+                (fields, exact, text.len())
             }
         };
         if bytes > MAX_LINE_BYTES {
             return Err(LineProblem::TooLong { bytes });
         }
         let mut line = Self::from_object(raw)?;
+        line.exact = exact;
         line.original = Some(text.into());
         Ok(line)
     }
@@ -308,6 +312,7 @@ impl ManifestLine {
             return;
         }
         self.original = None;
+        self.exact.retain(|(k, _)| *k != key);
         self.fields.insert(key, value);
     }
 
@@ -317,6 +322,7 @@ impl ManifestLine {
             return None;
         }
         let removed = self.fields.shift_remove(key);
+        self.exact.retain(|(k, _)| k != key);
         if removed.is_some() {
             self.original = None;
         }
@@ -328,8 +334,58 @@ impl ManifestLine {
         match &self.original {
             Some(text) => Cow::Borrowed(text),
             // Serialising a map of `Value`s cannot fail.
-            None => Cow::Owned(Value::Object(self.fields.clone()).to_string()),
+            None if self.exact.is_empty() => {
+                Cow::Owned(Value::Object(self.fields.clone()).to_string())
+            }
+            None => Cow::Owned(serde_json::to_string(&WithExact(self)).unwrap_or_default()),
         }
+    }
+}
+
+/// A line's keys read one by one, keeping the exact text of the top-level numbers a `Value` does not
+/// write back as they came (a value no `Value` holds reads as null); `None` when the text is not a
+/// JSON object.
+#[allow(clippy::type_complexity)]
+fn read_key_by_key(text: &str) -> Option<(Map<String, Value>, Vec<(String, Box<str>)>)> {
+    let keyed = serde_json::from_str::<RawFields>(text).ok()?.0;
+    let mut fields = Map::with_capacity(keyed.len());
+    let mut exact = Vec::new();
+    for (key, raw) in keyed {
+        let value = serde_json::from_str::<Value>(raw.get()).ok();
+        let rewritten = match &value {
+            Some(v @ Value::Number(_)) => serde_json::to_string(v).map_or(true, |w| w != raw.get()),
+            Some(_) => false,
+            None => true,
+        };
+        // A key given twice keeps its last value (as a JSON object map does).
+        exact.retain(|(k, _): &(String, Box<str>)| *k != key);
+        if rewritten {
+            exact.push((key.clone(), raw.get().into()));
+        }
+        fields.insert(key, value.unwrap_or(Value::Null));
+    }
+    Some((fields, exact))
+}
+
+/// A changed line with exact values: the fields in order, the exact ones as they were read.
+struct WithExact<'a>(&'a ManifestLine);
+
+impl serde::Serialize for WithExact<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        let line = self.0;
+        let mut map = serializer.serialize_map(Some(line.fields.len()))?;
+        for (key, value) in &line.fields {
+            match line.exact.iter().find(|(k, _)| k == key) {
+                Some((_, text)) => {
+                    let raw = serde_json::value::RawValue::from_string(text.to_string())
+                        .map_err(S::Error::custom)?;
+                    map.serialize_entry(key, &raw)?;
+                }
+                None => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
     }
 }
 
@@ -518,6 +574,31 @@ mod tests {
         assert_eq!(keys, ["z", "source-ref", "a", "m"]);
         assert_eq!(line.to_json_line(), text);
         assert_eq!(line.source(), DataSource::SourceRef("s3://b/k.jpg"));
+    }
+
+    #[test]
+    fn values_no_f64_can_hold_come_through_byte_for_byte_even_after_a_change() {
+        let text = r#"{"a":1e400,"source-ref":"s3://b/k.jpg","big":123456789012345678901234567890,"z":-1E+999}"#;
+        let mut line = ManifestLine::parse(text).expect("a line with 1e400 is a line");
+        assert_eq!(line.to_json_line(), text, "unchanged: the text as read");
+        assert_eq!(line.source(), DataSource::SourceRef("s3://b/k.jpg"));
+        line.insert("animal", Value::from(1));
+        assert_eq!(
+            line.to_json_line(),
+            r#"{"a":1e400,"source-ref":"s3://b/k.jpg","big":123456789012345678901234567890,"z":-1E+999,"animal":1}"#
+        );
+        // Overwriting or removing such a key drops its text.
+        line.insert("a", Value::from("x"));
+        line.remove("z");
+        assert_eq!(
+            line.to_json_line(),
+            r#"{"a":"x","source-ref":"s3://b/k.jpg","big":123456789012345678901234567890,"animal":1}"#
+        );
+        // Not JSON at all is still refused.
+        assert!(matches!(
+            ManifestLine::parse(r#"{"source-ref":"s3://b/k","a":1e400"#),
+            Err(LineProblem::InvalidJson(_))
+        ));
     }
 
     #[test]

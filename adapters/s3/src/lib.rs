@@ -168,15 +168,24 @@ impl S3Store {
             });
         }
         let etag = output.e_tag().map(str::to_owned);
-        let body = output
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::Unavailable {
-                uri: uri.to_string(),
-                message: format!("body read failed: {e}"),
-            })?;
-        Ok((body.to_vec(), etag))
+        // Chunk by chunk into one buffer of the announced size: each chunk is freed once copied, so a
+        // payload costs its size once, not twice (collected chunks, then their contiguous copy).
+        let mut body = output.body;
+        let mut bytes = Vec::with_capacity(length as usize);
+        while let Some(chunk) = body.try_next().await.map_err(|e| StoreError::Unavailable {
+            uri: uri.to_string(),
+            message: format!("body read failed: {e}"),
+        })? {
+            if (bytes.len() + chunk.len()) as u64 > self.max_object_bytes {
+                return Err(StoreError::TooLarge {
+                    uri: uri.to_string(),
+                    bytes: (bytes.len() + chunk.len()) as u64,
+                    limit: self.max_object_bytes,
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((bytes, etag))
     }
 }
 

@@ -14,7 +14,9 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use groundwork::TaskType;
-use groundwork::consolidate::batch::BatchSettings;
+use groundwork::consolidate::batch::{
+    BatchLimits, BatchSettings, DEFAULT_MAX_ANSWERS_PER_OBJECT, DEFAULT_MAX_OBJECTS,
+};
 use groundwork::consolidate::classification::audit::AuditMap;
 use groundwork::consolidate::classification::{
     ClassificationConfig, Method, consolidate_single_label, read_gold_csv, read_labels_csv,
@@ -69,6 +71,12 @@ pub(crate) struct ConsolidateArgs {
     /// recalibrated with it, as the Lambda does with `<S3OutputPath>/groundwork/audit/<LAN>.json`.
     #[arg(long, requires = "labels", conflicts_with = "audited")]
     audit: Option<PathBuf>,
+    /// A payload with more objects is refused, as the Lambda does (`MAX_PAYLOAD_OBJECTS`).
+    #[arg(long, default_value_t = DEFAULT_MAX_OBJECTS, conflicts_with = "labels")]
+    max_objects: usize,
+    /// An object's answers past this many are left out, as the Lambda does (`MAX_ANSWERS_PER_OBJECT`).
+    #[arg(long, default_value_t = DEFAULT_MAX_ANSWERS_PER_OBJECT, conflicts_with = "labels")]
+    max_answers_per_object: usize,
 }
 
 pub(crate) async fn run(args: ConsolidateArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
@@ -94,6 +102,10 @@ pub(crate) async fn run(args: ConsolidateArgs, out: &mut dyn Write) -> anyhow::R
             ..ClassificationConfig::default()
         },
         custom_mode: args.custom_mode,
+        limits: BatchLimits {
+            max_objects: args.max_objects,
+            max_answers_per_object: args.max_answers_per_object,
+        },
         ..BatchSettings::default()
     };
     let clock: Box<dyn Clock> = match args.now {

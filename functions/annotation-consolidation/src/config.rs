@@ -12,6 +12,8 @@
 //! | `SPAN_QUORUM` | the same for named-entity spans | `0.5` |
 //! | `MAX_MODEL_CELLS` | a classification batch needing more worker-model cells (workers × classes² single-label, (objects + workers) × classes multi-label) is answered by plain vote | `8388608` |
 //! | `MAX_MASK_PIXELS` | larger segmentation images are refused (per object) before decoding | `50000000` |
+//! | `MAX_PAYLOAD_OBJECTS` | a payload with more objects is refused (`PayloadTooManyObjects`) before any work | `30000` (about what fits Lambda's 6 MB response) |
+//! | `MAX_ANSWERS_PER_OBJECT` | an object's answers past this many are left out (one `skipped-answers` record) | `1000` |
 //! | `MAX_OBJECT_BYTES` | larger payloads and stored answers are refused before they are read | an eighth of the function's memory |
 //! | `ALLOWED_S3_LOCATIONS` | `s3://bucket[/prefix]`, comma-separated: the only places read or written | anywhere IAM allows |
 
@@ -57,7 +59,8 @@ pub(crate) struct Config {
 }
 
 /// The default S3 object limit without `MAX_OBJECT_BYTES`: an eighth of the function's memory (a batch
-/// takes about 6.6 times its payload's size in memory), else 128 MiB (a 1,024 MB function's share).
+/// takes a few times its payload's size in memory, see the README's memory benchmark), else 128 MiB (a
+/// 1,024 MB function's share).
 fn default_max_object_bytes(memory_mb: Option<&str>) -> u64 {
     const MIB: u64 = 1024 * 1024;
     memory_mb
@@ -154,6 +157,12 @@ pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, 
     if let Some(pixels) = positive_integer(&var, "MAX_MASK_PIXELS")? {
         settings.segmentation.max_pixels = pixels;
     }
+    if let Some(objects) = positive_integer(&var, "MAX_PAYLOAD_OBJECTS")? {
+        settings.limits.max_objects = usize::try_from(objects).unwrap_or(usize::MAX);
+    }
+    if let Some(answers) = positive_integer(&var, "MAX_ANSWERS_PER_OBJECT")? {
+        settings.limits.max_answers_per_object = usize::try_from(answers).unwrap_or(usize::MAX);
+    }
     Ok(Config {
         settings,
         worker_quality: flag(&var, "WORKER_QUALITY", true)?,
@@ -188,6 +197,8 @@ mod tests {
         assert!(c.worker_quality);
         assert!(!c.assume_role);
         assert!(!c.scope.is_restricted());
+        assert_eq!(c.settings.limits.max_objects, 30_000);
+        assert_eq!(c.settings.limits.max_answers_per_object, 1_000);
         assert_eq!(c.max_object_bytes, 128 * 1024 * 1024);
         let c = from_vars(vars(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")])).unwrap();
         assert_eq!(
@@ -215,6 +226,8 @@ mod tests {
             ("BOX_MATCH_IOU", "0.4"),
             ("SPAN_QUORUM", "0.7"),
             ("MAX_MASK_PIXELS", "1000000"),
+            ("MAX_PAYLOAD_OBJECTS", "500"),
+            ("MAX_ANSWERS_PER_OBJECT", "12"),
             ("ALLOWED_S3_LOCATIONS", "s3://data/jobs"),
         ]))
         .unwrap();
@@ -227,6 +240,8 @@ mod tests {
         assert_eq!(c.settings.boxes.match_iou, 0.4);
         assert_eq!(c.settings.spans.quorum, 0.7);
         assert_eq!(c.settings.segmentation.max_pixels, 1_000_000);
+        assert_eq!(c.settings.limits.max_objects, 500);
+        assert_eq!(c.settings.limits.max_answers_per_object, 12);
         assert_eq!(c.scope.describe().as_deref(), Some("s3://data/jobs"));
     }
 

@@ -107,6 +107,38 @@ pub struct BatchSettings {
     pub spans: SpanConfig,
     /// Semantic segmentation (and its adjustment).
     pub segmentation: SegmentationConfig,
+    /// How much one request may hold.
+    pub limits: BatchLimits,
+}
+
+/// Bounds on one request, so that a hostile or mistaken payload is refused (or trimmed) with a reason
+/// instead of exhausting the function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchLimits {
+    /// Payload objects (elements) per request; more is refused as a whole (`PayloadTooManyObjects`)
+    /// before any consolidation.
+    pub max_objects: usize,
+    /// Answers per data object (over every element with its id, earlier rounds' answers included);
+    /// the answers past this many, in payload order, are left out and listed as one skipped entry.
+    pub max_answers_per_object: usize,
+}
+
+/// [`BatchLimits::max_objects`] by default: more objects than this cannot be answered within Lambda's
+/// 6 MB response (the smallest entry, a one-character label attribute name's class label, is about
+/// 200 bytes), so such a payload is refused before the work rather than after it.
+pub const DEFAULT_MAX_OBJECTS: usize = 30_000;
+
+/// [`BatchLimits::max_answers_per_object`] by default: Ground Truth asks at most 9 workers per object
+/// per job; top-up rounds merge more, but never thousands.
+pub const DEFAULT_MAX_ANSWERS_PER_OBJECT: usize = 1_000;
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits {
+            max_objects: DEFAULT_MAX_OBJECTS,
+            max_answers_per_object: DEFAULT_MAX_ANSWERS_PER_OBJECT,
+        }
+    }
 }
 
 /// A consolidated mask to store; the entry already refers to `location`.
@@ -193,12 +225,11 @@ impl<'a> ParsedAnswers<'a> {
     }
 }
 
-/// A worker's class name(s), or why the answer has none; borrowed from the parsed answer, so that the
-/// classification paths copy no strings per answer.
+/// A worker's class names (multi-label), or why the answer has none; borrowed from the parsed answer,
+/// so that no strings are copied per answer.
 struct NamedAnswer<'a, L> {
     worker: &'a str,
     label: Result<L, String>,
-    comment: Option<&'a str>,
 }
 
 /// Why an answer was left out.
@@ -280,7 +311,12 @@ pub fn consolidate_batch(
             ([], None) => {}
             (objects, _) => {
                 order.push(Ok(prepared_ok.len()));
-                prepared_ok.push(prepare(objects, elements, &mut parsed));
+                prepared_ok.push(prepare(
+                    objects,
+                    elements,
+                    settings.limits.max_answers_per_object,
+                    &mut parsed,
+                ));
             }
         }
     }
@@ -418,9 +454,23 @@ pub fn consolidate_batch(
 fn prepare<'a>(
     objects: &[&'a ResolvedObject],
     elements: usize,
+    max_answers: usize,
     parsed_answers: &mut ParsedAnswers<'a>,
 ) -> Prepared<'a> {
-    let all: Vec<&ResolvedAnswer> = objects.iter().flat_map(|o| o.answers.iter()).collect();
+    let mut all: Vec<&ResolvedAnswer> = objects.iter().flat_map(|o| o.answers.iter()).collect();
+    let mut skipped = Vec::new();
+    if all.len() > max_answers {
+        // One record for all of them: listing each would make the response as large as the excess.
+        skipped.push(Skipped {
+            worker: format!("{} workers", all.len() - max_answers),
+            reason: format!(
+                "{} answers past this object's first {max_answers} were left out \
+                 (MAX_ANSWERS_PER_OBJECT)",
+                all.len() - max_answers
+            ),
+        });
+        all.truncate(max_answers);
+    }
     // Whether answer `i` is its worker's last: a scan for the few answers an object has (no map to
     // allocate per object), a map for a hostile number of them.
     let last: Option<HashMap<&str, usize>> = (all.len() > LINEAR_DEDUP_ANSWERS).then(|| {
@@ -436,7 +486,6 @@ fn prepare<'a>(
     };
     let mut answers = Vec::with_capacity(all.len());
     let mut usable = Vec::with_capacity(all.len());
-    let mut skipped = Vec::new();
     for (i, answer) in all.iter().enumerate() {
         if !is_last(i, &answer.worker_id) {
             skipped.push(Skipped {
@@ -542,6 +591,21 @@ fn class_names(job: &BatchJob<'_>, seen: impl Iterator<Item = String>) -> (Vec<S
     (super::job_or_seen_labels(labels, seen), from_job)
 }
 
+/// A usable answer's class name and comment, or why it has none: read where it is needed, not stored
+/// per answer.
+fn single_label<'u>(
+    u: &'u Usable<'_>,
+    task_type: TaskType,
+) -> Result<(&'u str, Option<&'u str>), String> {
+    let element = u.answer.element_for(task_type).map_err(|e| e.to_string())?;
+    let label = element
+        .shape
+        .label
+        .as_deref()
+        .ok_or_else(|| "answer has no label".to_owned())?;
+    Ok((label, element.shape.comment.as_deref()))
+}
+
 fn single_label_results(
     job: &BatchJob<'_>,
     task_type: TaskType,
@@ -551,76 +615,36 @@ fn single_label_results(
     stats: &mut WorkerStats,
     plain_vote: &mut bool,
 ) -> Vec<ObjectResult> {
-    // Each usable answer's class name (or why it has none).
-    let named: Vec<Vec<NamedAnswer<'_, &str>>> = prepared
-        .iter()
-        .map(|p| {
-            p.usable
-                .iter()
-                .map(|u| {
-                    let label = u
-                        .answer
-                        .element_for(task_type)
-                        .map_err(|e| e.to_string())
-                        .and_then(|element| {
-                            element
-                                .shape
-                                .label
-                                .as_deref()
-                                .map(|l| (l, element.shape.comment.as_deref()))
-                                .ok_or_else(|| "answer has no label".to_owned())
-                        });
-                    match label {
-                        Ok((l, comment)) => NamedAnswer {
-                            worker: u.worker,
-                            label: Ok(l),
-                            comment,
-                        },
-                        Err(e) => NamedAnswer {
-                            worker: u.worker,
-                            label: Err(e),
-                            comment: None,
-                        },
-                    }
-                })
-                .collect()
-        })
-        .collect();
     let (classes, stable) = class_names(
         job,
-        named
+        prepared
             .iter()
-            .flatten()
-            .filter_map(|a| a.label.as_ref().ok().map(|l| (*l).to_owned())),
+            .flat_map(|p| p.usable.iter())
+            .filter_map(|u| single_label(u, task_type).ok().map(|(l, _)| l.to_owned())),
     );
     let mut items = Vec::with_capacity(prepared.len());
     let mut comments: Vec<Vec<&str>> = Vec::with_capacity(prepared.len());
     // Answers left out, per object: recorded once the borrowed answers are no longer needed.
     let mut skips: Vec<Vec<Skipped>> = Vec::with_capacity(prepared.len());
-    for answers in &named {
-        let mut votes = Vec::with_capacity(answers.len());
+    for p in prepared.iter() {
+        let mut votes = Vec::with_capacity(p.usable.len());
         let mut object_comments = Vec::new();
         let mut object_skips = Vec::new();
-        for NamedAnswer {
-            worker,
-            label,
-            comment,
-        } in answers
-        {
-            match label {
-                Ok(name) => match classes.iter().position(|c| c == name) {
+        for u in &p.usable {
+            match single_label(u, task_type) {
+                Ok((name, comment)) => match classes.iter().position(|c| c == name) {
                     Some(class) => {
-                        votes.push((*worker, class));
-                        object_comments.extend(*comment);
+                        votes.push((u.worker, class));
+                        object_comments.extend(comment);
                     }
                     None => object_skips.push(Skipped {
-                        worker: (*worker).to_owned(),
+                        worker: u.worker.to_owned(),
                         reason: format!("label `{name}` is not one of the job's labels"),
                     }),
                 },
                 Err(reason) => object_skips.push(Skipped {
-                    worker: (*worker).to_owned(),
-                    reason: reason.clone(),
+                    worker: u.worker.to_owned(),
+                    reason,
                 }),
             }
         }
@@ -703,7 +727,6 @@ fn multi_label_results(
                     NamedAnswer {
                         worker: u.worker,
                         label: labels,
-                        comment: None,
                     }
                 })
                 .collect()
@@ -1281,6 +1304,44 @@ mod tests {
         let c = content(&out, 0);
         assert_eq!(c["category"], json!({"my-form": {"v": "y"}}), "{c:?}");
         assert_eq!(skip_reasons(&c).len(), 2);
+    }
+
+    #[test]
+    fn answers_past_the_limit_are_left_out_as_one_record() {
+        let cls = |w: &str, l: &str| answer(w, "crowd-image-classifier", json!({ "label": l }));
+        let labels = ["Cat".to_owned(), "Dog".to_owned()];
+        // Two Cats first, then eight Dogs past a limit of three answers.
+        let mut answers = vec![cls("a", "Cat"), cls("b", "Cat"), cls("c", "Dog")];
+        answers.extend((0..8).map(|i| cls(&format!("x{i}"), "Dog")));
+        let payload = json!([{"datasetObjectId": "0", "annotations": answers}]);
+        let objects = resolve_inline(parse_payload(payload.to_string().as_bytes()).unwrap());
+        let job = BatchJob {
+            job_name: "pets",
+            label_attribute_name: "category",
+            labels: Some(&labels),
+            now: Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap(),
+            audit: None,
+        };
+        let mut settings = BatchSettings::default();
+        settings.limits.max_answers_per_object = 3;
+        let out = consolidate_batch(&job, &objects, &WorkerPriors::empty(), &settings, &|_| None);
+        let c = content(&out, 0);
+        assert_eq!(
+            c["category"],
+            json!(0),
+            "the first three answers decide: {c:?}"
+        );
+        let skipped = skip_reasons(&c);
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!(skipped[0].0, "8 workers");
+        assert!(
+            skipped[0]
+                .1
+                .contains("8 answers past this object's first 3")
+        );
+        // Without the limit the eight Dogs win.
+        let out = run(&payload.to_string(), Some(&labels), None);
+        assert_eq!(content(&out, 0)["category"], json!(1));
     }
 
     #[test]

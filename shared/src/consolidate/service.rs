@@ -71,6 +71,19 @@ pub enum RequestError {
     /// The earlier answers of a top-up round are not a valid file.
     #[error("the earlier rounds' answers: {0}")]
     InvalidPriorAnswers(#[source] BadPriorAnswers),
+    /// The payload holds more objects than a request may (`BatchLimits::max_objects`): refused before
+    /// any work, as its response could not be delivered anyway.
+    #[error(
+        "payload {uri} holds {objects} objects, over the limit of {limit} per request (MAX_PAYLOAD_OBJECTS)"
+    )]
+    TooManyObjects {
+        /// Where it was read from.
+        uri: String,
+        /// Objects in it.
+        objects: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The payload is not a JSON array.
     #[error("payload {uri}: {source}")]
     InvalidPayload {
@@ -104,6 +117,7 @@ impl RequestError {
             }
             RequestError::PayloadUnreadable(_) => "PayloadUnreadable",
             RequestError::InvalidPayload { .. } => "InvalidPayload",
+            RequestError::TooManyObjects { .. } => "PayloadTooManyObjects",
             RequestError::PriorAnswersUnreadable(StoreError::OutsideScope { .. }) => {
                 "S3LocationNotAllowed"
             }
@@ -250,9 +264,16 @@ pub async fn handle_request(
         (None, None) => return Err(RequestError::NoPayload),
     };
     let mut parsed = parse_payload(&payload).map_err(|source| RequestError::InvalidPayload {
-        uri: payload_name,
+        uri: payload_name.clone(),
         source,
     })?;
+    if parsed.len() > settings.limits.max_objects {
+        return Err(RequestError::TooManyObjects {
+            uri: payload_name,
+            objects: parsed.len(),
+            limit: settings.limits.max_objects,
+        });
+    }
     // The parsed objects own their strings: the payload's bytes (as large as everything else together)
     // are not needed past this point.
     drop(payload);
@@ -1093,6 +1114,43 @@ mod tests {
             limit: 5,
         });
         assert_eq!(too_large.error_type(), "PayloadTooLarge");
+    }
+
+    #[test]
+    fn a_payload_over_the_object_limit_is_refused_before_any_work() {
+        let store = MemoryObjectStore::new();
+        let answers: &[(&str, &str)] = &[("w1", "cat"), ("w2", "cat")];
+        store.insert(
+            "s3://bucket/p.json",
+            payload(&[("0", answers), ("1", answers), ("2", answers)]),
+        );
+        let mut settings = BatchSettings::default();
+        settings.limits.max_objects = 2;
+        let refused = block_on(handle_request(
+            &request("s3://bucket/p.json"),
+            store_ports(&store),
+            &settings,
+            &clock(),
+        ))
+        .unwrap_err();
+        assert_eq!(refused.error_type(), "PayloadTooManyObjects");
+        assert!(
+            refused
+                .to_string()
+                .contains("holds 3 objects, over the limit of 2"),
+            "{refused}"
+        );
+        assert!(store.writes().is_empty(), "nothing written");
+        // At the limit, the batch is answered.
+        settings.limits.max_objects = 3;
+        let outcome = block_on(handle_request(
+            &request("s3://bucket/p.json"),
+            store_ports(&store),
+            &settings,
+            &clock(),
+        ))
+        .unwrap();
+        assert_eq!(outcome.entries.len(), 3);
     }
 
     #[test]
