@@ -58,6 +58,14 @@ pub fn manifest_line(data: &[u8]) {
         let unchanged = text.strip_prefix('\u{feff}').unwrap_or(text);
         assert_eq!(line.to_json_line(), unchanged);
         let _ = line.source();
+        // A line that gains a label is still a line, with the same keys and values (numbers a `Value`
+        // would rewrite keep their text), and it reads back as written.
+        let mut changed = line.clone();
+        changed.insert("groundwork-fuzz-label", serde_json::Value::from(1));
+        let written = changed.to_json_line().into_owned();
+        let reread = ManifestLine::parse(&written).expect("a changed line reads back");
+        assert_eq!(reread.fields(), changed.fields());
+        assert_eq!(reread.to_json_line(), written);
     }
     if let Ok(line) = ManifestLine::from_data_object(text) {
         assert_eq!(line.to_json_line(), text);

@@ -129,9 +129,9 @@ impl<'a> DataSource<'a> {
 pub struct ManifestLine {
     fields: Map<String, Value>,
     /// Top-level values a `Value` would not write back as they came, with their exact text: numbers
-    /// past what an f64 holds exactly (integers past 64 bits, which read rounded) and numbers no f64
-    /// holds at all (`1e400`, which read as null). They are written back as they came while their key
-    /// is untouched, also when other keys of the line change.
+    /// past what an f64 holds exactly (integers past 64 bits, which read rounded), numbers no f64 holds
+    /// at all (`1e400`, which read as null), `2.50`, objects written with spaces. They are written back
+    /// as they came while their key is untouched, also when other keys of the line change.
     exact: Vec<(String, Box<str>)>,
     /// The exact text the line was parsed from; dropped by any change so the writer re-serialises.
     original: Option<Box<str>>,
@@ -342,7 +342,7 @@ impl ManifestLine {
     }
 }
 
-/// A line's keys read one by one, keeping the exact text of the top-level numbers a `Value` does not
+/// A line's keys read one by one, keeping the exact text of the top-level values a `Value` does not
 /// write back as they came (a value no `Value` holds reads as null); `None` when the text is not a
 /// JSON object.
 #[allow(clippy::type_complexity)]
@@ -352,11 +352,11 @@ fn read_key_by_key(text: &str) -> Option<(Map<String, Value>, Vec<(String, Box<s
     let mut exact = Vec::new();
     for (key, raw) in keyed {
         let value = serde_json::from_str::<Value>(raw.get()).ok();
-        let rewritten = match &value {
-            Some(v @ Value::Number(_)) => serde_json::to_string(v).map_or(true, |w| w != raw.get()),
-            Some(_) => false,
-            None => true,
-        };
+        // Whether writing the value back would change its text (`2.50`, `1e400`, an integer past 64
+        // bits, spaces inside an object).
+        let rewritten = value
+            .as_ref()
+            .is_none_or(|v| serde_json::to_string(v).map_or(true, |w| w != raw.get()));
         // A key given twice keeps its last value (as a JSON object map does).
         exact.retain(|(k, _): &(String, Box<str>)| *k != key);
         if rewritten {
@@ -594,6 +594,16 @@ mod tests {
             line.to_json_line(),
             r#"{"a":"x","source-ref":"s3://b/k.jpg","big":123456789012345678901234567890,"animal":1}"#
         );
+        // Any value a `Value` would rewrite keeps its text: `2.50`, an object with spaces.
+        let mut line =
+            ManifestLine::parse(r#"{"source-ref":"s3://b/k", "p": 2.50, "m": {"x": [1, 2]}}"#)
+                .unwrap();
+        line.insert("animal", Value::from(0));
+        assert_eq!(
+            line.to_json_line(),
+            r#"{"source-ref":"s3://b/k","p":2.50,"m":{"x": [1, 2]},"animal":0}"#
+        );
+        assert_eq!(line.get("m"), Some(&serde_json::json!({"x": [1, 2]})));
         // Not JSON at all is still refused.
         assert!(matches!(
             ManifestLine::parse(r#"{"source-ref":"s3://b/k","a":1e400"#),
