@@ -60,7 +60,7 @@ pub fn manifest_line(data: &[u8]) {
         let _ = line.source();
         // A line that gains a label is still a line, with the same keys and values (numbers a `Value`
         // would rewrite keep their text), and it reads back as written.
-        let mut changed = line.clone();
+        let mut changed = line;
         changed.insert("groundwork-fuzz-label", serde_json::Value::from(1));
         let written = changed.to_json_line().into_owned();
         let reread = ManifestLine::parse(&written).expect("a changed line reads back");
