@@ -261,6 +261,57 @@ async fn annotation_consolidation_answers_every_bad_input_as_expected() {
     assert!(misses.is_empty(), "{misses:#?}");
 }
 
+/// The consolidation function's request bounds, set low through its environment as an owner would: a
+/// payload over `MAX_PAYLOAD_OBJECTS` is refused by name before any work; an object's answers past
+/// `MAX_ANSWERS_PER_OBJECT` are left out (the first ones decide) and reported as one skipped record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consolidation_bounds_set_in_the_environment_hold() {
+    let arn = "arn:aws:sagemaker:us-east-1:111122223333:labeling-job/bounds";
+    let answer = |w: usize, label: &str| {
+        serde_json::json!({"workerId": format!("w{w}"), "annotationData": {"content":
+            serde_json::json!({"animal": {"label": label}}).to_string()}})
+    };
+    let request = |objects: Vec<Value>| {
+        let body = serde_json::json!({
+            "version": "2018-10-06", "labelingJobArn": arn, "labelAttributeName": "animal",
+            "labelCategories": ["cat", "dog"],
+            "payload": {"content": Value::Array(objects).to_string()},
+        });
+        Case {
+            name: "bounds".to_owned(),
+            body: body.to_string().into_bytes(),
+            expect: Value::Null,
+        }
+    };
+    let object = |id: usize, answers: Vec<Value>| {
+        serde_json::json!({"datasetObjectId": id.to_string(),
+            "dataObject": {"s3Uri": format!("s3://b/{id}.jpg")}, "annotations": answers})
+    };
+    // Three objects, a limit of two; then one object whose two Cats come before four Dogs, a limit of
+    // three answers.
+    let three = request((0..3).map(|i| object(i, vec![answer(1, "cat")])).collect());
+    let answers: Vec<Value> = [(1, "cat"), (2, "cat"), (3, "dog"), (4, "dog"), (5, "dog"), (6, "dog")]
+        .iter()
+        .map(|(w, l)| answer(*w, l))
+        .collect();
+    let crowded = request(vec![object(0, answers)]);
+    let got = run(
+        "gt-annotation-consolidation",
+        &[three, crowded],
+        &[("MAX_PAYLOAD_OBJECTS", "2"), ("MAX_ANSWERS_PER_OBJECT", "3")],
+    )
+    .await;
+    assert_eq!(error_type(&got[0]), Some("PayloadTooManyObjects"), "{:?}", got[0]);
+    let Answer::Response(response) = &got[1] else {
+        panic!("expected a response, got {:?}", got[1]);
+    };
+    let meta = &response[0]["consolidatedAnnotation"]["content"]["animal-metadata"];
+    assert_eq!(meta["class-name"], "cat", "the first three answers decide: {meta}");
+    let skipped = meta["skipped-answers"].as_array().expect("skipped answers");
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0]["worker-id"], "3 workers");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_chainer_rejects_every_bad_event_by_code() {
     let cases = corpus("auto-chainer.jsonl");

@@ -3,8 +3,9 @@
 //!
 //! The classification families are typed: a batch of thousands of objects holds one small value per
 //! label (a class index, a shared class name, a confidence) instead of a JSON tree with its own copy of
-//! every key, and the keys below are the only spelling of them. Boxes, entities, masks and custom labels
-//! are still built as JSON by their engines ([`LabelBody::Json`]).
+//! every key, and the keys below are the only spelling of them. Custom labels are typed around the
+//! form's own answer. Boxes, entities and masks are still built as JSON by their engines
+//! ([`LabelBody::Json`]).
 //!
 //! The metadata keys common to a batch (`type`, `job-name`, …) and `skipped-answers` are added around
 //! these by [`crate::contracts::LabelContent`].
@@ -42,6 +43,15 @@ pub struct ClassConfidence {
     pub confidence: f64,
 }
 
+/// One worker's answer as given (its text shared with the payload).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerContent {
+    /// The worker.
+    pub worker_id: Arc<str>,
+    /// `annotationData.content`: the answer's JSON text.
+    pub content: Arc<str>,
+}
+
 /// The label part of a consolidated annotation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LabelBody {
@@ -57,9 +67,21 @@ pub enum LabelBody {
     },
     /// Multi-label classification: `<LAN>: [indices]`, `class-map`, `confidence-map`.
     MultiLabel(Vec<ClassConfidence>),
+    /// A custom task's most common answer (`CUSTOM_MODE=most-common`): `<LAN>: <the answer>`,
+    /// `confidence`. The answer is the form's own output, whose shape only the form knows.
+    Custom {
+        /// The answer, as the workers' form wrote it.
+        answer: Value,
+        /// Rounded confidence.
+        confidence: f64,
+    },
+    /// A custom task's every answer (`CUSTOM_MODE=all-answers`):
+    /// `<LAN>: {"annotationsFromAllWorkers": [{"workerId", "annotationData": {"content"}}, …]}`, no
+    /// label metadata.
+    AllAnswers(Vec<WorkerContent>),
     /// No label: `failure-reason`.
     Failed(String),
-    /// The families not typed yet (boxes, entities, masks, custom): the label and the label's own
+    /// The families not typed yet (boxes, entities, masks): the label and the label's own
     /// metadata keys as their engines build them. `label: None` is a failure whose reason is in
     /// `metadata`.
     Json {
@@ -85,7 +107,9 @@ impl LabelBody {
         match self {
             LabelBody::Class(c) | LabelBody::Verification { class: c, .. } => vec![&c.name],
             LabelBody::MultiLabel(classes) => classes.iter().map(|c| &*c.name).collect(),
-            LabelBody::Failed(_) => Vec::new(),
+            LabelBody::Failed(_) | LabelBody::Custom { .. } | LabelBody::AllAnswers(_) => {
+                Vec::new()
+            }
             LabelBody::Json { metadata, .. } => metadata
                 .get(CLASS_NAME)
                 .and_then(Value::as_str)
@@ -132,6 +156,8 @@ impl LabelBody {
                 map.serialize_entry(CLASS_MAP, &ByClass::Names(classes))?;
                 map.serialize_entry(CONFIDENCE_MAP, &ByClass::Confidences(classes))
             }
+            LabelBody::Custom { confidence, .. } => map.serialize_entry(CONFIDENCE, confidence),
+            LabelBody::AllAnswers(_) => Ok(()),
             LabelBody::Failed(reason) => map.serialize_entry(FAILURE_REASON, reason),
             LabelBody::Json { metadata, .. } => {
                 for (key, value) in metadata {
@@ -148,6 +174,8 @@ impl LabelBody {
             LabelBody::Class(c) => Some(LabelValue::Index(c.class)),
             LabelBody::Verification { class, .. } => Some(LabelValue::IndexText(class.class)),
             LabelBody::MultiLabel(classes) => Some(LabelValue::Indices(classes)),
+            LabelBody::Custom { answer, .. } => Some(LabelValue::Json(answer)),
+            LabelBody::AllAnswers(all) => Some(LabelValue::AllAnswers(all)),
             LabelBody::Failed(_) => None,
             LabelBody::Json { label, .. } => label.as_ref().map(LabelValue::Json),
         }
@@ -163,6 +191,8 @@ pub enum LabelValue<'a> {
     IndexText(usize),
     /// Class indices.
     Indices(&'a [ClassConfidence]),
+    /// Every worker's answer.
+    AllAnswers(&'a [WorkerContent]),
     /// Any JSON.
     Json(&'a Value),
 }
@@ -173,6 +203,36 @@ impl Serialize for LabelValue<'_> {
             LabelValue::Index(class) => serializer.serialize_u64(*class as u64),
             LabelValue::IndexText(class) => serializer.collect_str(class),
             LabelValue::Indices(classes) => serializer.collect_seq(classes.iter().map(|c| c.class)),
+            LabelValue::AllAnswers(all) => {
+                #[derive(Serialize)]
+                struct AnnotationData<'a> {
+                    content: &'a str,
+                }
+                #[derive(Serialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Answer<'a> {
+                    worker_id: &'a str,
+                    annotation_data: AnnotationData<'a>,
+                }
+                #[derive(Serialize)]
+                #[serde(rename_all = "camelCase")]
+                struct All<I: Serialize> {
+                    annotations_from_all_workers: I,
+                }
+                let answers: Vec<Answer<'_>> = all
+                    .iter()
+                    .map(|a| Answer {
+                        worker_id: &a.worker_id,
+                        annotation_data: AnnotationData {
+                            content: &a.content,
+                        },
+                    })
+                    .collect();
+                All {
+                    annotations_from_all_workers: answers,
+                }
+                .serialize(serializer)
+            }
             LabelValue::Json(value) => value.serialize(serializer),
         }
     }
@@ -272,6 +332,25 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&meta).unwrap(),
             r#"{"class-map":{"2":"sky","0":"sea"},"confidence-map":{"2":0.8,"0":0.61}}"#
+        );
+        assert_eq!(
+            written(&LabelBody::Custom {
+                answer: json!({"form": {"x": 1}}),
+                confidence: 0.67,
+            }),
+            (Some(json!({"form": {"x": 1}})), json!({"confidence": 0.67}))
+        );
+        assert_eq!(
+            written(&LabelBody::AllAnswers(vec![WorkerContent {
+                worker_id: Arc::from("w1"),
+                content: Arc::from(r#"{"form":{"x":1}}"#),
+            }])),
+            (
+                Some(json!({"annotationsFromAllWorkers": [
+                    {"workerId": "w1", "annotationData": {"content": "{\"form\":{\"x\":1}}"}}
+                ]})),
+                json!({})
+            )
         );
         assert_eq!(
             written(&LabelBody::Failed("no usable answer".to_owned())),

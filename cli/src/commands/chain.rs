@@ -180,7 +180,7 @@ pub(crate) async fn run_clone(args: CloneArgs) -> anyhow::Result<ExitCode> {
     .await?;
     let (outcome, arn) = match &report.outcome {
         CloneOutcome::Created { arn } => ("created", Some(arn.as_str())),
-        CloneOutcome::AlreadyExists => ("already-exists", None),
+        CloneOutcome::AlreadyExists => ("duplicate", None),
         CloneOutcome::WouldCreate => ("dry-run", None),
     };
     eprintln!(

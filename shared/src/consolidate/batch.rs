@@ -45,7 +45,7 @@ use crate::contracts::{
     BadPayloadObject, ConsolidationResponseEntry, LabelContent, PayloadDataObject,
 };
 use crate::metadata::{CommonMetadata, round_confidence};
-use crate::output::{self, ClassConfidence, LabelBody};
+use crate::output::{ClassConfidence, LabelBody, WorkerContent};
 use crate::task_type::{AnswerKind, TaskType};
 
 /// One worker's answer, fetched: its JSON text, or why it could not be had.
@@ -1023,20 +1023,19 @@ fn custom_results(
             }
             match mode {
                 CustomMode::AllAnswers => {
+                    // The answers' texts are shared with the payload, not copied.
                     let all = p
                         .answers
                         .iter()
                         .filter_map(|a| {
-                            a.content.as_ref().ok().map(|c| {
-                                json!({"workerId": a.worker_id, "annotationData": {"content": c}})
+                            a.content.as_ref().ok().map(|c| WorkerContent {
+                                worker_id: Arc::clone(&a.worker_id),
+                                content: Arc::clone(c),
                             })
                         })
                         .collect();
                     ObjectResult::Labeled {
-                        body: LabelBody::Json {
-                            label: Some(json!({ "annotationsFromAllWorkers": Value::Array(all) })),
-                            metadata: Map::new(),
-                        },
+                        body: LabelBody::AllAnswers(all),
                         confidence: 0.0,
                     }
                 }
@@ -1059,12 +1058,10 @@ fn custom_results(
                                 }
                             }
                             let confidence = round_confidence(outcome.confidence);
-                            let mut meta = Map::new();
-                            meta.insert(output::CONFIDENCE.to_owned(), json!(confidence));
                             ObjectResult::Labeled {
-                                body: LabelBody::Json {
-                                    label: Some(outcome.answer),
-                                    metadata: meta,
+                                body: LabelBody::Custom {
+                                    answer: outcome.answer,
+                                    confidence,
                                 },
                                 confidence,
                             }
