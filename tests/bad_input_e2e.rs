@@ -290,23 +290,41 @@ async fn consolidation_bounds_set_in_the_environment_hold() {
     // Three objects, a limit of two; then one object whose two Cats come before four Dogs, a limit of
     // three answers.
     let three = request((0..3).map(|i| object(i, vec![answer(1, "cat")])).collect());
-    let answers: Vec<Value> = [(1, "cat"), (2, "cat"), (3, "dog"), (4, "dog"), (5, "dog"), (6, "dog")]
-        .iter()
-        .map(|(w, l)| answer(*w, l))
-        .collect();
+    let answers: Vec<Value> = [
+        (1, "cat"),
+        (2, "cat"),
+        (3, "dog"),
+        (4, "dog"),
+        (5, "dog"),
+        (6, "dog"),
+    ]
+    .iter()
+    .map(|(w, l)| answer(*w, l))
+    .collect();
     let crowded = request(vec![object(0, answers)]);
     let got = run(
         "gt-annotation-consolidation",
         &[three, crowded],
-        &[("MAX_PAYLOAD_OBJECTS", "2"), ("MAX_ANSWERS_PER_OBJECT", "3")],
+        &[
+            ("MAX_PAYLOAD_OBJECTS", "2"),
+            ("MAX_ANSWERS_PER_OBJECT", "3"),
+        ],
     )
     .await;
-    assert_eq!(error_type(&got[0]), Some("PayloadTooManyObjects"), "{:?}", got[0]);
+    assert_eq!(
+        error_type(&got[0]),
+        Some("PayloadTooManyObjects"),
+        "{:?}",
+        got[0]
+    );
     let Answer::Response(response) = &got[1] else {
         panic!("expected a response, got {:?}", got[1]);
     };
     let meta = &response[0]["consolidatedAnnotation"]["content"]["animal-metadata"];
-    assert_eq!(meta["class-name"], "cat", "the first three answers decide: {meta}");
+    assert_eq!(
+        meta["class-name"], "cat",
+        "the first three answers decide: {meta}"
+    );
     let skipped = meta["skipped-answers"].as_array().expect("skipped answers");
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert_eq!(skipped[0]["worker-id"], "3 workers");
