@@ -4,7 +4,8 @@
 //! The classification families are typed: a batch of thousands of objects holds one small value per
 //! label (a class index, a shared class name, a confidence) instead of a JSON tree with its own copy of
 //! every key, and the keys below are the only spelling of them. Custom labels are typed around the
-//! form's own answer. Boxes, entities and masks are still built as JSON by their engines
+//! form's own answer; object-detection labels are typed boxes. Entities and masks are still built as JSON
+//! by their engines
 //! ([`LabelBody::Json`]).
 //!
 //! The metadata keys common to a batch (`type`, `job-name`, …) and `skipped-answers` are added around
@@ -28,6 +29,12 @@ pub const CLASS_MAP: &str = "class-map";
 pub const CONFIDENCE_MAP: &str = "confidence-map";
 /// `failure-reason`: why an object got no label.
 pub const FAILURE_REASON: &str = "failure-reason";
+/// `objects`: one `{"confidence"}` per box of an object-detection label.
+pub const OBJECTS: &str = "objects";
+/// `adjustment-status`: whether an adjustment job's workers changed the prior label.
+pub const ADJUSTMENT_STATUS: &str = "adjustment-status";
+/// `dropped`: the answers and items a geometry engine left out, with reasons.
+pub const DROPPED: &str = "dropped";
 /// `duplicate-dataset-object-id`: how many payload elements shared the object's id.
 pub const DUPLICATE_DATASET_OBJECT_ID: &str = "duplicate-dataset-object-id";
 
@@ -41,6 +48,55 @@ pub struct ClassConfidence {
     pub name: Arc<str>,
     /// Rounded confidence.
     pub confidence: f64,
+}
+
+/// One box of an object-detection label, in pixels, with its class and rounded confidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectedBox {
+    /// Index in the job's class list.
+    pub class_id: usize,
+    /// The class's name.
+    pub class_name: String,
+    /// Left edge.
+    pub left: i64,
+    /// Top edge.
+    pub top: i64,
+    /// Width.
+    pub width: i64,
+    /// Height.
+    pub height: i64,
+    /// Rounded confidence.
+    pub confidence: f64,
+}
+
+/// An object-detection label (bounding boxes and their adjustment):
+/// `<LAN>: {"image_size": [{"width", "height", "depth": 3}], "annotations": [{"class_id", "left",
+/// "top", "width", "height"}, …]}`, and `objects`, `class-map`, `adjustment-status` (adjustment jobs)
+/// and `dropped` (when something was left out) in the metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoxesLabel {
+    /// The boxes, in output order.
+    pub boxes: Vec<DetectedBox>,
+    /// The image's width and height.
+    pub image_size: (u32, u32),
+    /// `adjusted` / `unadjusted`, for adjustment jobs.
+    pub adjustment_status: Option<&'static str>,
+    /// What was left out (`dropped`), when anything was.
+    pub dropped: Option<Value>,
+}
+
+impl BoxesLabel {
+    /// The classes the boxes name, by index, each once.
+    fn classes(&self) -> Vec<(usize, &str)> {
+        let mut classes: Vec<(usize, &str)> = self
+            .boxes
+            .iter()
+            .map(|b| (b.class_id, b.class_name.as_str()))
+            .collect();
+        classes.sort_unstable();
+        classes.dedup();
+        classes
+    }
 }
 
 /// One worker's answer as given (its text shared with the payload).
@@ -79,9 +135,11 @@ pub enum LabelBody {
     /// `<LAN>: {"annotationsFromAllWorkers": [{"workerId", "annotationData": {"content"}}, …]}`, no
     /// label metadata.
     AllAnswers(Vec<WorkerContent>),
+    /// Bounding boxes and their adjustment.
+    Boxes(BoxesLabel),
     /// No label: `failure-reason`.
     Failed(String),
-    /// The families not typed yet (boxes, entities, masks): the label and the label's own
+    /// The families not typed yet (entities, masks): the label and the label's own
     /// metadata keys as their engines build them. `label: None` is a failure whose reason is in
     /// `metadata`.
     Json {
@@ -107,6 +165,7 @@ impl LabelBody {
         match self {
             LabelBody::Class(c) | LabelBody::Verification { class: c, .. } => vec![&c.name],
             LabelBody::MultiLabel(classes) => classes.iter().map(|c| &*c.name).collect(),
+            LabelBody::Boxes(label) => label.classes().into_iter().map(|(_, name)| name).collect(),
             LabelBody::Failed(_) | LabelBody::Custom { .. } | LabelBody::AllAnswers(_) => {
                 Vec::new()
             }
@@ -158,6 +217,28 @@ impl LabelBody {
             }
             LabelBody::Custom { confidence, .. } => map.serialize_entry(CONFIDENCE, confidence),
             LabelBody::AllAnswers(_) => Ok(()),
+            LabelBody::Boxes(label) => {
+                #[derive(Serialize)]
+                struct Object {
+                    confidence: f64,
+                }
+                let objects: Vec<Object> = label
+                    .boxes
+                    .iter()
+                    .map(|b| Object {
+                        confidence: b.confidence,
+                    })
+                    .collect();
+                map.serialize_entry(OBJECTS, &objects)?;
+                map.serialize_entry(CLASS_MAP, &ClassMap(&label.classes()))?;
+                if let Some(status) = label.adjustment_status {
+                    map.serialize_entry(ADJUSTMENT_STATUS, status)?;
+                }
+                if let Some(dropped) = &label.dropped {
+                    map.serialize_entry(DROPPED, dropped)?;
+                }
+                Ok(())
+            }
             LabelBody::Failed(reason) => map.serialize_entry(FAILURE_REASON, reason),
             LabelBody::Json { metadata, .. } => {
                 for (key, value) in metadata {
@@ -168,6 +249,19 @@ impl LabelBody {
         }
     }
 
+    /// The label's own metadata keys as a JSON object (for tests and reports).
+    pub fn metadata_json(&self) -> Map<String, Value> {
+        match serde_json::to_value(MetadataKeys(self)) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+
+    /// The value written under `<LAN>` as JSON (for tests and reports).
+    pub fn label_json(&self) -> Option<Value> {
+        self.label().and_then(|l| serde_json::to_value(l).ok())
+    }
+
     /// The value written under `<LAN>`, `None` for a failure.
     pub fn label(&self) -> Option<LabelValue<'_>> {
         match self {
@@ -176,6 +270,7 @@ impl LabelBody {
             LabelBody::MultiLabel(classes) => Some(LabelValue::Indices(classes)),
             LabelBody::Custom { answer, .. } => Some(LabelValue::Json(answer)),
             LabelBody::AllAnswers(all) => Some(LabelValue::AllAnswers(all)),
+            LabelBody::Boxes(label) => Some(LabelValue::Boxes(label)),
             LabelBody::Failed(_) => None,
             LabelBody::Json { label, .. } => label.as_ref().map(LabelValue::Json),
         }
@@ -193,6 +288,8 @@ pub enum LabelValue<'a> {
     Indices(&'a [ClassConfidence]),
     /// Every worker's answer.
     AllAnswers(&'a [WorkerContent]),
+    /// An object-detection label.
+    Boxes(&'a BoxesLabel),
     /// Any JSON.
     Json(&'a Value),
 }
@@ -233,6 +330,47 @@ impl Serialize for LabelValue<'_> {
                 }
                 .serialize(serializer)
             }
+            LabelValue::Boxes(label) => {
+                #[derive(Serialize)]
+                struct Size {
+                    width: u32,
+                    height: u32,
+                    depth: u32,
+                }
+                #[derive(Serialize)]
+                struct Annotation {
+                    class_id: usize,
+                    left: i64,
+                    top: i64,
+                    width: i64,
+                    height: i64,
+                }
+                #[derive(Serialize)]
+                struct Detection {
+                    image_size: [Size; 1],
+                    annotations: Vec<Annotation>,
+                }
+                let (width, height) = label.image_size;
+                Detection {
+                    image_size: [Size {
+                        width,
+                        height,
+                        depth: 3,
+                    }],
+                    annotations: label
+                        .boxes
+                        .iter()
+                        .map(|b| Annotation {
+                            class_id: b.class_id,
+                            left: b.left,
+                            top: b.top,
+                            width: b.width,
+                            height: b.height,
+                        })
+                        .collect(),
+                }
+                .serialize(serializer)
+            }
             LabelValue::Json(value) => value.serialize(serializer),
         }
     }
@@ -259,6 +397,19 @@ impl Serialize for Feedback<'_> {
             comment: &'a str,
         }
         serializer.collect_seq(self.0.iter().map(|c| Comment { comment: c }))
+    }
+}
+
+/// `class-map` of an object-detection label: class index (as text) → name, in index order.
+struct ClassMap<'a>(&'a [(usize, &'a str)]);
+
+impl Serialize for ClassMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (id, name) in self.0 {
+            map.serialize_entry(&id.to_string(), name)?;
+        }
+        map.end()
     }
 }
 

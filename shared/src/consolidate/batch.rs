@@ -28,7 +28,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::answers::{Answer, AnswerError, answer_task_type, infer_task_type, parse_content};
 use super::boxes::{BoxConfig, BoxJob, WorkerAnswer, consolidate_boxes};
@@ -45,7 +45,7 @@ use crate::contracts::{
     BadPayloadObject, ConsolidationResponseEntry, LabelContent, PayloadDataObject,
 };
 use crate::metadata::{CommonMetadata, round_confidence};
-use crate::output::{ClassConfidence, LabelBody, WorkerContent};
+use crate::output::{self, ClassConfidence, LabelBody, WorkerContent};
 use crate::task_type::{AnswerKind, TaskType};
 
 /// One worker's answer, fetched: its JSON text, or why it could not be had.
@@ -849,8 +849,7 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
 
 /// What a geometry engine (boxes, spans, masks) made of one object.
 struct GeometryLabel {
-    label: Value,
-    metadata: Map<String, Value>,
+    body: LabelBody,
     confidence: f64,
     dropped: Vec<super::boxes::Dropped>,
     agreements: Vec<super::boxes::WorkerAgreement>,
@@ -882,15 +881,19 @@ fn geometry_results(
                     for a in &g.agreements {
                         stats.add_agreement(&a.worker_id, a.agreed, a.total);
                     }
-                    let mut metadata = g.metadata;
+                    let mut body = g.body;
                     if !g.dropped.is_empty() {
-                        metadata.insert("dropped".to_owned(), dropped_list(&g.dropped));
+                        let dropped = dropped_list(&g.dropped);
+                        match &mut body {
+                            LabelBody::Boxes(label) => label.dropped = Some(dropped),
+                            LabelBody::Json { metadata, .. } => {
+                                metadata.insert(output::DROPPED.to_owned(), dropped);
+                            }
+                            _ => {}
+                        }
                     }
                     ObjectResult::Labeled {
-                        body: LabelBody::Json {
-                            label: Some(g.label),
-                            metadata,
-                        },
+                        body,
                         confidence: g.confidence,
                     }
                 }
@@ -918,8 +921,7 @@ fn box_results(
         consolidate_boxes(workers, &box_job, &settings.boxes)
             .map(|c| GeometryLabel {
                 confidence: mean(c.boxes.iter().map(|b| b.confidence)),
-                label: c.label,
-                metadata: c.metadata,
+                body: LabelBody::Boxes(c.output()),
                 dropped: c.dropped,
                 agreements: c.agreements,
             })
@@ -949,8 +951,10 @@ fn span_results(
         consolidate_spans(workers, &span_job, &settings.spans)
             .map(|c| GeometryLabel {
                 confidence: mean(c.entities.iter().map(|e| e.confidence)),
-                label: c.label,
-                metadata: c.metadata,
+                body: LabelBody::Json {
+                    label: Some(c.label),
+                    metadata: c.metadata,
+                },
                 dropped: c.dropped,
                 agreements: c.agreements,
             })
@@ -987,8 +991,10 @@ fn mask_results(
             png: c.png,
         });
         Ok(GeometryLabel {
-            label: Value::from(location),
-            metadata: c.metadata,
+            body: LabelBody::Json {
+                label: Some(Value::from(location)),
+                metadata: c.metadata,
+            },
             confidence: c.confidence,
             dropped: c.dropped,
             agreements: c.agreements,
@@ -1112,6 +1118,7 @@ mod tests {
     use super::*;
     use crate::contracts::parse_payload;
     use chrono::TimeZone;
+    use serde_json::Map;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/aws");
 

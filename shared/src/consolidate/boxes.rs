@@ -52,6 +52,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::output::{BoxesLabel, DetectedBox, LabelBody};
 pub use crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
 use crowd::{ReasonLog, existence_probability, round_confidence, vote_posterior};
 use matching::robust_centre;
@@ -396,11 +397,6 @@ pub struct ConsolidatedBox {
 /// The consolidated label of one image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoxConsolidation {
-    /// The `<LAN>` value: `{"image_size":[…],"annotations":[…]}`.
-    pub label: Value,
-    /// The task-specific `<LAN>-metadata` keys: `objects`, `class-map` and, for adjustment jobs,
-    /// `adjustment-status`. The caller adds `type`, `job-name`, `human-annotated` and `creation-date`.
-    pub metadata: Map<String, Value>,
     /// The boxes, in output order (top, then left).
     pub boxes: Vec<ConsolidatedBox>,
     /// The image size written in `image_size`.
@@ -603,8 +599,6 @@ pub fn consolidate_boxes(
     });
 
     Ok(BoxConsolidation {
-        label: label_value(&boxes, image_size),
-        metadata: metadata_value(&boxes, adjustment_status),
         boxes,
         image_size,
         adjustment_status,
@@ -965,61 +959,42 @@ fn differs_from_prior(boxes: &[ConsolidatedBox], prior: &Value) -> bool {
     false
 }
 
-fn label_value(boxes: &[ConsolidatedBox], image: ImageSize) -> Value {
-    let mut size = Map::with_capacity(3);
-    size.insert("width".to_owned(), Value::from(image.width));
-    size.insert("height".to_owned(), Value::from(image.height));
-    size.insert("depth".to_owned(), Value::from(3));
-    let annotations = boxes
-        .iter()
-        .map(|b| {
-            let mut annotation = Map::with_capacity(5);
-            annotation.insert("class_id".to_owned(), Value::from(b.class_id));
-            annotation.insert("left".to_owned(), Value::from(b.left));
-            annotation.insert("top".to_owned(), Value::from(b.top));
-            annotation.insert("width".to_owned(), Value::from(b.width));
-            annotation.insert("height".to_owned(), Value::from(b.height));
-            Value::Object(annotation)
-        })
-        .collect();
-    let mut label = Map::with_capacity(2);
-    label.insert(
-        "image_size".to_owned(),
-        Value::Array(vec![Value::Object(size)]),
-    );
-    label.insert("annotations".to_owned(), Value::Array(annotations));
-    Value::Object(label)
-}
+impl BoxConsolidation {
+    /// The label as Ground Truth's object-detection output ([`crate::output::BoxesLabel`]); `dropped`
+    /// is the caller's to add.
+    pub fn output(&self) -> BoxesLabel {
+        BoxesLabel {
+            boxes: self
+                .boxes
+                .iter()
+                .map(|b| DetectedBox {
+                    class_id: b.class_id,
+                    class_name: b.class_name.clone(),
+                    left: b.left,
+                    top: b.top,
+                    width: b.width,
+                    height: b.height,
+                    confidence: b.confidence,
+                })
+                .collect(),
+            image_size: (self.image_size.width, self.image_size.height),
+            adjustment_status: self.adjustment_status.map(AdjustmentStatus::as_str),
+            dropped: None,
+        }
+    }
 
-fn metadata_value(
-    boxes: &[ConsolidatedBox],
-    adjustment_status: Option<AdjustmentStatus>,
-) -> Map<String, Value> {
-    let objects = boxes
-        .iter()
-        .map(|b| {
-            let mut object = Map::with_capacity(1);
-            object.insert("confidence".to_owned(), Value::from(b.confidence));
-            Value::Object(object)
-        })
-        .collect();
-    let mut classes: Vec<(usize, &str)> = boxes
-        .iter()
-        .map(|b| (b.class_id, b.class_name.as_str()))
-        .collect();
-    classes.sort_unstable();
-    classes.dedup();
-    let mut class_map = Map::with_capacity(classes.len());
-    for (id, name) in classes {
-        class_map.insert(id.to_string(), Value::from(name));
+    /// The `<LAN>` value as JSON: `{"image_size":[…],"annotations":[…]}`.
+    pub fn label(&self) -> Value {
+        LabelBody::Boxes(self.output())
+            .label_json()
+            .unwrap_or(Value::Null)
     }
-    let mut metadata = Map::with_capacity(3);
-    metadata.insert("objects".to_owned(), Value::Array(objects));
-    metadata.insert("class-map".to_owned(), Value::Object(class_map));
-    if let Some(status) = adjustment_status {
-        metadata.insert("adjustment-status".to_owned(), Value::from(status.as_str()));
+
+    /// The label's own `<LAN>-metadata` keys as JSON: `objects`, `class-map` and, for adjustment jobs,
+    /// `adjustment-status`.
+    pub fn metadata(&self) -> Map<String, Value> {
+        LabelBody::Boxes(self.output()).metadata_json()
     }
-    metadata
 }
 
 #[cfg(test)]

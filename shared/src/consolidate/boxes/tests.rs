@@ -112,7 +112,7 @@ fn output_has_ground_truths_exact_shape() {
     // The dog is the median of three boxes; the bone, drawn by two, leans toward the worker whose dog
     // box sat closer to the consensus.
     assert_eq!(
-        result.label,
+        result.label(),
         json!({
             "image_size": [{"width": 640, "height": 480, "depth": 3}],
             "annotations": [
@@ -123,10 +123,10 @@ fn output_has_ground_truths_exact_shape() {
     );
     // Key order matters for byte-exact manifests (preserve_order).
     assert_eq!(
-        serde_json::to_string(&result.label["annotations"][0]).unwrap(),
+        serde_json::to_string(&result.label()["annotations"][0]).unwrap(),
         r#"{"class_id":2,"left":10,"top":10,"width":20,"height":20}"#
     );
-    let metadata = Value::Object(result.metadata.clone());
+    let metadata = Value::Object(result.metadata());
     assert_eq!(metadata["class-map"], json!({"0": "dog", "2": "bone"}));
     let confidences: Vec<f64> = metadata["objects"]
         .as_array()
@@ -154,7 +154,7 @@ fn a_lone_worker_gets_its_boxes_with_confidence_zero() {
     assert_eq!(result.boxes.len(), 2);
     assert!(result.boxes.iter().all(|b| b.confidence == 0.0));
     assert_eq!(
-        result.label["annotations"][0],
+        result.label()["annotations"][0],
         json!({"class_id": 0, "left": 10, "top": 21, "width": 31, "height": 40})
     );
     assert!(result.agreements.is_empty());
@@ -171,7 +171,7 @@ fn class_ids_without_a_label_file_follow_the_sorted_labels() {
         ("ant", 100.0, 100.0, 30.0, 30.0),
     ]);
     let result = consolidate(&[a.clone(), a], &[]);
-    let metadata = Value::Object(result.metadata);
+    let metadata = Value::Object(result.metadata());
     assert_eq!(metadata["class-map"], json!({"0": "ant", "1": "zebra"}));
 }
 
@@ -254,7 +254,7 @@ fn degenerate_boxes_are_clipped_or_dropped_with_reasons() {
     ], "inputImageProperties": {"height": 480, "width": 640}});
     let result = consolidate(&[a], &labels);
     assert_eq!(
-        result.label["annotations"],
+        result.label()["annotations"],
         json!([
             {"class_id": 0, "left": 0, "top": 0, "width": 40, "height": 30},
             {"class_id": 0, "left": 600, "top": 400, "width": 40, "height": 80}
@@ -356,7 +356,7 @@ fn adjustment_status_follows_workers_and_the_prior_label() {
     };
     let result = run(&[&unchanged, &unchanged, &unchanged]);
     assert_eq!(result.adjustment_status, Some(AdjustmentStatus::Unadjusted));
-    assert_eq!(result.metadata["adjustment-status"], json!("unadjusted"));
+    assert_eq!(result.metadata()["adjustment-status"], json!("unadjusted"));
     // One worker moved the box: Ground Truth calls that adjusted even though the majority kept it.
     let result = run(&[&unchanged, &unchanged, &moved]);
     assert_eq!(result.adjustment_status, Some(AdjustmentStatus::Adjusted));
@@ -405,10 +405,10 @@ fn the_aws_output_fixture_round_trips_as_a_prior_label() {
         let result = consolidate_boxes(&workers, &job, &BoxConfig::default()).unwrap();
         assert_eq!(result.boxes.len(), annotations.len());
         assert_eq!(result.adjustment_status, Some(AdjustmentStatus::Unadjusted));
-        assert_eq!(result.label["image_size"], prior["image_size"]);
+        assert_eq!(result.label()["image_size"], prior["image_size"]);
         let metadata = &line["category-metadata"];
         assert_eq!(
-            Value::Object(result.metadata.clone())["class-map"],
+            Value::Object(result.metadata())["class-map"],
             metadata["class-map"]
         );
     }
@@ -423,8 +423,9 @@ proptest! {
         for job_labels in [&labels[..], &[]] {
             let job = BoxJob { labels: job_labels, adjustment: true, prior_label: answers.first() };
             if let Ok(result) = consolidate_boxes(&workers, &job, &BoxConfig::default()) {
-                let annotations = result.label["annotations"].as_array().unwrap();
-                prop_assert_eq!(annotations.len(), result.metadata["objects"].as_array().unwrap().len());
+                let label = result.label();
+                let annotations = label["annotations"].as_array().unwrap();
+                prop_assert_eq!(annotations.len(), result.metadata()["objects"].as_array().unwrap().len());
                 for b in &result.boxes {
                     prop_assert!(b.width >= 1 && b.height >= 1 && b.left >= 0 && b.top >= 0);
                     prop_assert!((0.0..=1.0).contains(&b.confidence));
