@@ -4,8 +4,8 @@
 //! The classification families are typed: a batch of thousands of objects holds one small value per
 //! label (a class index, a shared class name, a confidence) instead of a JSON tree with its own copy of
 //! every key, and the keys below are the only spelling of them. Custom labels are typed around the
-//! form's own answer; object-detection labels are typed boxes. Entities and masks are still built as JSON
-//! by their engines
+//! form's own answer; object-detection and named-entity labels are typed boxes and spans. Masks are still
+//! built as JSON by their engine
 //! ([`LabelBody::Json`]).
 //!
 //! The metadata keys common to a batch (`type`, `job-name`, …) and `skipped-answers` are added around
@@ -33,6 +33,8 @@ pub const FAILURE_REASON: &str = "failure-reason";
 pub const OBJECTS: &str = "objects";
 /// `adjustment-status`: whether an adjustment job's workers changed the prior label.
 pub const ADJUSTMENT_STATUS: &str = "adjustment-status";
+/// `entities`: one `{"confidence"}` per entity of a named-entity label.
+pub const ENTITIES: &str = "entities";
 /// `dropped`: the answers and items a geometry engine left out, with reasons.
 pub const DROPPED: &str = "dropped";
 /// `duplicate-dataset-object-id`: how many payload elements shared the object's id.
@@ -99,6 +101,32 @@ impl BoxesLabel {
     }
 }
 
+/// One entity of a named-entity label: its label, its character range and rounded confidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    /// The entity's label.
+    pub label: String,
+    /// First character.
+    pub start_offset: u64,
+    /// One past the last character.
+    pub end_offset: u64,
+    /// Rounded confidence.
+    pub confidence: f64,
+}
+
+/// A named-entity label: `<LAN>: {"annotations": {"labels": [{"label", "shortDisplayName"?}, …],
+/// "entities": [{"label", "startOffset", "endOffset"}, …]}}`, and `entities` (one `{"confidence"}` per
+/// entity) and `dropped` (when something was left out) in the metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntitiesLabel {
+    /// The job's labels with their short display names (or the labels the workers used).
+    pub labels: Vec<(String, Option<String>)>,
+    /// The entities, by start offset.
+    pub entities: Vec<Entity>,
+    /// What was left out (`dropped`), when anything was.
+    pub dropped: Option<Value>,
+}
+
 /// One worker's answer as given (its text shared with the payload).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerContent {
@@ -137,9 +165,11 @@ pub enum LabelBody {
     AllAnswers(Vec<WorkerContent>),
     /// Bounding boxes and their adjustment.
     Boxes(BoxesLabel),
+    /// Named entities.
+    Entities(EntitiesLabel),
     /// No label: `failure-reason`.
     Failed(String),
-    /// The families not typed yet (entities, masks): the label and the label's own
+    /// The family not typed yet (masks): the label and the label's own
     /// metadata keys as their engines build them. `label: None` is a failure whose reason is in
     /// `metadata`.
     Json {
@@ -166,6 +196,13 @@ impl LabelBody {
             LabelBody::Class(c) | LabelBody::Verification { class: c, .. } => vec![&c.name],
             LabelBody::MultiLabel(classes) => classes.iter().map(|c| &*c.name).collect(),
             LabelBody::Boxes(label) => label.classes().into_iter().map(|(_, name)| name).collect(),
+            LabelBody::Entities(label) => {
+                let mut names: Vec<&str> =
+                    label.entities.iter().map(|e| e.label.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                names
+            }
             LabelBody::Failed(_) | LabelBody::Custom { .. } | LabelBody::AllAnswers(_) => {
                 Vec::new()
             }
@@ -217,6 +254,24 @@ impl LabelBody {
             }
             LabelBody::Custom { confidence, .. } => map.serialize_entry(CONFIDENCE, confidence),
             LabelBody::AllAnswers(_) => Ok(()),
+            LabelBody::Entities(label) => {
+                #[derive(Serialize)]
+                struct Confidence {
+                    confidence: f64,
+                }
+                let confidences: Vec<Confidence> = label
+                    .entities
+                    .iter()
+                    .map(|e| Confidence {
+                        confidence: e.confidence,
+                    })
+                    .collect();
+                map.serialize_entry(ENTITIES, &confidences)?;
+                if let Some(dropped) = &label.dropped {
+                    map.serialize_entry(DROPPED, dropped)?;
+                }
+                Ok(())
+            }
             LabelBody::Boxes(label) => {
                 #[derive(Serialize)]
                 struct Object {
@@ -271,6 +326,7 @@ impl LabelBody {
             LabelBody::Custom { answer, .. } => Some(LabelValue::Json(answer)),
             LabelBody::AllAnswers(all) => Some(LabelValue::AllAnswers(all)),
             LabelBody::Boxes(label) => Some(LabelValue::Boxes(label)),
+            LabelBody::Entities(label) => Some(LabelValue::Entities(label)),
             LabelBody::Failed(_) => None,
             LabelBody::Json { label, .. } => label.as_ref().map(LabelValue::Json),
         }
@@ -290,6 +346,8 @@ pub enum LabelValue<'a> {
     AllAnswers(&'a [WorkerContent]),
     /// An object-detection label.
     Boxes(&'a BoxesLabel),
+    /// A named-entity label.
+    Entities(&'a EntitiesLabel),
     /// Any JSON.
     Json(&'a Value),
 }
@@ -368,6 +426,53 @@ impl Serialize for LabelValue<'_> {
                             height: b.height,
                         })
                         .collect(),
+                }
+                .serialize(serializer)
+            }
+            LabelValue::Entities(label) => {
+                #[derive(Serialize)]
+                #[serde(rename_all = "camelCase")]
+                struct LabelEntry<'a> {
+                    label: &'a str,
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    short_display_name: Option<&'a str>,
+                }
+                #[derive(Serialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Span<'a> {
+                    label: &'a str,
+                    start_offset: u64,
+                    end_offset: u64,
+                }
+                #[derive(Serialize)]
+                struct Annotations<'a> {
+                    labels: Vec<LabelEntry<'a>>,
+                    entities: Vec<Span<'a>>,
+                }
+                #[derive(Serialize)]
+                struct Spans<'a> {
+                    annotations: Annotations<'a>,
+                }
+                Spans {
+                    annotations: Annotations {
+                        labels: label
+                            .labels
+                            .iter()
+                            .map(|(name, short)| LabelEntry {
+                                label: name,
+                                short_display_name: short.as_deref(),
+                            })
+                            .collect(),
+                        entities: label
+                            .entities
+                            .iter()
+                            .map(|e| Span {
+                                label: &e.label,
+                                start_offset: e.start_offset,
+                                end_offset: e.end_offset,
+                            })
+                            .collect(),
+                    },
                 }
                 .serialize(serializer)
             }

@@ -886,6 +886,7 @@ fn geometry_results(
                         let dropped = dropped_list(&g.dropped);
                         match &mut body {
                             LabelBody::Boxes(label) => label.dropped = Some(dropped),
+                            LabelBody::Entities(label) => label.dropped = Some(dropped),
                             LabelBody::Json { metadata, .. } => {
                                 metadata.insert(output::DROPPED.to_owned(), dropped);
                             }
@@ -951,10 +952,7 @@ fn span_results(
         consolidate_spans(workers, &span_job, &settings.spans)
             .map(|c| GeometryLabel {
                 confidence: mean(c.entities.iter().map(|e| e.confidence)),
-                body: LabelBody::Json {
-                    label: Some(c.label),
-                    metadata: c.metadata,
-                },
+                body: LabelBody::Entities(c.output()),
                 dropped: c.dropped,
                 agreements: c.agreements,
             })

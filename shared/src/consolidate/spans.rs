@@ -41,6 +41,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::output::{EntitiesLabel, Entity, LabelBody};
+
 pub use super::boxes::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
 use super::boxes::crowd::{
     ReasonLog, existence_probability, parse_answers, round_confidence, vote_posterior, vote_weight,
@@ -277,11 +279,9 @@ pub struct ConsolidatedEntity {
 /// The consolidated label of one text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpanConsolidation {
-    /// The `<LAN>` value: `{"annotations":{"labels":[…],"entities":[…]}}`.
-    pub label: Value,
-    /// The task-specific `<LAN>-metadata` keys: `entities` (one confidence per entity, same order). The
-    /// caller adds `type`, `job-name`, `human-annotated` and `creation-date`.
-    pub metadata: Map<String, Value>,
+    /// The labels the output lists (`annotations.labels`): the job's, with their short display names,
+    /// or the ones the workers used.
+    pub labels: Vec<(String, Option<String>)>,
     /// The entities, sorted by start offset.
     pub entities: Vec<ConsolidatedEntity>,
     /// Answers and spans left out, with reasons.
@@ -494,8 +494,10 @@ pub fn consolidate_spans(
     let entities: Vec<ConsolidatedEntity> =
         entities.into_iter().map(|(entity, _)| entity).collect();
     Ok(SpanConsolidation {
-        label: label_value(&labels, &entities),
-        metadata: metadata_value(&entities),
+        labels: labels
+            .iter()
+            .map(|(label, short)| ((*label).to_owned(), short.map(str::to_owned)))
+            .collect(),
         entities,
         dropped,
         agreements,
@@ -661,48 +663,37 @@ fn mode_or_median(values: &mut [(u64, f64)], on_word_edge: impl Fn(u64) -> bool)
     tallies.last().map(|t| t.0)
 }
 
-fn label_value(labels: &[(&str, Option<&str>)], entities: &[ConsolidatedEntity]) -> Value {
-    let labels = labels
-        .iter()
-        .map(|(label, short)| {
-            let mut entry = Map::with_capacity(2);
-            entry.insert("label".to_owned(), Value::from(*label));
-            if let Some(short) = short {
-                entry.insert("shortDisplayName".to_owned(), Value::from(*short));
-            }
-            Value::Object(entry)
-        })
-        .collect();
-    let entities = entities
-        .iter()
-        .map(|entity| {
-            let mut entry = Map::with_capacity(3);
-            entry.insert("label".to_owned(), Value::from(entity.label.as_str()));
-            entry.insert("startOffset".to_owned(), Value::from(entity.start_offset));
-            entry.insert("endOffset".to_owned(), Value::from(entity.end_offset));
-            Value::Object(entry)
-        })
-        .collect();
-    let mut annotations = Map::with_capacity(2);
-    annotations.insert("labels".to_owned(), Value::Array(labels));
-    annotations.insert("entities".to_owned(), Value::Array(entities));
-    let mut label = Map::with_capacity(1);
-    label.insert("annotations".to_owned(), Value::Object(annotations));
-    Value::Object(label)
-}
+impl SpanConsolidation {
+    /// The label as Ground Truth's named-entity output ([`crate::output::EntitiesLabel`]); `dropped` is
+    /// the caller's to add.
+    pub fn output(&self) -> EntitiesLabel {
+        EntitiesLabel {
+            labels: self.labels.clone(),
+            entities: self
+                .entities
+                .iter()
+                .map(|e| Entity {
+                    label: e.label.clone(),
+                    start_offset: e.start_offset,
+                    end_offset: e.end_offset,
+                    confidence: e.confidence,
+                })
+                .collect(),
+            dropped: None,
+        }
+    }
 
-fn metadata_value(entities: &[ConsolidatedEntity]) -> Map<String, Value> {
-    let confidences = entities
-        .iter()
-        .map(|entity| {
-            let mut entry = Map::with_capacity(1);
-            entry.insert("confidence".to_owned(), Value::from(entity.confidence));
-            Value::Object(entry)
-        })
-        .collect();
-    let mut metadata = Map::with_capacity(1);
-    metadata.insert("entities".to_owned(), Value::Array(confidences));
-    metadata
+    /// The `<LAN>` value as JSON: `{"annotations":{"labels":[…],"entities":[…]}}`.
+    pub fn label(&self) -> Value {
+        LabelBody::Entities(self.output())
+            .label_json()
+            .unwrap_or(Value::Null)
+    }
+
+    /// The label's own `<LAN>-metadata` keys as JSON: `entities` (one confidence per entity).
+    pub fn metadata(&self) -> Map<String, Value> {
+        LabelBody::Entities(self.output()).metadata_json()
+    }
 }
 
 #[cfg(test)]

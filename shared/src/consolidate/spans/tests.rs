@@ -70,7 +70,7 @@ fn the_documented_sample_annotation_consolidates_as_is() {
     let result = run(std::slice::from_ref(answer), &job);
     assert_eq!(result.entities.len(), 14);
     assert!(result.dropped.is_empty());
-    assert_eq!(result.label["annotations"]["entities"], answer["entities"].as_array().map(|entities| {
+    assert_eq!(result.label()["annotations"]["entities"], answer["entities"].as_array().map(|entities| {
         entities
             .iter()
             .map(|e| json!({"label": e["label"], "startOffset": e["startOffset"], "endOffset": e["endOffset"]}))
@@ -142,7 +142,7 @@ fn output_has_ground_truths_exact_shape() {
     let c = answer(&[("verb", 0, 4), ("object", 14, 20), ("object", 30, 35)]);
     let result = run(&[a, b, c], &job);
     assert_eq!(
-        result.label,
+        result.label(),
         json!({"annotations": {
             "labels": [{"label": "verb", "shortDisplayName": "V"}, {"label": "number"}, {"label": "object", "shortDisplayName": "OBJ"}],
             "entities": [
@@ -153,10 +153,10 @@ fn output_has_ground_truths_exact_shape() {
         }})
     );
     assert_eq!(
-        serde_json::to_string(&result.label["annotations"]["entities"][0]).unwrap(),
+        serde_json::to_string(&result.label()["annotations"]["entities"][0]).unwrap(),
         r#"{"label":"verb","startOffset":0,"endOffset":4}"#
     );
-    let confidences: Vec<f64> = result.metadata["entities"]
+    let confidences: Vec<f64> = result.metadata()["entities"]
         .as_array()
         .unwrap()
         .iter()
@@ -186,7 +186,7 @@ fn a_lone_worker_gets_its_spans_with_confidence_zero() {
     assert_eq!(entities, vec![("a", 0), ("b", 10)]);
     assert!(result.entities.iter().all(|e| e.confidence == 0.0));
     assert_eq!(
-        result.label["annotations"]["labels"],
+        result.label()["annotations"]["labels"],
         json!([{"label": "a"}, {"label": "b"}])
     );
     let workers = [WorkerAnswer::new("w", &a).with_reliability(Some(0.9))];
@@ -309,7 +309,7 @@ proptest! {
         for job_labels in [&labels[..], &[]] {
             let job = SpanJob { text: text.as_deref(), labels: job_labels };
             if let Ok(result) = consolidate_spans(&workers, &job, &SpanConfig::default()) {
-                prop_assert_eq!(result.entities.len(), result.metadata["entities"].as_array().unwrap().len());
+                prop_assert_eq!(result.entities.len(), result.metadata()["entities"].as_array().unwrap().len());
                 let mut previous = 0;
                 for entity in &result.entities {
                     prop_assert!(entity.start_offset < entity.end_offset);
