@@ -1,12 +1,11 @@
 //! A consolidated label's own part of Ground Truth's output (`<LAN>` and the label's keys of
 //! `<LAN>-metadata`), typed per task family, and the one place those keys are written.
 //!
-//! The classification families are typed: a batch of thousands of objects holds one small value per
-//! label (a class index, a shared class name, a confidence) instead of a JSON tree with its own copy of
-//! every key, and the keys below are the only spelling of them. Custom labels are typed around the
-//! form's own answer; object-detection and named-entity labels are typed boxes and spans. Masks are still
-//! built as JSON by their engine
-//! ([`LabelBody::Json`]).
+//! Every task family is typed: classification (a class index, a shared class name, a confidence: a batch
+//! of thousands of objects holds one small value per label instead of a JSON tree with its own copy of
+//! every key), verification, multi-label, object detection (boxes), named entities (spans), semantic
+//! segmentation (a mask's location and colour map) and custom tasks (typed around the form's own
+//! answer, the one open shape). The keys below are the only spelling of them.
 //!
 //! The metadata keys common to a batch (`type`, `job-name`, …) and `skipped-answers` are added around
 //! these by [`crate::contracts::LabelContent`].
@@ -35,6 +34,8 @@ pub const OBJECTS: &str = "objects";
 pub const ADJUSTMENT_STATUS: &str = "adjustment-status";
 /// `entities`: one `{"confidence"}` per entity of a named-entity label.
 pub const ENTITIES: &str = "entities";
+/// `internal-color-map`: a semantic-segmentation label's classes, colours and confidence.
+pub const INTERNAL_COLOR_MAP: &str = "internal-color-map";
 /// `dropped`: the answers and items a geometry engine left out, with reasons.
 pub const DROPPED: &str = "dropped";
 /// `duplicate-dataset-object-id`: how many payload elements shared the object's id.
@@ -127,6 +128,32 @@ pub struct EntitiesLabel {
     pub dropped: Option<Value>,
 }
 
+/// One class of a semantic-segmentation label's colour map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaskClass {
+    /// Pixel value (and index in the job's class list).
+    pub index: usize,
+    /// The class's name.
+    pub name: String,
+    /// Its colour, `#rrggbb`.
+    pub hex_color: String,
+}
+
+/// A semantic-segmentation label: `<LAN>: "<the mask's S3 URI>"`, and `internal-color-map` (`{"<index>":
+/// {"class-name", "hex-color", "confidence"}, …}`, every class of the job) and `dropped` (when
+/// something was left out) in the metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaskLabel {
+    /// Where the consolidated mask is stored.
+    pub location: String,
+    /// The colour map.
+    pub classes: Vec<MaskClass>,
+    /// The image's confidence (the same for every class), rounded.
+    pub confidence: f64,
+    /// What was left out (`dropped`), when anything was.
+    pub dropped: Option<Value>,
+}
+
 /// One worker's answer as given (its text shared with the payload).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerContent {
@@ -167,11 +194,13 @@ pub enum LabelBody {
     Boxes(BoxesLabel),
     /// Named entities.
     Entities(EntitiesLabel),
+    /// A semantic-segmentation mask (and its adjustment).
+    Mask(MaskLabel),
     /// No label: `failure-reason`.
     Failed(String),
-    /// The family not typed yet (masks): the label and the label's own
-    /// metadata keys as their engines build them. `label: None` is a failure whose reason is in
-    /// `metadata`.
+    /// A label as JSON and the label's own metadata keys: what is left of a typed label that failed
+    /// after it was made (a mask that could not be stored keeps its colour map; `label: None`, the
+    /// reason in `metadata`).
     Json {
         /// The label, if any.
         label: Option<Value>,
@@ -196,6 +225,7 @@ impl LabelBody {
             LabelBody::Class(c) | LabelBody::Verification { class: c, .. } => vec![&c.name],
             LabelBody::MultiLabel(classes) => classes.iter().map(|c| &*c.name).collect(),
             LabelBody::Boxes(label) => label.classes().into_iter().map(|(_, name)| name).collect(),
+            LabelBody::Mask(label) => label.classes.iter().map(|c| c.name.as_str()).collect(),
             LabelBody::Entities(label) => {
                 let mut names: Vec<&str> =
                     label.entities.iter().map(|e| e.label.as_str()).collect();
@@ -254,6 +284,38 @@ impl LabelBody {
             }
             LabelBody::Custom { confidence, .. } => map.serialize_entry(CONFIDENCE, confidence),
             LabelBody::AllAnswers(_) => Ok(()),
+            LabelBody::Mask(label) => {
+                #[derive(Serialize)]
+                struct Color<'a> {
+                    #[serde(rename = "class-name")]
+                    class_name: &'a str,
+                    #[serde(rename = "hex-color")]
+                    hex_color: &'a str,
+                    confidence: f64,
+                }
+                struct ColorMap<'a>(&'a MaskLabel);
+                impl Serialize for ColorMap<'_> {
+                    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                        let mut map = s.serialize_map(Some(self.0.classes.len()))?;
+                        for class in &self.0.classes {
+                            map.serialize_entry(
+                                &class.index.to_string(),
+                                &Color {
+                                    class_name: &class.name,
+                                    hex_color: &class.hex_color,
+                                    confidence: self.0.confidence,
+                                },
+                            )?;
+                        }
+                        map.end()
+                    }
+                }
+                map.serialize_entry(INTERNAL_COLOR_MAP, &ColorMap(label))?;
+                if let Some(dropped) = &label.dropped {
+                    map.serialize_entry(DROPPED, dropped)?;
+                }
+                Ok(())
+            }
             LabelBody::Entities(label) => {
                 #[derive(Serialize)]
                 struct Confidence {
@@ -327,6 +389,7 @@ impl LabelBody {
             LabelBody::AllAnswers(all) => Some(LabelValue::AllAnswers(all)),
             LabelBody::Boxes(label) => Some(LabelValue::Boxes(label)),
             LabelBody::Entities(label) => Some(LabelValue::Entities(label)),
+            LabelBody::Mask(label) => Some(LabelValue::Location(&label.location)),
             LabelBody::Failed(_) => None,
             LabelBody::Json { label, .. } => label.as_ref().map(LabelValue::Json),
         }
@@ -348,6 +411,8 @@ pub enum LabelValue<'a> {
     Boxes(&'a BoxesLabel),
     /// A named-entity label.
     Entities(&'a EntitiesLabel),
+    /// Where a mask is.
+    Location(&'a str),
     /// Any JSON.
     Json(&'a Value),
 }
@@ -476,6 +541,7 @@ impl Serialize for LabelValue<'_> {
                 }
                 .serialize(serializer)
             }
+            LabelValue::Location(location) => serializer.serialize_str(location),
             LabelValue::Json(value) => value.serialize(serializer),
         }
     }

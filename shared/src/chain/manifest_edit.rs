@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::labeling_job::LabelingJobDescription;
 use crate::lan::{is_labeled_under, metadata_key};
 use crate::manifest::{ManifestError, ManifestLine, ManifestReader, ManifestWriter};
+use crate::output;
 use crate::s3_uri::S3Uri;
 
 /// A manifest with a bad line.
@@ -50,32 +51,35 @@ pub fn label_confidence(line: &ManifestLine, lan: &str) -> Option<f64> {
         return None;
     }
     let metadata = line.get(&metadata_key(lan))?.as_object()?;
-    if let Some(c) = metadata.get("confidence").and_then(number) {
+    if let Some(c) = metadata.get(output::CONFIDENCE).and_then(number) {
         return Some(c);
     }
     let lowest = |values: &mut dyn Iterator<Item = f64>| values.reduce(f64::min);
-    for list in ["objects", "entities"] {
+    for list in [output::OBJECTS, output::ENTITIES] {
         if let Some(items) = metadata.get(list).and_then(Value::as_array) {
             // 3D tracking stores a list of confidences per object; take every number found.
             return lowest(
                 &mut items
                     .iter()
-                    .filter_map(|o| o.get("confidence"))
+                    .filter_map(|o| o.get(output::CONFIDENCE))
                     .flat_map(numbers),
             );
         }
     }
-    if let Some(map) = metadata.get("confidence-map").and_then(Value::as_object) {
+    if let Some(map) = metadata
+        .get(output::CONFIDENCE_MAP)
+        .and_then(Value::as_object)
+    {
         return lowest(&mut map.values().filter_map(number));
     }
     if let Some(map) = metadata
-        .get("internal-color-map")
+        .get(output::INTERNAL_COLOR_MAP)
         .and_then(Value::as_object)
     {
         return lowest(
             &mut map
                 .values()
-                .filter_map(|c| c.get("confidence"))
+                .filter_map(|c| c.get(output::CONFIDENCE))
                 .filter_map(number),
         );
     }

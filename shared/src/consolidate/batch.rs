@@ -887,6 +887,7 @@ fn geometry_results(
                         match &mut body {
                             LabelBody::Boxes(label) => label.dropped = Some(dropped),
                             LabelBody::Entities(label) => label.dropped = Some(dropped),
+                            LabelBody::Mask(label) => label.dropped = Some(dropped),
                             LabelBody::Json { metadata, .. } => {
                                 metadata.insert(output::DROPPED.to_owned(), dropped);
                             }
@@ -981,18 +982,16 @@ fn mask_results(
             "consolidated mask not stored: the request has no outputConfig to store the mask under"
                 .to_owned()
         })?;
-        let c = consolidate_segmentation(workers, &seg_job, &settings.segmentation)
+        let mut c = consolidate_segmentation(workers, &seg_job, &settings.segmentation)
             .map_err(|e| e.to_string())?;
+        let body = LabelBody::Mask(c.output(location.clone()));
         mask_writes.push(MaskWrite {
             dataset_object_id: id.clone(),
-            location: location.clone(),
-            png: c.png,
+            location,
+            png: std::mem::take(&mut c.png),
         });
         Ok(GeometryLabel {
-            body: LabelBody::Json {
-                label: Some(Value::from(location)),
-                metadata: c.metadata,
-            },
+            body,
             confidence: c.confidence,
             dropped: c.dropped,
             agreements: c.agreements,

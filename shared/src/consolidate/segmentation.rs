@@ -39,7 +39,9 @@ pub(crate) mod votes;
 use std::io::Cursor;
 
 use base64::Engine;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::output::{LabelBody, MaskClass, MaskLabel};
 
 pub use super::boxes::ImageSize;
 pub use super::boxes::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
@@ -335,11 +337,6 @@ pub struct SegmentationConsolidation {
     /// The mask: an 8-bit indexed PNG, pixel value = class index, palette = class colours. The caller stores
     /// it and writes its S3 URI as the `<LAN>` value.
     pub png: Vec<u8>,
-    /// `internal-color-map`: `{"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff", "confidence": f},
-    /// "1": {…}}`, every class of the job.
-    pub internal_color_map: Value,
-    /// The task-specific `<LAN>-metadata` keys (`internal-color-map`).
-    pub metadata: Map<String, Value>,
     /// The image confidence (two decimals), the same for every class.
     pub confidence: f64,
     /// Image size.
@@ -565,13 +562,8 @@ pub fn consolidate_segmentation(
             color: *color,
         })
         .collect();
-    let internal_color_map = internal_color_map(&classes, confidence);
-    let mut metadata = Map::with_capacity(1);
-    metadata.insert("internal-color-map".to_owned(), internal_color_map.clone());
     Ok(SegmentationConsolidation {
         png,
-        internal_color_map,
-        metadata,
         confidence,
         image_size: size,
         classes,
@@ -1008,16 +1000,34 @@ pub fn encode_indexed_png(
     Ok(png_bytes)
 }
 
-fn internal_color_map(classes: &[SegmentationClass], confidence: f64) -> Value {
-    let mut map = Map::with_capacity(classes.len());
-    for class in classes {
-        let mut entry = Map::with_capacity(3);
-        entry.insert("class-name".to_owned(), Value::from(class.name.as_str()));
-        entry.insert("hex-color".to_owned(), Value::from(hex_color(class.color)));
-        entry.insert("confidence".to_owned(), Value::from(confidence));
-        map.insert(class.index.to_string(), Value::Object(entry));
+impl SegmentationConsolidation {
+    /// The label as Ground Truth's semantic-segmentation output ([`crate::output::MaskLabel`]), the mask
+    /// stored at `location`; `dropped` is the caller's to add.
+    pub fn output(&self, location: String) -> MaskLabel {
+        MaskLabel {
+            location,
+            classes: self
+                .classes
+                .iter()
+                .map(|class| MaskClass {
+                    index: class.index,
+                    name: class.name.clone(),
+                    hex_color: hex_color(class.color),
+                })
+                .collect(),
+            confidence: self.confidence,
+            dropped: None,
+        }
     }
-    Value::Object(map)
+
+    /// `internal-color-map` as JSON: `{"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff",
+    /// "confidence": f}, "1": {…}}`, every class of the job.
+    pub fn internal_color_map(&self) -> Value {
+        LabelBody::Mask(self.output(String::new()))
+            .metadata_json()
+            .remove(crate::output::INTERNAL_COLOR_MAP)
+            .unwrap_or(Value::Null)
+    }
 }
 
 #[cfg(test)]

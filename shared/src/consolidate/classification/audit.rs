@@ -321,10 +321,10 @@ impl AuditDocument {
             }
             let metadata = line.get(&metadata_key);
             let class = metadata
-                .and_then(|m| m.get("class-name"))
+                .and_then(|m| m.get(crate::output::CLASS_NAME))
                 .and_then(|c| c.as_str());
             let confidence = metadata
-                .and_then(|m| m.get("confidence"))
+                .and_then(|m| m.get(crate::output::CONFIDENCE))
                 .and_then(|c| c.as_f64());
             match (class, confidence) {
                 (Some(class), Some(confidence)) if (0.0..=1.0).contains(&confidence) => {

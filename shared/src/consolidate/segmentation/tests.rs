@@ -6,6 +6,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
+use crate::output::LabelBody;
+
 use super::*;
 
 const BIRD: Rgb = [0x2c, 0xa0, 0x2c];
@@ -182,7 +184,7 @@ fn output_is_an_indexed_png_with_the_internal_color_map() {
     let confidence = result.confidence;
     assert!(confidence > 0.5 && confidence <= 1.0, "{confidence}");
     assert_eq!(
-        result.internal_color_map,
+        result.internal_color_map(),
         json!({
             "0": {"class-name": "BACKGROUND", "hex-color": "#ffffff", "confidence": confidence},
             "1": {"class-name": "Bird", "hex-color": "#2ca02c", "confidence": confidence},
@@ -191,14 +193,14 @@ fn output_is_an_indexed_png_with_the_internal_color_map() {
         })
     );
     assert_eq!(
-        serde_json::to_string(&result.internal_color_map["0"]).unwrap(),
+        serde_json::to_string(&result.internal_color_map()["0"]).unwrap(),
         format!(
             r##"{{"class-name":"BACKGROUND","hex-color":"#ffffff","confidence":{confidence}}}"##
         )
     );
     assert_eq!(
-        result.metadata["internal-color-map"],
-        result.internal_color_map
+        LabelBody::Mask(result.output(String::new())).metadata_json()["internal-color-map"],
+        result.internal_color_map()
     );
     assert_eq!(result.agreements.len(), 3);
     assert_eq!(result.agreements[0].agreed, 1.0);
