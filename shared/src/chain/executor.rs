@@ -548,26 +548,13 @@ pub async fn clone_job(
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
-    use std::pin::pin;
-    use std::task::{Context, Poll, Waker};
-
     use super::*;
     use crate::chain::ChainStep;
     use crate::chain::tags::{TAG_CHAIN, TAG_FOLLOW_UP};
     use crate::chain::testing::{OUTPUT_MANIFEST, OUTPUT_URI, PLAN, job_in, job_with_tags};
     use crate::labeling_job::LabelingJobStatus;
     use crate::ports::fakes::{MemoryLabelingJobs, MemoryObjectStore};
-
-    /// The fakes never wait, so one poll finishes any of these futures.
-    fn block_on<F: Future>(future: F) -> F::Output {
-        let mut future = pin!(future);
-        let mut cx = Context::from_waker(Waker::noop());
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(out) => out,
-            Poll::Pending => panic!("a fake port returned Pending"),
-        }
-    }
+    use crate::test_support::block_on;
 
     struct World {
         jobs: MemoryLabelingJobs,
