@@ -703,6 +703,7 @@ impl RawEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn a_state_change_is_accepted_once_and_each_refusal_has_its_code() {
@@ -928,6 +929,71 @@ mod tests {
             parse_payload(b"nope"),
             Err(PayloadError::InvalidJson(_))
         ));
+    }
+
+    proptest! {
+        /// The interning parser reads what a plain typed parse of each element reads (escapes, numbers
+        /// as ids, missing keys, bad elements and all), and gives identical texts one allocation.
+        #[test]
+        fn the_interning_parser_reads_what_a_plain_parse_reads(
+            objects in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        "[a-z0-9]{0,4}".prop_map(Value::from),
+                        (0u32..1000).prop_map(Value::from),
+                        proptest::strategy::Just(Value::Null),
+                    ],
+                    proptest::collection::vec(
+                        ("[a-c\\\"\u{e9}]{1,3}", "[a-c\\\"{}:]{0,6}", proptest::bool::ANY),
+                        0..5,
+                    ),
+                ),
+                0..8,
+            )
+        ) {
+            let payload: Vec<Value> = objects
+                .iter()
+                .map(|(id, answers)| {
+                    let answers: Vec<Value> = answers
+                        .iter()
+                        .map(|(worker, content, inline)| {
+                            let data = if *inline {
+                                serde_json::json!({"content": content})
+                            } else {
+                                serde_json::json!({"s3Uri": format!("s3://b/{content}")})
+                            };
+                            serde_json::json!({"workerId": worker, "annotationData": data})
+                        })
+                        .collect();
+                    serde_json::json!({"datasetObjectId": id, "dataObject": {"s3Uri": "s3://b/x"},
+                                       "annotations": answers})
+                })
+                .collect();
+            let text = serde_json::to_vec(&payload).unwrap();
+            let parsed = parse_payload(&text).unwrap();
+            prop_assert_eq!(parsed.len(), payload.len());
+            let mut seen: std::collections::HashMap<String, *const u8> = std::collections::HashMap::new();
+            for (got, element) in parsed.iter().zip(&payload) {
+                let plain = serde_json::from_value::<PayloadObject>(element.clone());
+                match (got, plain) {
+                    (Ok(got), Ok(plain)) => {
+                        prop_assert_eq!(got, &plain);
+                        for a in &got.annotations {
+                            for text in [Some(&a.worker_id), a.annotation_data.content.as_ref()]
+                                .into_iter()
+                                .flatten()
+                            {
+                                let at = *seen.entry(text.to_string()).or_insert(text.as_ptr());
+                                prop_assert_eq!(at, text.as_ptr(), "one allocation per text");
+                            }
+                        }
+                    }
+                    (Err(bad), Err(_)) => prop_assert_eq!(bad.dataset_object_id.is_some(),
+                        element["datasetObjectId"].is_string() || element["datasetObjectId"].is_number()),
+                    (got, plain) => prop_assert!(false, "{got:?} against {plain:?}"),
+                }
+            }
+        }
     }
 
     #[test]
