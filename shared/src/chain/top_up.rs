@@ -32,7 +32,7 @@
 //!   was in). When the rounds end it is written as `<S3OutputPath>/<root job>/manifests/output/
 //!   top-up.manifest` — the file a team trains on.
 //!
-//! An object is its data (`source-ref`, or the inline `source`): see [`prior_answers::object_key`]. Two
+//! An object is its data (`source-ref`, or the inline `source`): see [`crate::consolidate::prior_answers::object_key`]. Two
 //! lines with the same data are one object to the rounds.
 //!
 //! A round that is stopped is continued like any job; the continuation takes over the answers so far

@@ -44,7 +44,6 @@
 //! Adjustment jobs also get `adjustment-status`: `adjusted` when a worker reports `initialValueModified` or
 //! the consolidated boxes differ from the prior label (by class, count, or more than one pixel).
 
-pub mod crowd;
 pub(crate) mod matching;
 
 use std::collections::HashMap;
@@ -52,9 +51,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use super::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
+use super::crowd::{ReasonLog, existence_probability, round_confidence, vote_posterior};
 use crate::output::{BoxesLabel, DetectedBox, LabelBody};
-pub use crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
-use crowd::{ReasonLog, existence_probability, round_confidence, vote_posterior};
 use matching::robust_centre;
 pub(crate) use matching::{Candidate, Clusters, MatchParams, Rect, cluster_candidates, vote_class};
 
@@ -318,7 +317,7 @@ impl Default for BoxConfig {
             match_iou: 0.4,
             same_label_bonus: 0.1,
             quorum: 0.4,
-            neutral_reliability: crowd::NEUTRAL_RELIABILITY,
+            neutral_reliability: super::crowd::NEUTRAL_RELIABILITY,
             worker_recall: 0.85,
             false_alarm_rate: 0.02,
             label_accuracy: 0.85,
@@ -420,7 +419,7 @@ pub fn consolidate_boxes(
     let mut dropped = Vec::new();
 
     // 1. Parse, within the worker cap.
-    let mut parsed = crowd::parse_answers(
+    let mut parsed = super::crowd::parse_answers(
         workers,
         config.max_workers,
         parse_box_answer,
@@ -510,7 +509,7 @@ pub fn consolidate_boxes(
             ));
         }
         candidates.push(boxes);
-        weights.push(crowd::vote_weight(
+        weights.push(super::crowd::vote_weight(
             worker.reliability,
             config.neutral_reliability,
         ));

@@ -11,6 +11,7 @@
 //! | [`worker_quality`] | per-job worker quality, kept between batches |
 //! | [`prior_answers`] | answers an object got in earlier top-up rounds, merged into the round's own |
 //! | [`job_audit`] | where a job's audit (a team's verdicts on an earlier job's labels) is found, and its cache |
+//! | [`crowd`] | what the geometry engines (boxes, segmentation, spans) share: the answer they are handed, reliability as a vote weight, skipped answers and per-worker agreement |
 //! | [`boxes`] | bounding boxes: matching across workers, robust centres, per-box confidence |
 //! | [`segmentation`] | semantic segmentation masks: per-pixel weighted vote, PNG in and out |
 //! | [`spans`] | named entities: span clustering, boundary and label votes |
@@ -19,6 +20,7 @@ pub mod answers;
 pub mod batch;
 pub mod boxes;
 pub mod classification;
+pub mod crowd;
 pub mod custom;
 pub mod job_audit;
 pub mod prior_answers;

@@ -44,9 +44,9 @@ use serde_json::Value;
 use crate::output::{LabelBody, MaskClass, MaskLabel};
 
 pub use super::boxes::ImageSize;
-pub use super::boxes::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
-use super::boxes::crowd::{ReasonLog, effective_reliability, round_confidence};
 use super::boxes::{parse_flag, parse_image_size};
+pub use super::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
+use super::crowd::{ReasonLog, effective_reliability, round_confidence};
 use votes::{InferenceParams, PatternAccumulator};
 
 /// Ground Truth's `type` for semantic-segmentation labels.
@@ -282,7 +282,7 @@ impl Default for SegmentationConfig {
             max_png_bytes: 64 << 20,
             max_decoder_bytes: 64 << 20,
             max_workers: 16,
-            neutral_reliability: super::boxes::crowd::NEUTRAL_RELIABILITY,
+            neutral_reliability: super::crowd::NEUTRAL_RELIABILITY,
             max_iterations: 50,
             tolerance: 1e-6,
             prior_strength: 50.0,

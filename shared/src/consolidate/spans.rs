@@ -43,11 +43,11 @@ use serde_json::{Map, Value};
 
 use crate::output::{EntitiesLabel, Entity, LabelBody};
 
-pub use super::boxes::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
-use super::boxes::crowd::{
+use super::boxes::{Candidate, MatchParams, Rect, cluster_candidates, vote_class};
+pub use super::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
+use super::crowd::{
     ReasonLog, existence_probability, parse_answers, round_confidence, vote_posterior, vote_weight,
 };
-use super::boxes::{Candidate, MatchParams, Rect, cluster_candidates, vote_class};
 
 /// How many places a boundary could plausibly be (the right one, a character or a word either way), for
 /// the boundary vote's posterior.
@@ -236,7 +236,7 @@ impl Default for SpanConfig {
             match_jaccard: 0.5,
             same_label_bonus: 0.1,
             quorum: 0.5,
-            neutral_reliability: super::boxes::crowd::NEUTRAL_RELIABILITY,
+            neutral_reliability: super::crowd::NEUTRAL_RELIABILITY,
             worker_recall: 0.85,
             false_alarm_rate: 0.05,
             label_accuracy: 0.85,

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 
 use pathfinding::prelude::{Matrix, kuhn_munkres};
 
-use super::crowd::weighted_median;
+use crate::consolidate::crowd::weighted_median;
 
 /// Largest component (smaller side) solved optimally; bigger ones are matched greedily, best pairs first.
 const MAX_OPTIMAL_COMPONENT: usize = 48;

@@ -17,7 +17,7 @@
 //!
 //! [`AuditDocument`] is the same verdicts as a JSON document, the form the consolidation Lambda reads:
 //! `groundwork audit` builds one from a job's output manifest and a reviewer's `task,label` file, and a
-//! later job of the same kind recalibrates with it (see [`crate::consolidate::service::audit_uri`]).
+//! later job of the same kind recalibrates with it (see [`crate::consolidate::job_audit::audit_uri`]).
 
 use std::collections::HashMap;
 

@@ -1,10 +1,9 @@
-//! What the three geometry consolidators ([`boxes`](super), [`segmentation`](crate::consolidate::segmentation)
-//! and [`spans`](crate::consolidate::spans)) share: the worker answer they are handed, how a worker's learned
+//! What the three geometry consolidators ([`boxes`](super::boxes), [`segmentation`](super::segmentation)
+//! and [`spans`](super::spans)) share: the worker answer they are handed, how a worker's learned
 //! reliability turns into a vote weight, the records they hand back (skipped answers, per-worker agreement),
 //! and a few numeric helpers.
 //!
-//! It lives under `boxes` only because the consolidation module list is owned elsewhere; the other two
-//! modules re-export what they need from here, so callers never have to name this path.
+//! The three engines re-export the types their callers need, so callers never have to name this path.
 //!
 //! ## Weights
 //! A worker's reliability `p` (the learned probability that the worker is right; `None` = unknown) becomes
