@@ -189,6 +189,32 @@ pub struct BatchOutcome {
     pub summary: BatchSummary,
 }
 
+/// What every engine driver is given (the batch's context) and where it records what the batch taught
+/// (worker statistics, masks to store, whether the worker model was given up for plain vote).
+struct Driver<'b, 'j> {
+    job: &'b BatchJob<'j>,
+    task_type: TaskType,
+    priors: &'b WorkerPriors,
+    settings: &'b BatchSettings,
+    mask_location: &'b dyn Fn(&str) -> Option<String>,
+    stats: WorkerStats,
+    mask_writes: Vec<MaskWrite>,
+    plain_vote: bool,
+}
+
+/// A task type whose answers this version does not consolidate: every object says so.
+fn unsupported_results(d: &mut Driver<'_, '_>, prepared: &mut [Prepared<'_>]) -> Vec<ObjectResult> {
+    let task_type = d.task_type;
+    prepared
+        .iter()
+        .map(|_| {
+            ObjectResult::Failed(format!(
+                "{task_type} answers are not consolidated by this version"
+            ))
+        })
+        .collect()
+}
+
 /// Up to this many answers per object, a worker's repeated answers are found by scanning them.
 const LINEAR_DEDUP_ANSWERS: usize = 32;
 
@@ -294,7 +320,6 @@ pub fn consolidate_batch(
     settings: &BatchSettings,
     mask_location: &dyn Fn(&str) -> Option<String>,
 ) -> BatchOutcome {
-    let mut mask_writes = Vec::new();
     let mut summary = BatchSummary::default();
     let (groups, unidentifiable) = group_by_id(objects);
     summary.unidentifiable = unidentifiable;
@@ -333,63 +358,35 @@ pub fn consolidate_batch(
         }
     };
 
-    let mut stats = WorkerStats::new();
-    let mut results: Vec<ObjectResult> = match task_type.answer_kind() {
-        AnswerKind::SingleLabel => single_label_results(
-            job,
-            task_type,
-            &mut prepared_ok,
-            priors,
-            settings,
-            &mut stats,
-            &mut summary.plain_vote,
-        ),
-        AnswerKind::MultiLabel => multi_label_results(
-            job,
-            &mut prepared_ok,
-            priors,
-            settings,
-            &mut stats,
-            &mut summary.plain_vote,
-        ),
-        AnswerKind::Custom => {
-            custom_results(&prepared_ok, priors, settings.custom_mode, &mut stats)
-        }
-        AnswerKind::BoundingBoxes => box_results(
-            job,
-            task_type,
-            &mut prepared_ok,
-            priors,
-            settings,
-            &mut stats,
-        ),
-        AnswerKind::Entities => span_results(
-            job,
-            task_type,
-            &mut prepared_ok,
-            priors,
-            settings,
-            &mut stats,
-        ),
-        AnswerKind::SegmentationMask => mask_results(
-            job,
-            task_type,
-            &mut prepared_ok,
-            priors,
-            settings,
-            mask_location,
-            &mut mask_writes,
-            &mut stats,
-        ),
-        AnswerKind::Unsupported => prepared_ok
-            .iter()
-            .map(|_| {
-                ObjectResult::Failed(format!(
-                    "{task_type} answers are not consolidated by this version"
-                ))
-            })
-            .collect(),
+    let mut driver = Driver {
+        job,
+        task_type,
+        priors,
+        settings,
+        mask_location,
+        stats: WorkerStats::new(),
+        mask_writes: Vec::new(),
+        plain_vote: false,
     };
+    // One driver per kind of answer, all with the same signature.
+    let drive: fn(&mut Driver<'_, '_>, &mut [Prepared<'_>]) -> Vec<ObjectResult> =
+        match task_type.answer_kind() {
+            AnswerKind::SingleLabel => single_label_results,
+            AnswerKind::MultiLabel => multi_label_results,
+            AnswerKind::Custom => custom_results,
+            AnswerKind::BoundingBoxes => box_results,
+            AnswerKind::Entities => span_results,
+            AnswerKind::SegmentationMask => mask_results,
+            AnswerKind::Unsupported => unsupported_results,
+        };
+    let mut results = drive(&mut driver, &mut prepared_ok);
+    let Driver {
+        stats,
+        mask_writes,
+        plain_vote,
+        ..
+    } = driver;
+    summary.plain_vote = plain_vote;
 
     // Shared by every entry of the batch, not copied into each.
     let shared = Shared {
@@ -607,14 +604,10 @@ fn single_label<'u>(
 }
 
 fn single_label_results(
-    job: &BatchJob<'_>,
-    task_type: TaskType,
+    d: &mut Driver<'_, '_>,
     prepared: &mut [Prepared<'_>],
-    priors: &WorkerPriors,
-    settings: &BatchSettings,
-    stats: &mut WorkerStats,
-    plain_vote: &mut bool,
 ) -> Vec<ObjectResult> {
+    let (job, task_type, priors, settings) = (d.job, d.task_type, d.priors, d.settings);
     let (classes, stable) = class_names(
         job,
         prepared
@@ -659,7 +652,7 @@ fn single_label_results(
     // Each class name once, shared by the labels that name it.
     let names: Vec<Arc<str>> = classes.iter().map(|c| Arc::from(c.as_str())).collect();
     if stable {
-        stats.absorb(&outcome.stats);
+        d.stats.absorb(&outcome.stats);
     }
     let results = outcome
         .items
@@ -693,18 +686,12 @@ fn single_label_results(
     for (p, object_skips) in prepared.iter_mut().zip(skips) {
         p.skipped.extend(object_skips);
     }
-    *plain_vote = outcome.plain_vote;
+    d.plain_vote = outcome.plain_vote;
     results
 }
 
-fn multi_label_results(
-    job: &BatchJob<'_>,
-    prepared: &mut [Prepared<'_>],
-    priors: &WorkerPriors,
-    settings: &BatchSettings,
-    stats: &mut WorkerStats,
-    plain_vote: &mut bool,
-) -> Vec<ObjectResult> {
+fn multi_label_results(d: &mut Driver<'_, '_>, prepared: &mut [Prepared<'_>]) -> Vec<ObjectResult> {
+    let (job, priors, settings) = (d.job, d.priors, d.settings);
     let task = TaskType::TextMultiLabelClassification;
     let named: Vec<Vec<NamedAnswer<'_, Vec<&str>>>> = prepared
         .iter()
@@ -776,7 +763,7 @@ fn multi_label_results(
     let outcome = consolidate_multi_label(classes.len(), &items, priors, &settings.classification);
     let names: Vec<Arc<str>> = classes.iter().map(|c| Arc::from(c.as_str())).collect();
     if stable {
-        stats.absorb(&outcome.stats);
+        d.stats.absorb(&outcome.stats);
     }
     let results = outcome
         .items
@@ -810,7 +797,7 @@ fn multi_label_results(
     for (p, object_skips) in prepared.iter_mut().zip(skips) {
         p.skipped.extend(object_skips);
     }
-    *plain_vote = outcome.plain_vote;
+    d.plain_vote = outcome.plain_vote;
     results
 }
 
@@ -905,14 +892,9 @@ fn geometry_results(
         .collect()
 }
 
-fn box_results(
-    job: &BatchJob<'_>,
-    task_type: TaskType,
-    prepared: &mut [Prepared<'_>],
-    priors: &WorkerPriors,
-    settings: &BatchSettings,
-    stats: &mut WorkerStats,
-) -> Vec<ObjectResult> {
+fn box_results(d: &mut Driver<'_, '_>, prepared: &mut [Prepared<'_>]) -> Vec<ObjectResult> {
+    let (job, task_type, priors, settings) = (d.job, d.task_type, d.priors, d.settings);
+    let stats = &mut d.stats;
     let labels = job.labels.unwrap_or(&[]);
     geometry_results(task_type, prepared, priors, stats, |p, workers| {
         let box_job = BoxJob {
@@ -931,14 +913,9 @@ fn box_results(
     })
 }
 
-fn span_results(
-    job: &BatchJob<'_>,
-    task_type: TaskType,
-    prepared: &mut [Prepared<'_>],
-    priors: &WorkerPriors,
-    settings: &BatchSettings,
-    stats: &mut WorkerStats,
-) -> Vec<ObjectResult> {
+fn span_results(d: &mut Driver<'_, '_>, prepared: &mut [Prepared<'_>]) -> Vec<ObjectResult> {
+    let (job, task_type, priors, settings) = (d.job, d.task_type, d.priors, d.settings);
+    let stats = &mut d.stats;
     let labels: Vec<JobLabel> = job
         .labels
         .unwrap_or(&[])
@@ -961,17 +938,10 @@ fn span_results(
     })
 }
 
-#[allow(clippy::too_many_arguments)] // one batch's context, passed once from one place
-fn mask_results(
-    job: &BatchJob<'_>,
-    task_type: TaskType,
-    prepared: &mut [Prepared<'_>],
-    priors: &WorkerPriors,
-    settings: &BatchSettings,
-    mask_location: &dyn Fn(&str) -> Option<String>,
-    mask_writes: &mut Vec<MaskWrite>,
-    stats: &mut WorkerStats,
-) -> Vec<ObjectResult> {
+fn mask_results(d: &mut Driver<'_, '_>, prepared: &mut [Prepared<'_>]) -> Vec<ObjectResult> {
+    let (job, task_type, priors, settings) = (d.job, d.task_type, d.priors, d.settings);
+    let mask_location = d.mask_location;
+    let (stats, mask_writes) = (&mut d.stats, &mut d.mask_writes);
     let seg_job = SegmentationJob {
         labels: job.labels.unwrap_or(&[]),
     };
@@ -1012,12 +982,9 @@ fn no_usable_reason(dropped: &[super::boxes::Dropped]) -> String {
     }
 }
 
-fn custom_results(
-    prepared: &[Prepared<'_>],
-    priors: &WorkerPriors,
-    mode: CustomMode,
-    stats: &mut WorkerStats,
-) -> Vec<ObjectResult> {
+fn custom_results(d: &mut Driver<'_, '_>, prepared: &mut [Prepared<'_>]) -> Vec<ObjectResult> {
+    let (priors, mode) = (d.priors, d.settings.custom_mode);
+    let stats = &mut d.stats;
     prepared
         .iter()
         .map(|p| {
