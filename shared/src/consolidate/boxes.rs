@@ -52,7 +52,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use super::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
+use super::crowd::{GeometryLabel, geometry_results, mean, no_usable_reason};
 use super::crowd::{ReasonLog, existence_probability, round_confidence, vote_posterior};
+use super::driver::{Driver, ObjectResult, Prepared};
 use crate::output::{BoxesLabel, DetectedBox, LabelBody};
 use matching::robust_centre;
 pub(crate) use matching::{Candidate, Clusters, MatchParams, Rect, cluster_candidates, vote_class};
@@ -994,6 +996,32 @@ impl BoxConsolidation {
     pub fn metadata(&self) -> Map<String, Value> {
         LabelBody::Boxes(self.output()).metadata_json()
     }
+}
+
+/// The batch's driver for bounding boxes (and their adjustment): each object's answers through
+/// [`consolidate_boxes`], with the workers' reliabilities and the object's prior label.
+pub(crate) fn box_results(
+    d: &mut Driver<'_, '_>,
+    prepared: &mut [Prepared<'_>],
+) -> Vec<ObjectResult> {
+    let (job, task_type, priors, settings) = (d.job, d.task_type, d.priors, d.settings);
+    let stats = &mut d.stats;
+    let labels = job.labels.unwrap_or(&[]);
+    geometry_results(task_type, prepared, priors, stats, |p, workers| {
+        let box_job = BoxJob {
+            labels,
+            adjustment: task_type.is_adjustment(),
+            prior_label: p.object.prior_label.as_ref(),
+        };
+        consolidate_boxes(workers, &box_job, &settings.boxes)
+            .map(|c| GeometryLabel {
+                confidence: mean(c.boxes.iter().map(|b| b.confidence)),
+                body: LabelBody::Boxes(c.output()),
+                dropped: c.dropped,
+                agreements: c.agreements,
+            })
+            .map_err(|none| no_usable_reason(&none.dropped))
+    })
 }
 
 #[cfg(test)]

@@ -92,6 +92,7 @@
 pub mod audit;
 mod calibration;
 pub mod csv;
+pub(crate) mod driver;
 mod em;
 pub mod eval;
 pub mod synthetic;

@@ -13,6 +13,10 @@
 //! log-odds of the neutral reliability, so a worker of unknown quality weighs exactly 1.0 and plain
 //! majority voting is what happens when nothing has been learned yet.
 
+use super::driver::{ObjectResult, Prepared, Skipped};
+use super::worker_quality::{WorkerPriors, WorkerStats};
+use crate::TaskType;
+use crate::output::{self, LabelBody};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -314,6 +318,110 @@ pub(crate) fn weighted_median(values: &mut [(f64, f64)]) -> Option<f64> {
         }
     }
     values.last().map(|v| v.0)
+}
+
+/// The usable answers' element outputs for `task`, with the workers' reliabilities; answers without
+/// such an element are moved to `skipped`.
+pub(crate) fn element_answers(
+    p: &mut Prepared<'_>,
+    task: TaskType,
+    priors: &WorkerPriors,
+) -> Vec<(String, Value, Option<f64>)> {
+    let mut out = Vec::with_capacity(p.usable.len());
+    for u in &p.usable {
+        match u
+            .answer
+            .element_for(task)
+            .and_then(|e| u.answer.output_value(e))
+        {
+            Ok(output) => out.push((u.worker.to_owned(), output, priors.reliability(u.worker))),
+            Err(e) => p.skipped.push(Skipped {
+                worker: u.worker.to_owned(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    out
+}
+
+pub(crate) fn dropped_list(dropped: &[super::boxes::Dropped]) -> Value {
+    serde_json::to_value(dropped).unwrap_or(Value::Null)
+}
+
+pub(crate) fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
+/// What a geometry engine (boxes, spans, masks) made of one object.
+pub(crate) struct GeometryLabel {
+    pub(crate) body: LabelBody,
+    pub(crate) confidence: f64,
+    pub(crate) dropped: Vec<super::boxes::Dropped>,
+    pub(crate) agreements: Vec<super::boxes::WorkerAgreement>,
+}
+
+/// Runs `consolidate` on every object's answers for `task_type` (with the workers' reliabilities), records
+/// the workers' agreement and lists what was dropped. The one loop behind boxes, spans and masks.
+pub(crate) fn geometry_results(
+    task_type: TaskType,
+    prepared: &mut [Prepared<'_>],
+    priors: &WorkerPriors,
+    stats: &mut WorkerStats,
+    mut consolidate: impl FnMut(&Prepared<'_>, &[WorkerAnswer<'_>]) -> Result<GeometryLabel, String>,
+) -> Vec<ObjectResult> {
+    prepared
+        .iter_mut()
+        .map(|p| {
+            let answers = element_answers(p, task_type, priors);
+            let workers: Vec<WorkerAnswer<'_>> = answers
+                .iter()
+                .map(|(w, a, r)| WorkerAnswer {
+                    worker_id: w,
+                    answer: a,
+                    reliability: *r,
+                })
+                .collect();
+            match consolidate(p, &workers) {
+                Ok(g) => {
+                    for a in &g.agreements {
+                        stats.add_agreement(&a.worker_id, a.agreed, a.total);
+                    }
+                    let mut body = g.body;
+                    if !g.dropped.is_empty() {
+                        let dropped = dropped_list(&g.dropped);
+                        match &mut body {
+                            LabelBody::Boxes(label) => label.dropped = Some(dropped),
+                            LabelBody::Entities(label) => label.dropped = Some(dropped),
+                            LabelBody::Mask(label) => label.dropped = Some(dropped),
+                            LabelBody::Json { metadata, .. } => {
+                                metadata.insert(output::DROPPED.to_owned(), dropped);
+                            }
+                            _ => {}
+                        }
+                    }
+                    ObjectResult::Labeled {
+                        body,
+                        confidence: g.confidence,
+                    }
+                }
+                Err(reason) => ObjectResult::Failed(reason),
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn no_usable_reason(dropped: &[super::boxes::Dropped]) -> String {
+    let reasons: Vec<String> = dropped
+        .iter()
+        .filter(|d| d.item.is_none())
+        .map(|d| format!("{}: {}", d.worker_id, d.reason))
+        .collect();
+    if reasons.is_empty() {
+        "no usable answer".to_owned()
+    } else {
+        format!("no usable answer ({})", reasons.join("; "))
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,12 @@
 //! object or array decoded (AWS's own NER custom template double-encodes its `entities`), so two workers
 //! who gave the same answer compare equal however their browser serialised it.
 
+use super::answers::parse_content;
+use super::driver::{Driver, ObjectResult, Prepared};
+use crate::metadata::round_confidence;
+use crate::output::{LabelBody, WorkerContent};
 use serde_json::{Map, Number, Value};
+use std::sync::Arc;
 
 /// What a custom consolidation returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -141,6 +146,72 @@ pub fn most_common(
         support,
         agreement,
     })
+}
+
+/// The batch's driver for custom task types: the most common answer (canonical JSON, weighted by the
+/// workers' reliabilities) or every answer, as `CUSTOM_MODE` says.
+pub(crate) fn custom_results(
+    d: &mut Driver<'_, '_>,
+    prepared: &mut [Prepared<'_>],
+) -> Vec<ObjectResult> {
+    let (priors, mode) = (d.priors, d.settings.custom_mode);
+    let stats = &mut d.stats;
+    prepared
+        .iter()
+        .map(|p| {
+            if p.usable.is_empty() {
+                return ObjectResult::Failed("no usable answer".to_owned());
+            }
+            match mode {
+                CustomMode::AllAnswers => {
+                    // The answers' texts are shared with the payload, not copied.
+                    let all = p
+                        .answers
+                        .iter()
+                        .filter_map(|a| {
+                            a.content.as_ref().ok().map(|c| WorkerContent {
+                                worker_id: Arc::clone(&a.worker_id),
+                                content: Arc::clone(c),
+                            })
+                        })
+                        .collect();
+                    ObjectResult::Labeled {
+                        body: LabelBody::AllAnswers(all),
+                        confidence: 0.0,
+                    }
+                }
+                CustomMode::MostCommon => {
+                    // Every usable answer parsed as an object already; only the tree is new.
+                    let answers: Vec<(String, Value)> = p
+                        .usable
+                        .iter()
+                        .filter_map(|u| {
+                            let tree = parse_content(u.answer.text()).ok()?;
+                            Some((u.worker.to_owned(), Value::Object(tree)))
+                        })
+                        .collect();
+                    match most_common(&answers, |w| priors.reliability(w)) {
+                        None => ObjectResult::Failed("no usable answer".to_owned()),
+                        Some(outcome) => {
+                            if answers.len() > 1 {
+                                for (worker, agreed) in &outcome.agreement {
+                                    stats.add_agreement(worker, *agreed, 1.0);
+                                }
+                            }
+                            let confidence = round_confidence(outcome.confidence);
+                            ObjectResult::Labeled {
+                                body: LabelBody::Custom {
+                                    answer: outcome.answer,
+                                    confidence,
+                                },
+                                confidence,
+                            }
+                        }
+                    }
+                }
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! | module | what lives there |
 //! |---|---|
 //! | [`batch`] | one batch end to end: answers in, Ground Truth's response entries out (the one code path of the Lambda and the CLI) |
+//! | `driver` | what the batch hands each engine's driver and gets back (one signature for every engine) |
 //! | [`service`] | a request over the ports: payload and answers from S3, worker quality kept with conditional writes, masks stored |
 //! | [`answers`] | reading a worker's answer; inferring the task type from the answers |
 //! | [`custom`] | custom task types: canonical-JSON majority, or every answer |
@@ -22,6 +23,7 @@ pub mod boxes;
 pub mod classification;
 pub mod crowd;
 pub mod custom;
+mod driver;
 pub mod job_audit;
 pub mod prior_answers;
 pub mod segmentation;

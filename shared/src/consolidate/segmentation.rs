@@ -43,10 +43,13 @@ use serde_json::Value;
 
 use crate::output::{LabelBody, MaskClass, MaskLabel};
 
+use super::batch::MaskWrite;
 pub use super::boxes::ImageSize;
 use super::boxes::{parse_flag, parse_image_size};
 pub use super::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
+use super::crowd::{GeometryLabel, geometry_results};
 use super::crowd::{ReasonLog, effective_reliability, round_confidence};
+use super::driver::{Driver, ObjectResult, Prepared};
 use votes::{InferenceParams, PatternAccumulator};
 
 /// Ground Truth's `type` for semantic-segmentation labels.
@@ -1028,6 +1031,43 @@ impl SegmentationConsolidation {
             .remove(crate::output::INTERNAL_COLOR_MAP)
             .unwrap_or(Value::Null)
     }
+}
+
+/// The batch's driver for semantic segmentation: each object's masks through
+/// [`consolidate_segmentation`], one image at a time; the consolidated mask goes to `mask_writes` and
+/// the label points at where it will be stored.
+pub(crate) fn mask_results(
+    d: &mut Driver<'_, '_>,
+    prepared: &mut [Prepared<'_>],
+) -> Vec<ObjectResult> {
+    let (job, task_type, priors, settings) = (d.job, d.task_type, d.priors, d.settings);
+    let mask_location = d.mask_location;
+    let (stats, mask_writes) = (&mut d.stats, &mut d.mask_writes);
+    let seg_job = SegmentationJob {
+        labels: job.labels.unwrap_or(&[]),
+    };
+    // One image at a time: an object's decoded masks are dropped before the next is read.
+    geometry_results(task_type, prepared, priors, stats, |p, workers| {
+        let id = &p.object.dataset_object_id;
+        let location = mask_location(id).ok_or_else(|| {
+            "consolidated mask not stored: the request has no outputConfig to store the mask under"
+                .to_owned()
+        })?;
+        let mut c = consolidate_segmentation(workers, &seg_job, &settings.segmentation)
+            .map_err(|e| e.to_string())?;
+        let body = LabelBody::Mask(c.output(location.clone()));
+        mask_writes.push(MaskWrite {
+            dataset_object_id: id.clone(),
+            location,
+            png: std::mem::take(&mut c.png),
+        });
+        Ok(GeometryLabel {
+            body,
+            confidence: c.confidence,
+            dropped: c.dropped,
+            agreements: c.agreements,
+        })
+    })
 }
 
 #[cfg(test)]

@@ -45,9 +45,11 @@ use crate::output::{EntitiesLabel, Entity, LabelBody};
 
 use super::boxes::{Candidate, MatchParams, Rect, cluster_candidates, vote_class};
 pub use super::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
+use super::crowd::{GeometryLabel, geometry_results, mean, no_usable_reason};
 use super::crowd::{
     ReasonLog, existence_probability, parse_answers, round_confidence, vote_posterior, vote_weight,
 };
+use super::driver::{Driver, ObjectResult, Prepared};
 
 /// How many places a boundary could plausibly be (the right one, a character or a word either way), for
 /// the boundary vote's posterior.
@@ -694,6 +696,36 @@ impl SpanConsolidation {
     pub fn metadata(&self) -> Map<String, Value> {
         LabelBody::Entities(self.output()).metadata_json()
     }
+}
+
+/// The batch's driver for named entities: each object's answers through [`consolidate_spans`] against
+/// the object's text and the job's labels.
+pub(crate) fn span_results(
+    d: &mut Driver<'_, '_>,
+    prepared: &mut [Prepared<'_>],
+) -> Vec<ObjectResult> {
+    let (job, task_type, priors, settings) = (d.job, d.task_type, d.priors, d.settings);
+    let stats = &mut d.stats;
+    let labels: Vec<JobLabel> = job
+        .labels
+        .unwrap_or(&[])
+        .iter()
+        .map(|l| (l.clone(), None))
+        .collect();
+    geometry_results(task_type, prepared, priors, stats, |p, workers| {
+        let span_job = SpanJob {
+            text: p.object.data_object.content.as_deref(),
+            labels: &labels,
+        };
+        consolidate_spans(workers, &span_job, &settings.spans)
+            .map(|c| GeometryLabel {
+                confidence: mean(c.entities.iter().map(|e| e.confidence)),
+                body: LabelBody::Entities(c.output()),
+                dropped: c.dropped,
+                agreements: c.agreements,
+            })
+            .map_err(|none| no_usable_reason(&none.dropped))
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,242 @@
+//! The classification engines' driver: a batch's prepared answers to class votes (the job's classes, or
+//! the sorted labels seen), the engine run, and its estimates to typed labels.
+
+use std::sync::Arc;
+
+use crate::TaskType;
+use crate::metadata::round_confidence;
+use crate::output::{ClassConfidence, LabelBody};
+
+use super::super::batch::BatchJob;
+use super::super::driver::{Driver, NamedAnswer, ObjectResult, Prepared, Skipped, Usable};
+use super::super::worker_quality::WorkerPriors;
+use super::{MultiLabelItem, SingleLabelItem, consolidate_multi_label, consolidate_single_label};
+
+/// The class list: the job's labels, or (without a label file) the labels the batch used, sorted.
+pub(crate) fn class_names(
+    job: &BatchJob<'_>,
+    seen: impl Iterator<Item = String>,
+) -> (Vec<String>, bool) {
+    let labels = job.labels.unwrap_or(&[]).to_vec();
+    let from_job = !labels.is_empty();
+    (
+        crate::consolidate::job_or_seen_labels(labels, seen),
+        from_job,
+    )
+}
+
+/// A usable answer's class name and comment, or why it has none: read where it is needed, not stored
+/// per answer.
+pub(crate) fn single_label<'u>(
+    u: &'u Usable<'_>,
+    task_type: TaskType,
+) -> Result<(&'u str, Option<&'u str>), String> {
+    let element = u.answer.element_for(task_type).map_err(|e| e.to_string())?;
+    let label = element
+        .shape
+        .label
+        .as_deref()
+        .ok_or_else(|| "answer has no label".to_owned())?;
+    Ok((label, element.shape.comment.as_deref()))
+}
+
+pub(crate) fn single_label_results(
+    d: &mut Driver<'_, '_>,
+    prepared: &mut [Prepared<'_>],
+) -> Vec<ObjectResult> {
+    let (job, task_type, priors, settings) = (d.job, d.task_type, d.priors, d.settings);
+    let (classes, stable) = class_names(
+        job,
+        prepared
+            .iter()
+            .flat_map(|p| p.usable.iter())
+            .filter_map(|u| single_label(u, task_type).ok().map(|(l, _)| l.to_owned())),
+    );
+    let mut items = Vec::with_capacity(prepared.len());
+    let mut comments: Vec<Vec<&str>> = Vec::with_capacity(prepared.len());
+    // Answers left out, per object: recorded once the borrowed answers are no longer needed.
+    let mut skips: Vec<Vec<Skipped>> = Vec::with_capacity(prepared.len());
+    for p in prepared.iter() {
+        let mut votes = Vec::with_capacity(p.usable.len());
+        let mut object_comments = Vec::new();
+        let mut object_skips = Vec::new();
+        for u in &p.usable {
+            match single_label(u, task_type) {
+                Ok((name, comment)) => match classes.iter().position(|c| c == name) {
+                    Some(class) => {
+                        votes.push((u.worker, class));
+                        object_comments.extend(comment);
+                    }
+                    None => object_skips.push(Skipped {
+                        worker: u.worker.to_owned(),
+                        reason: format!("label `{name}` is not one of the job's labels"),
+                    }),
+                },
+                Err(reason) => object_skips.push(Skipped {
+                    worker: u.worker.to_owned(),
+                    reason,
+                }),
+            }
+        }
+        items.push(SingleLabelItem { votes });
+        comments.push(object_comments);
+        skips.push(object_skips);
+    }
+    // Class ids made up from this batch's labels mean nothing in another batch: no cross-batch quality.
+    let empty = WorkerPriors::empty();
+    let priors = if stable { priors } else { &empty };
+    let outcome = consolidate_single_label(classes.len(), &items, priors, &settings.classification);
+    // Each class name once, shared by the labels that name it.
+    let names: Vec<Arc<str>> = classes.iter().map(|c| Arc::from(c.as_str())).collect();
+    if stable {
+        d.stats.absorb(&outcome.stats);
+    }
+    let results = outcome
+        .items
+        .iter()
+        .zip(&comments)
+        .map(|(estimate, comments)| match estimate.label {
+            None => ObjectResult::Failed("no usable answer".to_owned()),
+            Some(class) => {
+                let confidence = round_confidence(
+                    job.audit
+                        .map_or(estimate.confidence, |map| map.apply(estimate.confidence)),
+                );
+                let class = ClassConfidence {
+                    class,
+                    name: Arc::clone(&names[class]),
+                    confidence,
+                };
+                // Verification labels are written as strings; classification labels as integers.
+                let body = if task_type.is_verification() {
+                    LabelBody::Verification {
+                        class,
+                        feedback: comments.iter().map(|c| (*c).to_owned()).collect(),
+                    }
+                } else {
+                    LabelBody::Class(class)
+                };
+                ObjectResult::Labeled { body, confidence }
+            }
+        })
+        .collect();
+    for (p, object_skips) in prepared.iter_mut().zip(skips) {
+        p.skipped.extend(object_skips);
+    }
+    d.plain_vote = outcome.plain_vote;
+    results
+}
+
+pub(crate) fn multi_label_results(
+    d: &mut Driver<'_, '_>,
+    prepared: &mut [Prepared<'_>],
+) -> Vec<ObjectResult> {
+    let (job, priors, settings) = (d.job, d.priors, d.settings);
+    let task = TaskType::TextMultiLabelClassification;
+    let named: Vec<Vec<NamedAnswer<'_, Vec<&str>>>> = prepared
+        .iter()
+        .map(|p| {
+            p.usable
+                .iter()
+                .map(|u| {
+                    let labels = u
+                        .answer
+                        .element_for(task)
+                        .map_err(|e| e.to_string())
+                        .and_then(|element| {
+                            element
+                                .shape
+                                .labels
+                                .as_ref()
+                                .map(|labels| labels.iter().map(AsRef::as_ref).collect())
+                                .ok_or_else(|| "answer has no labels".to_owned())
+                        });
+                    NamedAnswer {
+                        worker: u.worker,
+                        label: labels,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let (classes, stable) = class_names(
+        job,
+        named
+            .iter()
+            .flatten()
+            .filter_map(|a| a.label.as_ref().ok())
+            .flatten()
+            .map(|l| (*l).to_owned()),
+    );
+    let mut items = Vec::with_capacity(prepared.len());
+    let mut skips: Vec<Vec<Skipped>> = Vec::with_capacity(prepared.len());
+    for answers in &named {
+        let mut votes = Vec::with_capacity(answers.len());
+        let mut object_skips = Vec::new();
+        for NamedAnswer { worker, label, .. } in answers {
+            match label {
+                Ok(names) => {
+                    if let Some(name) = names.iter().find(|n| !classes.iter().any(|c| c == *n)) {
+                        object_skips.push(Skipped {
+                            worker: (*worker).to_owned(),
+                            reason: format!("label `{name}` is not one of the job's labels"),
+                        });
+                        continue;
+                    }
+                    let ids = names
+                        .iter()
+                        .filter_map(|n| classes.iter().position(|c| c == n))
+                        .collect();
+                    votes.push((*worker, ids));
+                }
+                Err(reason) => object_skips.push(Skipped {
+                    worker: (*worker).to_owned(),
+                    reason: reason.clone(),
+                }),
+            }
+        }
+        items.push(MultiLabelItem { votes });
+        skips.push(object_skips);
+    }
+    let empty = WorkerPriors::empty();
+    let priors = if stable { priors } else { &empty };
+    let outcome = consolidate_multi_label(classes.len(), &items, priors, &settings.classification);
+    let names: Vec<Arc<str>> = classes.iter().map(|c| Arc::from(c.as_str())).collect();
+    if stable {
+        d.stats.absorb(&outcome.stats);
+    }
+    let results = outcome
+        .items
+        .iter()
+        .zip(&items)
+        .map(|(estimate, item)| {
+            if item.votes.is_empty() {
+                return ObjectResult::Failed("no usable answer".to_owned());
+            }
+            let labels = estimate
+                .classes
+                .iter()
+                .zip(&estimate.confidences)
+                .map(|(class, confidence)| ClassConfidence {
+                    class: *class,
+                    name: Arc::clone(&names[*class]),
+                    confidence: round_confidence(*confidence),
+                })
+                .collect();
+            let mean = if estimate.confidences.is_empty() {
+                0.0
+            } else {
+                estimate.confidences.iter().sum::<f64>() / estimate.confidences.len() as f64
+            };
+            ObjectResult::Labeled {
+                body: LabelBody::MultiLabel(labels),
+                confidence: round_confidence(mean),
+            }
+        })
+        .collect();
+    for (p, object_skips) in prepared.iter_mut().zip(skips) {
+        p.skipped.extend(object_skips);
+    }
+    d.plain_vote = outcome.plain_vote;
+    results
+}
