@@ -40,6 +40,9 @@ pub(crate) fn single_label<'u>(
     Ok((label, element.shape.comment.as_deref()))
 }
 
+/// The batch's driver for single-label classification and verification: each usable answer's class
+/// as a vote, the engine run (with the job's worker history when the class list is the job's), and
+/// each estimate as a typed label (its confidence recalibrated by the job's audit, if any).
 pub(crate) fn single_label_results(
     d: &mut Driver<'_, '_>,
     prepared: &mut [Prepared<'_>],
@@ -127,6 +130,8 @@ pub(crate) fn single_label_results(
     results
 }
 
+/// The batch's driver for multi-label classification: each usable answer's classes as votes, one
+/// engine run per class, and each object's classes as a typed multi-label.
 pub(crate) fn multi_label_results(
     d: &mut Driver<'_, '_>,
     prepared: &mut [Prepared<'_>],
