@@ -54,7 +54,7 @@ pub struct ClassConfidence {
 }
 
 /// One box of an object-detection label, in pixels, with its class and rounded confidence.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DetectedBox {
     /// Index in the job's class list.
     pub class_id: usize,
@@ -70,6 +70,8 @@ pub struct DetectedBox {
     pub height: i64,
     /// Rounded confidence.
     pub confidence: f64,
+    /// How many workers drew this box (not written to the output).
+    pub workers: usize,
 }
 
 /// An object-detection label (bounding boxes and their adjustment):
@@ -103,7 +105,7 @@ impl BoxesLabel {
 }
 
 /// One entity of a named-entity label: its label, its character range and rounded confidence.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entity {
     /// The entity's label.
     pub label: String,
@@ -113,6 +115,8 @@ pub struct Entity {
     pub end_offset: u64,
     /// Rounded confidence.
     pub confidence: f64,
+    /// How many workers marked this entity, with any label or boundaries (not written to the output).
+    pub workers: usize,
 }
 
 /// A named-entity label: `<LAN>: {"annotations": {"labels": [{"label", "shortDisplayName"?}, …],

@@ -374,26 +374,8 @@ impl AdjustmentStatus {
     }
 }
 
-/// One consolidated box.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConsolidatedBox {
-    /// Class id (position in the label list).
-    pub class_id: usize,
-    /// The class name.
-    pub class_name: String,
-    /// Left edge, pixels.
-    pub left: i64,
-    /// Top edge.
-    pub top: i64,
-    /// Width.
-    pub width: i64,
-    /// Height.
-    pub height: i64,
-    /// Calibrated confidence, two decimals.
-    pub confidence: f64,
-    /// How many workers drew this box.
-    pub workers: usize,
-}
+/// One consolidated box: the output's own box.
+pub type ConsolidatedBox = DetectedBox;
 
 /// The consolidated label of one image.
 #[derive(Debug, Clone, PartialEq)]
@@ -965,19 +947,7 @@ impl BoxConsolidation {
     /// is the caller's to add.
     pub fn output(&self) -> BoxesLabel {
         BoxesLabel {
-            boxes: self
-                .boxes
-                .iter()
-                .map(|b| DetectedBox {
-                    class_id: b.class_id,
-                    class_name: b.class_name.clone(),
-                    left: b.left,
-                    top: b.top,
-                    width: b.width,
-                    height: b.height,
-                    confidence: b.confidence,
-                })
-                .collect(),
+            boxes: self.boxes.clone(),
             image_size: (self.image_size.width, self.image_size.height),
             adjustment_status: self.adjustment_status.map(AdjustmentStatus::as_str),
             dropped: None,

@@ -38,7 +38,6 @@
 //! Entities are sorted by start offset (then end, then label); an entity found twice (same label and range)
 //! is written once.
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::output::{EntitiesLabel, Entity, LabelBody};
@@ -263,20 +262,8 @@ pub struct SpanJob<'a> {
     pub labels: &'a [JobLabel],
 }
 
-/// One consolidated entity.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConsolidatedEntity {
-    /// The label.
-    pub label: String,
-    /// First character.
-    pub start_offset: u64,
-    /// One past the last character.
-    pub end_offset: u64,
-    /// Calibrated confidence, two decimals.
-    pub confidence: f64,
-    /// How many workers marked this entity (with any label or boundaries).
-    pub workers: usize,
-}
+/// One consolidated entity: the output's own entity.
+pub type ConsolidatedEntity = Entity;
 
 /// The consolidated label of one text.
 #[derive(Debug, Clone, PartialEq)]
@@ -671,16 +658,7 @@ impl SpanConsolidation {
     pub fn output(&self) -> EntitiesLabel {
         EntitiesLabel {
             labels: self.labels.clone(),
-            entities: self
-                .entities
-                .iter()
-                .map(|e| Entity {
-                    label: e.label.clone(),
-                    start_offset: e.start_offset,
-                    end_offset: e.end_offset,
-                    confidence: e.confidence,
-                })
-                .collect(),
+            entities: self.entities.clone(),
             dropped: None,
         }
     }
