@@ -9,8 +9,11 @@ use crate::output::{ClassConfidence, LabelBody};
 
 use super::super::batch::BatchJob;
 use super::super::driver::{Driver, NamedAnswer, ObjectResult, Prepared, Skipped, Usable};
-use super::super::worker_quality::WorkerPriors;
-use super::{MultiLabelItem, SingleLabelItem, consolidate_multi_label, consolidate_single_label};
+use super::super::worker_quality::{WorkerPriors, WorkerStats};
+use super::{
+    MultiLabelItem, MultiLabelOutcome, SingleLabelItem, SingleLabelOutcome,
+    consolidate_multi_label, consolidate_single_label,
+};
 
 /// The class list: the job's labels, or (without a label file) the labels the batch used, sorted.
 pub(crate) fn class_names(
@@ -23,6 +26,39 @@ pub(crate) fn class_names(
         crate::consolidate::job_or_seen_labels(labels, seen),
         from_job,
     )
+}
+
+/// An engine's outcome that carries what the batch taught about its workers.
+pub(crate) trait TaughtStats {
+    /// The batch's worker statistics.
+    fn stats(&self) -> &WorkerStats;
+}
+
+impl TaughtStats for SingleLabelOutcome {
+    fn stats(&self) -> &WorkerStats {
+        &self.stats
+    }
+}
+
+impl TaughtStats for MultiLabelOutcome {
+    fn stats(&self) -> &WorkerStats {
+        &self.stats
+    }
+}
+
+/// Runs an engine with the job's worker history when the class list is the job's own, and records
+/// what the batch taught likewise: class ids made up from one batch's labels mean nothing in another.
+fn with_job_history<O: TaughtStats>(
+    d: &mut Driver<'_, '_>,
+    stable: bool,
+    run: impl FnOnce(&WorkerPriors) -> O,
+) -> O {
+    let empty = WorkerPriors::empty();
+    let outcome = run(if stable { d.priors } else { &empty });
+    if stable {
+        d.stats.absorb(outcome.stats());
+    }
+    outcome
 }
 
 /// A usable answer's class name and comment, or why it has none: read where it is needed, not stored
@@ -47,7 +83,7 @@ pub(crate) fn single_label_results(
     d: &mut Driver<'_, '_>,
     prepared: &mut [Prepared<'_>],
 ) -> Vec<ObjectResult> {
-    let (job, task_type, priors, settings) = (d.job, d.task_type, d.priors, d.settings);
+    let (job, task_type, settings) = (d.job, d.task_type, d.settings);
     let (classes, stable) = class_names(
         job,
         prepared
@@ -85,15 +121,11 @@ pub(crate) fn single_label_results(
         comments.push(object_comments);
         skips.push(object_skips);
     }
-    // Class ids made up from this batch's labels mean nothing in another batch: no cross-batch quality.
-    let empty = WorkerPriors::empty();
-    let priors = if stable { priors } else { &empty };
-    let outcome = consolidate_single_label(classes.len(), &items, priors, &settings.classification);
+    let outcome = with_job_history(d, stable, |priors| {
+        consolidate_single_label(classes.len(), &items, priors, &settings.classification)
+    });
     // Each class name once, shared by the labels that name it.
     let names: Vec<Arc<str>> = classes.iter().map(|c| Arc::from(c.as_str())).collect();
-    if stable {
-        d.stats.absorb(&outcome.stats);
-    }
     let results = outcome
         .items
         .iter()
@@ -136,7 +168,7 @@ pub(crate) fn multi_label_results(
     d: &mut Driver<'_, '_>,
     prepared: &mut [Prepared<'_>],
 ) -> Vec<ObjectResult> {
-    let (job, priors, settings) = (d.job, d.priors, d.settings);
+    let (job, settings) = (d.job, d.settings);
     let task = TaskType::TextMultiLabelClassification;
     let named: Vec<Vec<NamedAnswer<'_, Vec<&str>>>> = prepared
         .iter()
@@ -203,13 +235,10 @@ pub(crate) fn multi_label_results(
         items.push(MultiLabelItem { votes });
         skips.push(object_skips);
     }
-    let empty = WorkerPriors::empty();
-    let priors = if stable { priors } else { &empty };
-    let outcome = consolidate_multi_label(classes.len(), &items, priors, &settings.classification);
+    let outcome = with_job_history(d, stable, |priors| {
+        consolidate_multi_label(classes.len(), &items, priors, &settings.classification)
+    });
     let names: Vec<Arc<str>> = classes.iter().map(|c| Arc::from(c.as_str())).collect();
-    if stable {
-        d.stats.absorb(&outcome.stats);
-    }
     let results = outcome
         .items
         .iter()
