@@ -321,36 +321,20 @@ impl LabelBody {
                 Ok(())
             }
             LabelBody::Entities(label) => {
-                #[derive(Serialize)]
-                struct Confidence {
-                    confidence: f64,
-                }
-                let confidences: Vec<Confidence> = label
-                    .entities
-                    .iter()
-                    .map(|e| Confidence {
-                        confidence: e.confidence,
-                    })
-                    .collect();
-                map.serialize_entry(ENTITIES, &confidences)?;
+                map.serialize_entry(
+                    ENTITIES,
+                    &confidence_list(label.entities.iter().map(|e| e.confidence)),
+                )?;
                 if let Some(dropped) = &label.dropped {
                     map.serialize_entry(DROPPED, dropped)?;
                 }
                 Ok(())
             }
             LabelBody::Boxes(label) => {
-                #[derive(Serialize)]
-                struct Object {
-                    confidence: f64,
-                }
-                let objects: Vec<Object> = label
-                    .boxes
-                    .iter()
-                    .map(|b| Object {
-                        confidence: b.confidence,
-                    })
-                    .collect();
-                map.serialize_entry(OBJECTS, &objects)?;
+                map.serialize_entry(
+                    OBJECTS,
+                    &confidence_list(label.boxes.iter().map(|b| b.confidence)),
+                )?;
                 map.serialize_entry(CLASS_MAP, &ClassMap(&label.classes()))?;
                 if let Some(status) = label.adjustment_status {
                     map.serialize_entry(ADJUSTMENT_STATUS, status)?;
@@ -573,6 +557,18 @@ impl Serialize for Feedback<'_> {
         }
         serializer.collect_seq(self.0.iter().map(|c| Comment { comment: c }))
     }
+}
+
+/// `[{"confidence": c}, …]`: the per-item confidences of boxes (`objects`) and entities (`entities`).
+fn confidence_list(confidences: impl Iterator<Item = f64>) -> Vec<Confidence> {
+    confidences
+        .map(|confidence| Confidence { confidence })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct Confidence {
+    confidence: f64,
 }
 
 /// `class-map` of an object-detection label: class index (as text) → name, in index order.
