@@ -276,19 +276,15 @@ pub fn parse_payload(
             RawObject::deserialize(&mut deserializer)
                 .map(|raw| raw.into_object(&mut interner))
                 .map_err(|e| {
+                    /// The id alone, read by the same rule as a good object's.
                     #[derive(Deserialize)]
                     struct IdOnly {
-                        #[serde(rename = "datasetObjectId")]
-                        id: Option<Value>,
+                        #[serde(rename = "datasetObjectId", deserialize_with = "string_or_number")]
+                        id: String,
                     }
-                    let id =
-                        serde_json::from_str::<IdOnly>(item.get())
-                            .ok()
-                            .and_then(|o| match o.id {
-                                Some(Value::String(s)) => Some(s),
-                                Some(Value::Number(n)) => Some(n.to_string()),
-                                _ => None,
-                            });
+                    let id = serde_json::from_str::<IdOnly>(item.get())
+                        .ok()
+                        .map(|o| o.id);
                     BadPayloadObject {
                         index,
                         dataset_object_id: id,
@@ -817,17 +813,22 @@ mod tests {
         );
     }
 
-    fn label_content(label: Option<Value>, skipped: Option<Value>) -> LabelContent {
+    fn label_content(labeled: bool, skipped: Option<Value>) -> LabelContent {
         let arn: crate::metadata::LabelingJobArn =
             "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/Pets"
                 .parse()
                 .unwrap();
-        let mut metadata = Map::new();
-        metadata.insert("class-name".to_owned(), Value::from("cat"));
-        metadata.insert("confidence".to_owned(), Value::from(0.93));
+        let mut body = LabelBody::Class(crate::output::ClassConfidence {
+            class: 0,
+            name: Arc::from("cat"),
+            confidence: 0.93,
+        });
+        if !labeled {
+            body.fail("not stored");
+        }
         LabelContent {
             label_attribute_name: Arc::from("animal"),
-            body: LabelBody::Json { label, metadata },
+            body,
             duplicate_elements: None,
             common: Arc::new(CommonMetadata::new(
                 crate::TaskType::ImageClassification,
@@ -842,9 +843,9 @@ mod tests {
     fn label_content_serialises_as_the_object_it_stands_for() {
         let skipped = serde_json::json!([{"worker-id": "w9", "reason": "answer is not JSON"}]);
         for content in [
-            label_content(Some(Value::from(0)), None),
-            label_content(Some(Value::from(0)), Some(skipped.clone())),
-            label_content(None, Some(skipped)),
+            label_content(true, None),
+            label_content(true, Some(skipped.clone())),
+            label_content(false, Some(skipped)),
         ] {
             let written = serde_json::to_string(&content).unwrap();
             assert_eq!(
@@ -853,12 +854,12 @@ mod tests {
                 "same keys, same order"
             );
         }
-        let content = label_content(Some(Value::from(0)), None);
+        let content = label_content(true, None);
         assert_eq!(
             serde_json::to_string(&content).unwrap(),
             r#"{"animal":0,"animal-metadata":{"class-name":"cat","confidence":0.93,"type":"groundtruth/image-classification","job-name":"labeling-job/pets","human-annotated":"yes","creation-date":"1970-01-01T00:00:00.000000"}}"#
         );
-        let failed = label_content(None, None);
+        let failed = label_content(false, None);
         assert_eq!(
             failed.to_map().keys().collect::<Vec<_>>(),
             ["animal-metadata"],

@@ -202,25 +202,20 @@ pub enum LabelBody {
     Mask(MaskLabel),
     /// No label: `failure-reason`.
     Failed(String),
-    /// A label as JSON and the label's own metadata keys: what is left of a typed label that failed
-    /// after it was made (a mask that could not be stored keeps its colour map; `label: None`, the
-    /// reason in `metadata`).
-    Json {
-        /// The label, if any.
-        label: Option<Value>,
-        /// The label's own metadata keys, written in this order.
-        metadata: Map<String, Value>,
+    /// A label that was made and then failed (a mask that could not be stored): no `<LAN>`, the made
+    /// label's own metadata keys (what was measured of it), then `failure-reason`.
+    Withdrawn {
+        /// The label as it was made.
+        made: Box<LabelBody>,
+        /// Why it failed.
+        reason: String,
     },
 }
 
 impl LabelBody {
     /// Whether there is a label (not a failure).
     pub fn has_label(&self) -> bool {
-        match self {
-            LabelBody::Failed(_) => false,
-            LabelBody::Json { label, .. } => label.is_some(),
-            _ => true,
-        }
+        !matches!(self, LabelBody::Failed(_) | LabelBody::Withdrawn { .. })
     }
 
     /// The class names the label names (one, or a multi-label's), for reports.
@@ -237,33 +232,24 @@ impl LabelBody {
                 names.dedup();
                 names
             }
-            LabelBody::Failed(_) | LabelBody::Custom { .. } | LabelBody::AllAnswers(_) => {
-                Vec::new()
-            }
-            LabelBody::Json { metadata, .. } => metadata
-                .get(CLASS_NAME)
-                .and_then(Value::as_str)
-                .into_iter()
-                .collect(),
+            LabelBody::Failed(_)
+            | LabelBody::Withdrawn { .. }
+            | LabelBody::Custom { .. }
+            | LabelBody::AllAnswers(_) => Vec::new(),
         }
     }
 
     /// Turns the label into a failure saying `reason`, keeping the label's metadata keys (a mask that
     /// could not be stored keeps what was measured of it).
     pub fn fail(&mut self, reason: &str) {
-        let mut metadata = match std::mem::replace(self, LabelBody::Failed(String::new())) {
-            LabelBody::Json { metadata, .. } => metadata,
-            LabelBody::Failed(_) => Map::new(),
-            typed => match serde_json::to_value(MetadataKeys(&typed)) {
-                Ok(Value::Object(map)) => map,
-                // Cannot happen: the keys serialise as an object.
-                _ => Map::new(),
+        let reason = reason.to_owned();
+        *self = match std::mem::replace(self, LabelBody::Failed(String::new())) {
+            LabelBody::Failed(_) => LabelBody::Failed(reason),
+            LabelBody::Withdrawn { made, .. } => LabelBody::Withdrawn { made, reason },
+            made => LabelBody::Withdrawn {
+                made: Box::new(made),
+                reason,
             },
-        };
-        metadata.insert(FAILURE_REASON.to_owned(), Value::from(reason));
-        *self = LabelBody::Json {
-            label: None,
-            metadata,
         };
     }
 
@@ -345,11 +331,9 @@ impl LabelBody {
                 Ok(())
             }
             LabelBody::Failed(reason) => map.serialize_entry(FAILURE_REASON, reason),
-            LabelBody::Json { metadata, .. } => {
-                for (key, value) in metadata {
-                    map.serialize_entry(key, value)?;
-                }
-                Ok(())
+            LabelBody::Withdrawn { made, reason } => {
+                made.serialize_metadata(map)?;
+                map.serialize_entry(FAILURE_REASON, reason)
             }
         }
     }
@@ -378,8 +362,7 @@ impl LabelBody {
             LabelBody::Boxes(label) => Some(LabelValue::Boxes(label)),
             LabelBody::Entities(label) => Some(LabelValue::Entities(label)),
             LabelBody::Mask(label) => Some(LabelValue::Location(&label.location)),
-            LabelBody::Failed(_) => None,
-            LabelBody::Json { label, .. } => label.as_ref().map(LabelValue::Json),
+            LabelBody::Failed(_) | LabelBody::Withdrawn { .. } => None,
         }
     }
 }

@@ -44,9 +44,10 @@ use crate::metadata::CommonMetadata;
 use crate::output::LabelBody;
 
 use super::classification;
-use super::driver::{
-    Driver, LINEAR_DEDUP_ANSWERS, ObjectResult, ParsedAnswers, Prepared, Skipped, Usable,
-};
+use super::driver::{Driver, ObjectResult, ParsedAnswers, Prepared, Skipped, Usable};
+
+/// Up to this many answers per object, a worker's repeated answers are found by scanning them.
+const LINEAR_DEDUP_ANSWERS: usize = 32;
 use crate::task_type::{AnswerKind, TaskType};
 
 /// One worker's answer, fetched: its JSON text, or why it could not be had.
@@ -371,14 +372,13 @@ fn prepare<'a>(
 ) -> Prepared<'a> {
     let mut all: Vec<&ResolvedAnswer> = objects.iter().flat_map(|o| o.answers.iter()).collect();
     let mut skipped = Vec::new();
-    if all.len() > max_answers {
+    if let Some(excess) = all.len().checked_sub(max_answers).filter(|&n| n > 0) {
         // One record for all of them: listing each would make the response as large as the excess.
         skipped.push(Skipped {
-            worker: format!("{} workers", all.len() - max_answers),
+            worker: format!("{excess} workers"),
             reason: format!(
-                "{} answers past this object's first {max_answers} were left out \
-                 (MAX_ANSWERS_PER_OBJECT)",
-                all.len() - max_answers
+                "{excess} answers past this object's first {max_answers} were left out \
+                 (MAX_ANSWERS_PER_OBJECT)"
             ),
         });
         all.truncate(max_answers);

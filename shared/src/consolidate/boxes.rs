@@ -943,14 +943,14 @@ fn differs_from_prior(boxes: &[ConsolidatedBox], prior: &Value) -> bool {
 }
 
 impl BoxConsolidation {
-    /// The label as Ground Truth's object-detection output ([`crate::output::BoxesLabel`]); `dropped`
-    /// is the caller's to add.
+    /// The label as Ground Truth's object-detection output ([`crate::output::BoxesLabel`]), what was
+    /// dropped included.
     pub fn output(&self) -> BoxesLabel {
         BoxesLabel {
             boxes: self.boxes.clone(),
             image_size: (self.image_size.width, self.image_size.height),
             adjustment_status: self.adjustment_status.map(AdjustmentStatus::as_str),
-            dropped: None,
+            dropped: super::crowd::dropped_list(&self.dropped),
         }
     }
 
@@ -987,7 +987,6 @@ pub(crate) fn box_results(
             .map(|c| GeometryLabel {
                 confidence: mean(c.boxes.iter().map(|b| b.confidence)),
                 body: LabelBody::Boxes(c.output()),
-                dropped: c.dropped,
                 agreements: c.agreements,
             })
             .map_err(|none| no_usable_reason(&none.dropped))

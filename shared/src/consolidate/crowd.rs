@@ -16,7 +16,7 @@
 use super::driver::{ObjectResult, Prepared, Skipped};
 use super::worker_quality::{WorkerPriors, WorkerStats};
 use crate::TaskType;
-use crate::output::{self, LabelBody};
+use crate::output::LabelBody;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -344,8 +344,9 @@ pub(crate) fn element_answers(
     out
 }
 
-pub(crate) fn dropped_list(dropped: &[super::boxes::Dropped]) -> Value {
-    serde_json::to_value(dropped).unwrap_or(Value::Null)
+/// `dropped`: what an engine left out, when it left anything out.
+pub(crate) fn dropped_list(dropped: &[Dropped]) -> Option<Value> {
+    (!dropped.is_empty()).then(|| serde_json::to_value(dropped).unwrap_or(Value::Null))
 }
 
 pub(crate) fn mean(values: impl Iterator<Item = f64>) -> f64 {
@@ -357,7 +358,6 @@ pub(crate) fn mean(values: impl Iterator<Item = f64>) -> f64 {
 pub(crate) struct GeometryLabel {
     pub(crate) body: LabelBody,
     pub(crate) confidence: f64,
-    pub(crate) dropped: Vec<super::boxes::Dropped>,
     pub(crate) agreements: Vec<super::boxes::WorkerAgreement>,
 }
 
@@ -387,21 +387,8 @@ pub(crate) fn geometry_results(
                     for a in &g.agreements {
                         stats.add_agreement(&a.worker_id, a.agreed, a.total);
                     }
-                    let mut body = g.body;
-                    if !g.dropped.is_empty() {
-                        let dropped = dropped_list(&g.dropped);
-                        match &mut body {
-                            LabelBody::Boxes(label) => label.dropped = Some(dropped),
-                            LabelBody::Entities(label) => label.dropped = Some(dropped),
-                            LabelBody::Mask(label) => label.dropped = Some(dropped),
-                            LabelBody::Json { metadata, .. } => {
-                                metadata.insert(output::DROPPED.to_owned(), dropped);
-                            }
-                            _ => {}
-                        }
-                    }
                     ObjectResult::Labeled {
-                        body,
+                        body: g.body,
                         confidence: g.confidence,
                     }
                 }

@@ -45,9 +45,6 @@ pub(crate) fn unsupported_results(
         .collect()
 }
 
-/// Up to this many answers per object, a worker's repeated answers are found by scanning them.
-pub(crate) const LINEAR_DEDUP_ANSWERS: usize = 32;
-
 /// Per-object result before formatting.
 pub(crate) enum ObjectResult {
     Labeled { body: LabelBody, confidence: f64 },
@@ -65,7 +62,7 @@ pub(crate) struct Usable<'a> {
 /// parser interns them), so a 3-class batch of a thousand objects parses three answers, not thousands.
 #[derive(Default)]
 pub(crate) struct ParsedAnswers<'a> {
-    pub(crate) by_text: HashMap<*const u8, Rc<Answer<'a>>>,
+    by_text: HashMap<*const u8, Rc<Answer<'a>>>,
 }
 
 impl<'a> ParsedAnswers<'a> {
@@ -79,13 +76,6 @@ impl<'a> ParsedAnswers<'a> {
         self.by_text.insert(key, Rc::clone(&parsed));
         Ok(parsed)
     }
-}
-
-/// A worker's class names (multi-label), or why the answer has none; borrowed from the parsed answer,
-/// so that no strings are copied per answer.
-pub(crate) struct NamedAnswer<'a, L> {
-    pub(crate) worker: &'a str,
-    pub(crate) label: Result<L, String>,
 }
 
 /// Why an answer was left out.

@@ -1005,7 +1005,7 @@ pub fn encode_indexed_png(
 
 impl SegmentationConsolidation {
     /// The label as Ground Truth's semantic-segmentation output ([`crate::output::MaskLabel`]), the mask
-    /// stored at `location`; `dropped` is the caller's to add.
+    /// stored at `location`, what was dropped included.
     pub fn output(&self, location: String) -> MaskLabel {
         MaskLabel {
             location,
@@ -1019,7 +1019,7 @@ impl SegmentationConsolidation {
                 })
                 .collect(),
             confidence: self.confidence,
-            dropped: None,
+            dropped: super::crowd::dropped_list(&self.dropped),
         }
     }
 
@@ -1064,7 +1064,6 @@ pub(crate) fn mask_results(
         Ok(GeometryLabel {
             body,
             confidence: c.confidence,
-            dropped: c.dropped,
             agreements: c.agreements,
         })
     })

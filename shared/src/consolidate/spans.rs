@@ -653,13 +653,13 @@ fn mode_or_median(values: &mut [(u64, f64)], on_word_edge: impl Fn(u64) -> bool)
 }
 
 impl SpanConsolidation {
-    /// The label as Ground Truth's named-entity output ([`crate::output::EntitiesLabel`]); `dropped` is
-    /// the caller's to add.
+    /// The label as Ground Truth's named-entity output ([`crate::output::EntitiesLabel`]), what was
+    /// dropped included.
     pub fn output(&self) -> EntitiesLabel {
         EntitiesLabel {
             labels: self.labels.clone(),
             entities: self.entities.clone(),
-            dropped: None,
+            dropped: super::crowd::dropped_list(&self.dropped),
         }
     }
 
@@ -699,7 +699,6 @@ pub(crate) fn span_results(
             .map(|c| GeometryLabel {
                 confidence: mean(c.entities.iter().map(|e| e.confidence)),
                 body: LabelBody::Entities(c.output()),
-                dropped: c.dropped,
                 agreements: c.agreements,
             })
             .map_err(|none| no_usable_reason(&none.dropped))

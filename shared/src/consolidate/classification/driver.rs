@@ -8,7 +8,7 @@ use crate::metadata::round_confidence;
 use crate::output::{ClassConfidence, LabelBody};
 
 use super::super::batch::BatchJob;
-use super::super::driver::{Driver, NamedAnswer, ObjectResult, Prepared, Skipped, Usable};
+use super::super::driver::{Driver, ObjectResult, Prepared, Skipped, Usable};
 use super::super::worker_quality::{WorkerPriors, WorkerStats};
 use super::{
     MultiLabelItem, MultiLabelOutcome, SingleLabelItem, SingleLabelOutcome,
@@ -16,10 +16,7 @@ use super::{
 };
 
 /// The class list: the job's labels, or (without a label file) the labels the batch used, sorted.
-pub(crate) fn class_names(
-    job: &BatchJob<'_>,
-    seen: impl Iterator<Item = String>,
-) -> (Vec<String>, bool) {
+fn class_names(job: &BatchJob<'_>, seen: impl Iterator<Item = String>) -> (Vec<String>, bool) {
     let labels = job.labels.unwrap_or(&[]).to_vec();
     let from_job = !labels.is_empty();
     (
@@ -63,7 +60,7 @@ fn with_job_history<O: TaughtStats>(
 
 /// A usable answer's class name and comment, or why it has none: read where it is needed, not stored
 /// per answer.
-pub(crate) fn single_label<'u>(
+fn single_label<'u>(
     u: &'u Usable<'_>,
     task_type: TaskType,
 ) -> Result<(&'u str, Option<&'u str>), String> {
@@ -74,6 +71,20 @@ pub(crate) fn single_label<'u>(
         .as_deref()
         .ok_or_else(|| "answer has no label".to_owned())?;
     Ok((label, element.shape.comment.as_deref()))
+}
+
+/// A usable answer's class names (multi-label), or why it has none: read where needed, not stored.
+fn multi_labels<'u>(u: &'u Usable<'_>) -> Result<Vec<&'u str>, String> {
+    let element = u
+        .answer
+        .element_for(TaskType::TextMultiLabelClassification)
+        .map_err(|e| e.to_string())?;
+    element
+        .shape
+        .labels
+        .as_ref()
+        .map(|labels| labels.iter().map(AsRef::as_ref).collect())
+        .ok_or_else(|| "answer has no labels".to_owned())
 }
 
 /// The batch's driver for single-label classification and verification: each usable answer's class
@@ -169,53 +180,26 @@ pub(crate) fn multi_label_results(
     prepared: &mut [Prepared<'_>],
 ) -> Vec<ObjectResult> {
     let (job, settings) = (d.job, d.settings);
-    let task = TaskType::TextMultiLabelClassification;
-    let named: Vec<Vec<NamedAnswer<'_, Vec<&str>>>> = prepared
-        .iter()
-        .map(|p| {
-            p.usable
-                .iter()
-                .map(|u| {
-                    let labels = u
-                        .answer
-                        .element_for(task)
-                        .map_err(|e| e.to_string())
-                        .and_then(|element| {
-                            element
-                                .shape
-                                .labels
-                                .as_ref()
-                                .map(|labels| labels.iter().map(AsRef::as_ref).collect())
-                                .ok_or_else(|| "answer has no labels".to_owned())
-                        });
-                    NamedAnswer {
-                        worker: u.worker,
-                        label: labels,
-                    }
-                })
-                .collect()
-        })
-        .collect();
     let (classes, stable) = class_names(
         job,
-        named
+        prepared
             .iter()
+            .flat_map(|p| p.usable.iter())
+            .filter_map(|u| multi_labels(u).ok())
             .flatten()
-            .filter_map(|a| a.label.as_ref().ok())
-            .flatten()
-            .map(|l| (*l).to_owned()),
+            .map(str::to_owned),
     );
     let mut items = Vec::with_capacity(prepared.len());
     let mut skips: Vec<Vec<Skipped>> = Vec::with_capacity(prepared.len());
-    for answers in &named {
-        let mut votes = Vec::with_capacity(answers.len());
+    for p in prepared.iter() {
+        let mut votes = Vec::with_capacity(p.usable.len());
         let mut object_skips = Vec::new();
-        for NamedAnswer { worker, label, .. } in answers {
-            match label {
+        for u in &p.usable {
+            match multi_labels(u) {
                 Ok(names) => {
                     if let Some(name) = names.iter().find(|n| !classes.iter().any(|c| c == *n)) {
                         object_skips.push(Skipped {
-                            worker: (*worker).to_owned(),
+                            worker: u.worker.to_owned(),
                             reason: format!("label `{name}` is not one of the job's labels"),
                         });
                         continue;
@@ -224,11 +208,11 @@ pub(crate) fn multi_label_results(
                         .iter()
                         .filter_map(|n| classes.iter().position(|c| c == n))
                         .collect();
-                    votes.push((*worker, ids));
+                    votes.push((u.worker, ids));
                 }
                 Err(reason) => object_skips.push(Skipped {
-                    worker: (*worker).to_owned(),
-                    reason: reason.clone(),
+                    worker: u.worker.to_owned(),
+                    reason,
                 }),
             }
         }
