@@ -675,7 +675,8 @@ mod tests {
                     vec![("w1", label), ("w2", label), ("w3", label)],
                 )
             })
-            .chain([("6".to_owned(), vec![("w1", "cat")])])
+            // A lone answer from a worker the batch knows nothing else of.
+            .chain([("6".to_owned(), vec![("w9", "cat")])])
             .collect();
         let refs: Vec<(&str, &[(&str, &str)])> = objects
             .iter()
