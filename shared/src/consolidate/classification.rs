@@ -67,9 +67,9 @@
 //!   call a label that is right three times in four certainly wrong.
 //! * **Confidence held out of the model** (`calibrate`, `calibration`). The label is EM's argmax, but
 //!   EM fits the workers on the very items it scores, and on hard tasks in small batches that makes its
-//!   posterior over-confident (ECE 0.14–0.22 at 1,000 objects). The reported posterior scores each item
+//!   posterior over-confident. The reported posterior scores each item
 //!   with its own share taken back out of its workers' rows (smoothed with a cross-validated strength,
-//!   the counts rebuilt once from such held-out posteriors): ECE 0.03–0.06 there. It can prefer another
+//!   the counts rebuilt once from such held-out posteriors). It can prefer another
 //!   class than the label; the confidence is then its probability of the label.
 //! * **Correlated votes** (`calibrate`, `calibration`). Dawid-Skene counts ten agreeing votes as ten
 //!   independent pieces of evidence; real crowds share blind spots, and the posterior is over-confident.
@@ -80,11 +80,9 @@
 //!   confusion row (a vote must not vouch for the model that predicts it), and the held-out vote scored
 //!   by its worker's other answers under a cross-validated smoothing strength (so that a mistake made
 //!   once does not look impossible). It comes out near 0 on crowds that fit the model (synthetic) and
-//!   higher on the shared real sets; the argmax never changes. Expected calibration error (10 bins): rte
-//!   0.039, temp 0.034, bluebirds 0.064, synthetic 10k 0.010, independent 1,000-object batches ≤ 0.007,
-//!   hard 1,000-object batches 0.03–0.04; on dog 0.125, because 7 % of its unanimous items are wrong
-//!   against gold, and a blind spot shared by the whole crowd leaves no trace in the votes for any
-//!   gold-free model to see.
+//!   higher on the shared real sets; the argmax never changes. A blind spot shared by the whole crowd
+//!   leaves no trace in the votes for any gold-free model to see, and stays over-confident (`make eval`
+//!   in the README has the figures, set by set).
 //! * **Ties** are broken deterministically: the lower class index (as crowd-kit's majority vote does).
 //! * **Multi-label** is binary relevance: one two-class problem per class, over the workers who answered
 //!   the item (ticking a class = "present", not ticking it = "absent").
