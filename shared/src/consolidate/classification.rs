@@ -674,13 +674,24 @@ pub fn consolidate_multi_label(
             }
         }
         let output = run_method(&votes, &prior_counts, config);
+        let informed: Vec<bool> = known
+            .iter()
+            .enumerate()
+            .map(|(w, &known)| {
+                known
+                    || output
+                        .batch_counts
+                        .get(w * 4..(w + 1) * 4)
+                        .is_some_and(|c| c.iter().sum::<f64>() > 0.0)
+            })
+            .collect();
         for (position, &item) in order.iter().enumerate() {
             let range = votes.offsets[position]..votes.offsets[position + 1];
             let p_present = output.posterior[position * 2 + 1];
             presence[item][class] = p_present;
             let (present, confidence) = match range.len() {
                 0 => (false, 0.0),
-                1 if !known[votes.worker[range.start] as usize] => {
+                1 if !informed[votes.worker[range.start] as usize] => {
                     (votes.answer[range.start] == 1, 0.0)
                 }
                 _ => {
