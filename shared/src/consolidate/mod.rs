@@ -7,6 +7,7 @@
 //! | `driver` | what the batch hands each engine's driver and gets back (one signature for every engine) |
 //! | [`service`] | a request over the ports: payload and answers from S3, worker quality kept with conditional writes, masks stored |
 //! | [`answers`] | reading a worker's answer; inferring the task type from the answers |
+//! | `reading` | what the geometry engines' readers are built from: one element's output read from an answer's text straight into the engine's typed input |
 //! | [`custom`] | custom task types: canonical-JSON majority, or every answer |
 //! | [`classification`] | truth inference for single- and multi-label classes (Dawid-Skene EM, majority vote) |
 //! | [`worker_quality`] | per-job worker quality, kept between batches |
@@ -26,6 +27,7 @@ pub mod custom;
 mod driver;
 pub mod job_audit;
 pub mod prior_answers;
+mod reading;
 pub mod segmentation;
 pub mod service;
 pub mod spans;
