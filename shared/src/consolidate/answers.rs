@@ -8,8 +8,8 @@
 //!
 //! ## Why no JSON tree
 //! A batch reads thousands of these small documents (1,000 objects × 5 workers is a common batch), and
-//! building a `serde_json::Map` per answer and per element was a third of the classification handler's
-//! own time. So an answer is read once, in one pass, into [`Answer`]: its elements by name, each with
+//! building a `serde_json::Map` per answer and per element costs far more than the few keys the engines
+//! read from it. So an answer is read once, in one pass, into [`Answer`]: its elements by name, each with
 //! the few keys the built-in kinds are told apart by picked out ([`OutputShape`]: a class label, a label
 //! list, a comment, which kind it looks like), strings borrowed from the answer's text where they have no
 //! escapes. The classification paths need nothing more. Boxes, entities and masks read their element's

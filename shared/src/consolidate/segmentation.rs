@@ -20,10 +20,9 @@
 //!    patterns (steadied by its learned reliability), a pixel gets a foreground class when that class's
 //!    posterior reaches the IoU-optimal threshold, and contested pixels are **cleaned** with their 3×3
 //!    neighbourhood: isolated specks vanish, pixels all workers agree on never change (`votes` explains
-//!    all three). On crowd-kit's own benchmark masks (100 images of 256², 5 workers) this scores a mean IoU
-//!    of 0.859, against 0.857 for crowd-kit's `SegmentationEM` and 0.844 for majority vote, in 9–11 ms on a
-//!    shared 2-core machine (crowd-kit's majority vote in the same session: 0.24–0.32 s as its bench script
-//!    times it, one run, 0.10–0.12 s once warm; `shared/tests/data/geometry/README.md`).
+//!    all three). How it scores and how fast it runs on crowd-kit's own benchmark masks, against
+//!    crowd-kit's `SegmentationEM` and majority vote: `shared/tests/data/geometry/README.md` and the
+//!    README.
 //! 5. **Encode** the result as an 8-bit indexed PNG whose pixel values are the class indices and whose
 //!    palette holds the class colours; the caller stores it and writes its URI as the `<LAN>` value.
 //!
