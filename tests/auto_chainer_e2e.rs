@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use groundwork::testing::DescribedJob;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -114,31 +115,13 @@ fn stopped_event() -> Value {
     })
 }
 
+/// The test kit's `Animals` job, stopped, tagged to continue, its files in the `gw-chain` bucket.
 fn stopped_job() -> Value {
-    json!({
-        "LabelingJobStatus": "Stopped",
-        "LabelCounters": {"TotalLabeled": 2, "HumanLabeled": 2, "MachineLabeled": 0, "FailedNonRetryableError": 0, "Unlabeled": 1},
-        "CreationTime": 1704067200.0,
-        "LastModifiedTime": 1704070800.0,
-        "JobReferenceCode": "ref",
-        "LabelingJobName": "Animals",
-        "LabelingJobArn": "arn:aws:sagemaker:us-east-1:111122223333:labeling-job/animals",
-        "LabelAttributeName": "animal",
-        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": "s3://gw-chain/in/input.manifest"}}},
-        "OutputConfig": {"S3OutputPath": "s3://gw-chain/out/"},
-        "RoleArn": "arn:aws:iam::111122223333:role/GroundTruth",
-        "LabelCategoryConfigS3Uri": "s3://gw-chain/in/labels.json",
-        "HumanTaskConfig": {
-            "WorkteamArn": "arn:aws:sagemaker:us-east-1:111122223333:workteam/private-crowd/team",
-            "UiConfig": {"UiTemplateS3Uri": "s3://gw-chain/in/template.liquid"},
-            "PreHumanTaskLambdaArn": "arn:aws:lambda:us-east-1:432418664414:function:PRE-ImageMultiClass",
-            "TaskTitle": "Animals", "TaskDescription": "What animal is it?",
-            "NumberOfHumanWorkersPerDataObject": 3, "TaskTimeLimitInSeconds": 300,
-            "AnnotationConsolidationConfig": {"AnnotationConsolidationLambdaArn": "arn:aws:lambda:us-east-1:432418664414:function:ACS-ImageMultiClass"}
-        },
-        "Tags": [{"Key": "groundwork:chain", "Value": "continue"}, {"Key": "team", "Value": "vision"}],
-        "LabelingJobOutput": {"OutputDatasetS3Uri": "s3://gw-chain/out/Animals/manifests/output/output.manifest"}
-    })
+    DescribedJob::animals()
+        .stored_at("s3://gw-chain/in/", "s3://gw-chain/out/")
+        .role_arn("arn:aws:iam::111122223333:role/GroundTruth")
+        .tags(&[("groundwork:chain", "continue"), ("team", "vision")])
+        .wire_json()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -215,6 +215,7 @@ impl VersionedStore for LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use groundwork::testing::block_on;
     use std::path::Component;
 
     fn uri(s: &str) -> S3Uri {
@@ -232,15 +233,10 @@ mod tests {
             "s3://b1b/job/other.json",
         ];
         for key in keys {
-            futures_lite_block_on(store.put_object(
-                &uri(key),
-                b"x".to_vec(),
-                "",
-                &Encryption::BucketDefault,
-            ))
-            .unwrap();
+            block_on(store.put_object(&uri(key), b"x".to_vec(), "", &Encryption::BucketDefault))
+                .unwrap();
         }
-        let listed = futures_lite_block_on(store.list_objects(&uri("s3://b1b/job/req/"))).unwrap();
+        let listed = block_on(store.list_objects(&uri("s3://b1b/job/req/"))).unwrap();
         let listed: Vec<String> = listed.iter().map(ToString::to_string).collect();
         assert_eq!(
             listed,
@@ -251,7 +247,7 @@ mod tests {
             ]
         );
         assert!(
-            futures_lite_block_on(store.list_objects(&uri("s3://b1b/none/")))
+            block_on(store.list_objects(&uri("s3://b1b/none/")))
                 .unwrap()
                 .is_empty()
         );
@@ -299,9 +295,9 @@ mod tests {
     fn an_absolute_key_does_not_read_the_machine() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = LocalStore::new(dir.path());
-        let read = futures_lite_block_on(store.get_object(&uri("s3://b1b//etc/passwd")));
+        let read = block_on(store.get_object(&uri("s3://b1b//etc/passwd")));
         assert!(matches!(read, Err(StoreError::NotFound { .. })), "{read:?}");
-        futures_lite_block_on(store.put_object(
+        block_on(store.put_object(
             &uri("s3://b1b/../../escaped.txt"),
             b"x".to_vec(),
             "text/plain",
@@ -315,16 +311,5 @@ mod tests {
                 .map(|p| p.join("escaped.txt").exists())
                 .unwrap_or(false)
         );
-    }
-
-    /// The store's futures never wait (plain file I/O).
-    fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let mut f = std::pin::pin!(f);
-        loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
     }
 }

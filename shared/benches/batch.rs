@@ -30,6 +30,7 @@ use groundwork::ports::{
     VersionedStore,
 };
 use groundwork::s3_uri::S3Uri;
+use groundwork::testing::block_on;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -123,17 +124,6 @@ impl VersionedStore for BenchStore {
         Ok(ConditionalPut::Written {
             etag: "\"2\"".to_owned(),
         })
-    }
-}
-
-/// Runs a future whose awaits are all on memory (always ready), without an async runtime.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
     }
 }
 

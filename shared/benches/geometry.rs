@@ -27,12 +27,15 @@ use std::time::Duration;
 use base64::Engine;
 use criterion::{Criterion, criterion_group, criterion_main};
 use groundwork::consolidate::boxes::{
-    BoxConfig, BoxJob, ImageSize, WorkerAnswer, consolidate_boxes,
+    BoxConfig, BoxJob, BoxOutput, ImageSize, WorkerAnswer, consolidate_boxes, parse_box_answer,
 };
 use groundwork::consolidate::segmentation::{
-    SegmentationConfig, SegmentationJob, WorkerMask, consolidate_masks, consolidate_segmentation,
+    SegmentationConfig, SegmentationJob, SegmentationOutput, WorkerMask, consolidate_masks,
+    consolidate_segmentation, parse_segmentation_answer,
 };
-use groundwork::consolidate::spans::{JobLabel, SpanConfig, SpanJob, consolidate_spans};
+use groundwork::consolidate::spans::{
+    EntityOutput, JobLabel, SpanConfig, SpanJob, consolidate_spans, parse_entity_answer,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -241,10 +244,12 @@ fn bench_segmentation(c: &mut Criterion) {
                 answers
                     .iter()
                     .filter_map(|image| {
-                        let workers: Vec<WorkerAnswer<'_>> = image
+                        let workers: Vec<WorkerAnswer<'_, SegmentationOutput<'_>>> = image
                             .iter()
                             .zip(&ids)
-                            .map(|(answer, id)| WorkerAnswer::new(id, answer))
+                            .map(|(answer, id)| {
+                                WorkerAnswer::new(id, parse_segmentation_answer(answer))
+                            })
                             .collect();
                         consolidate_segmentation(&workers, &job, &config).ok()
                     })
@@ -327,10 +332,10 @@ fn bench_boxes(c: &mut Criterion) {
             payloads
                 .iter()
                 .filter_map(|(_, answers)| {
-                    let workers: Vec<WorkerAnswer<'_>> = answers
+                    let workers: Vec<WorkerAnswer<'_, BoxOutput<'_>>> = answers
                         .iter()
                         .zip(&ids)
-                        .map(|(answer, id)| WorkerAnswer::new(id, answer))
+                        .map(|(answer, id)| WorkerAnswer::new(id, parse_box_answer(answer)))
                         .collect();
                     consolidate_boxes(black_box(&workers), &job, &config).ok()
                 })
@@ -421,10 +426,10 @@ fn bench_spans(c: &mut Criterion) {
             payloads
                 .iter()
                 .filter_map(|(_, text, answers)| {
-                    let workers: Vec<WorkerAnswer<'_>> = answers
+                    let workers: Vec<WorkerAnswer<'_, EntityOutput<'_>>> = answers
                         .iter()
                         .zip(&ids)
-                        .map(|(answer, id)| WorkerAnswer::new(id, answer))
+                        .map(|(answer, id)| WorkerAnswer::new(id, parse_entity_answer(answer)))
                         .collect();
                     let job = SpanJob {
                         text: Some(text),

@@ -223,28 +223,18 @@ async fn read_labels(
 mod tests {
     use super::*;
     use crate::labeling_job::LabelingJobDescription;
-    use crate::ports::fakes::{MemoryLabelingJobs, MemoryObjectStore};
-    use crate::test_support::block_on;
+    use crate::testing::fakes::{MemoryLabelingJobs, MemoryObjectStore};
+    use crate::testing::{DescribedJob, block_on};
 
+    /// The `Animals` job in progress, a bounding-box job with its files under `s3://bucket/`.
     fn description() -> LabelingJobDescription {
-        serde_json::from_value(serde_json::json!({
-            "LabelingJobStatus": "InProgress",
-            "LabelingJobName": "Animals",
-            "LabelingJobArn": "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/animals",
-            "LabelAttributeName": "animal",
-            "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": "s3://bucket/in.manifest"}}},
-            "OutputConfig": {"S3OutputPath": "s3://bucket/out/"},
-            "RoleArn": "arn:aws:iam::111111111111:role/gt",
-            "LabelCategoryConfigS3Uri": "s3://bucket/labels.json",
-            "HumanTaskConfig": {
-                "WorkteamArn": "arn:aws:sagemaker:us-east-1:111111111111:workteam/private-crowd/t",
-                "UiConfig": {"UiTemplateS3Uri": "s3://bucket/t.liquid"},
-                "PreHumanTaskLambdaArn": "arn:aws:lambda:us-east-1:432418664414:function:PRE-BoundingBox",
-                "TaskTitle": "t", "TaskDescription": "d",
-                "NumberOfHumanWorkersPerDataObject": 3, "TaskTimeLimitInSeconds": 60
-            }
-        }))
-        .unwrap()
+        DescribedJob::animals()
+            .status("InProgress")
+            .arn("arn:aws:sagemaker:us-east-1:111111111111:labeling-job/animals")
+            .task_type(TaskType::BoundingBox)
+            .stored_at("s3://bucket/", "s3://bucket/out/")
+            .without_output()
+            .build()
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! | [`consolidate`] | annotation consolidation for every task type |
 //! | [`chain`] | the chain planner: whether and how to start a follow-up labeling job |
 //! | [`ports`] | one trait per AWS capability (and in-memory fakes behind `test-util`) |
+//! | `testing` | the test kit of this crate and the crates on it, behind `test-util` |
 //! | [`emf`] | CloudWatch metrics as Embedded Metric Format log lines |
 
 pub mod chain;
@@ -40,28 +41,15 @@ pub mod pre_annotation;
 pub mod s3_scope;
 pub mod s3_uri;
 pub mod task_type;
+/// The test kit: `block_on`, DescribeLabelingJob builders, the in-memory ports (behind `test-util`).
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 pub mod text;
 
 pub use lan::LabelAttributeName;
 pub use manifest::ManifestLine;
 pub use s3_uri::S3Uri;
 pub use task_type::TaskType;
-
-/// Helpers for tests of this crate and of the crates on it (behind `test-util`).
-#[cfg(any(test, feature = "test-util"))]
-pub mod testing {
-    /// Runs a future whose awaits are all on the in-memory fakes (always ready) to completion, without an
-    /// async runtime (this crate has none).
-    pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let mut f = std::pin::pin!(f);
-        loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
-    }
-}
 
 /// Helpers for this crate's unit tests.
 #[cfg(test)]

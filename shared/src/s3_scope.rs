@@ -236,7 +236,7 @@ impl<S: VersionedStore> VersionedStore for Confined<S> {
 mod tests {
     use super::*;
     use crate::ports::fakes::MemoryObjectStore;
-    use crate::test_support::block_on;
+    use crate::testing::block_on;
 
     fn uri(text: &str) -> S3Uri {
         text.parse().unwrap()

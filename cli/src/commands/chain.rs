@@ -530,6 +530,7 @@ async fn start(args: &StartArgs, out: &mut impl Write) -> anyhow::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use groundwork::testing::DescribedJob;
 
     fn fixture(path: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
@@ -565,12 +566,11 @@ mod tests {
     }
 
     /// The describe fixture says Stopped; an event about a Completed job must come with a Completed
-    /// description: a completed copy in `dir`.
-    fn completed_copy(describe: &Path, dir: &Path) -> PathBuf {
-        let mut job: Value = serde_json::from_slice(&fs::read(describe).unwrap()).unwrap();
-        job["LabelingJobStatus"] = json!("Completed");
+    /// description: the test kit's `Animals` job (the fixture's), completed, in `dir`.
+    fn completed_copy(dir: &Path) -> PathBuf {
+        let job = DescribedJob::animals().status("Completed").build();
         let path = dir.join("describe.json");
-        fs::write(&path, job.to_string()).unwrap();
+        fs::write(&path, serde_json::to_vec(&job).unwrap()).unwrap();
         path
     }
 
@@ -623,7 +623,7 @@ mod tests {
         a.settings.default_follow_up_plan = Some("s3://plans/p.json".parse().unwrap());
         a.plan = Some(fixture(&format!("{DATA}/plan-indoor-outdoor.json")));
         a.write_dir = Some(dir.path().to_path_buf());
-        a.describe = completed_copy(&a.describe, dir.path());
+        a.describe = completed_copy(dir.path());
 
         let (chained, request) = run(&a);
 
@@ -662,7 +662,7 @@ mod tests {
         a.plan = Some(plan);
         a.store = dir.path().to_path_buf();
         a.write_dir = Some(dir.path().join("writes"));
-        a.describe = completed_copy(&a.describe, dir.path());
+        a.describe = completed_copy(dir.path());
 
         let (chained, request) = run(&a);
 

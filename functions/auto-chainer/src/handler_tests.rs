@@ -1,6 +1,6 @@
-//! Every path of the handler, on the in-memory ports and the fixtures in `tests/fixtures/`: the `Animals`
-//! job (image classification, label attribute name `animal`, 2 of 4 objects labeled, one of them with
-//! confidence 0.55) and the state-change events SageMaker sends for it.
+//! Every path of the handler, on the in-memory ports: the `Animals` job of groundwork's test kit (image
+//! classification, label attribute name `animal`, 2 of 4 objects labeled, one of them with confidence
+//! 0.55) and the state-change events SageMaker sends for it (`tests/fixtures/`).
 
 use std::sync::Mutex;
 
@@ -10,12 +10,14 @@ use groundwork::chain::tags::{
     TAG_CHAIN, TAG_DEPTH, TAG_FOLLOW_UP, TAG_LABELED_AT_START, TAG_STAGING_MANIFEST,
 };
 use groundwork::labeling_job::{
-    CreateLabelingJobRequest, LabelingJobAlgorithmsConfig, LabelingJobDescription, Tag,
+    CreateLabelingJobRequest, LabelingJobAlgorithmsConfig, LabelingJobDescription,
 };
 use groundwork::metadata::FixedClock;
-use groundwork::ports::fakes::{MemoryLabelingJobs, MemoryObjectStore};
 use groundwork::ports::{CreateOutcome, JobsError};
 use groundwork::s3_scope::S3Scope;
+use groundwork::testing::DescribedJob;
+use groundwork::testing::animals::{OUTPUT_MANIFEST, OUTPUT_URI, STAGING_MANIFEST};
+use groundwork::testing::fakes::{MemoryLabelingJobs, MemoryObjectStore};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 
@@ -25,13 +27,9 @@ const EVENT_STOPPED: &str = include_str!("../tests/fixtures/event-stopped.json")
 const EVENT_FAILED: &str = include_str!("../tests/fixtures/event-failed.json");
 const EVENT_COMPLETED: &str = include_str!("../tests/fixtures/event-completed.json");
 const EVENT_TASK_STATUS: &str = include_str!("../tests/fixtures/event-task-status-change.json");
-const DESCRIBE: &str = include_str!("../tests/fixtures/describe-animals-stopped.json");
-const OUTPUT_MANIFEST: &str = include_str!("../tests/fixtures/animals-output.manifest");
-const STAGING_MANIFEST: &str = include_str!("../tests/fixtures/animals-staging.manifest");
 const PLAN_SECOND_QUESTION: &str = include_str!("../tests/fixtures/plan-second-question.json");
 const PLAN_REVIEW_UNSURE: &str = include_str!("../tests/fixtures/plan-review-unsure.json");
 
-const OUTPUT_URI: &str = "s3://out-bucket/jobs/Animals/manifests/output/output.manifest";
 const STAGING_URI: &str = "s3://in-bucket/animals/staging.manifest";
 const PLAN_URI: &str = "s3://plans-bucket/follow-up.json";
 const FINAL_MODEL: &str = "arn:aws:sagemaker:us-east-1:111122223333:model/animals-final";
@@ -81,13 +79,10 @@ impl LabelingJobCreator for ThrottledCreator {
 
 /// The `Animals` job in `status` with `tags` added to its own.
 fn job(status: &str, tags: &[(&str, &str)]) -> LabelingJobDescription {
-    let mut job: LabelingJobDescription = serde_json::from_str(DESCRIBE).unwrap();
-    job.labeling_job_status = LabelingJobStatus::from(status);
-    job.tags.extend(tags.iter().map(|(k, v)| Tag {
-        key: (*k).to_owned(),
-        value: (*v).to_owned(),
-    }));
-    job
+    DescribedJob::animals()
+        .status(status)
+        .add_tags(tags)
+        .build()
 }
 
 struct World {

@@ -176,8 +176,8 @@ impl PreHumanTask {
 mod tests {
     use super::*;
     use groundwork::job_context::ConfiguredJob;
-    use groundwork::labeling_job::LabelingJobDescription;
-    use groundwork::ports::fakes::{MemoryLabelingJobs, MemoryObjectStore};
+    use groundwork::testing::DescribedJob;
+    use groundwork::testing::fakes::{MemoryLabelingJobs, MemoryObjectStore};
     use groundwork::{LabelAttributeName, TaskType};
     use serde_json::Value;
     use serde_json::json;
@@ -263,24 +263,14 @@ mod tests {
         metrics: Arc<groundwork::emf::RecordedMetrics>,
     ) -> (PreHumanTask, Arc<MemoryLabelingJobs>) {
         let jobs = Arc::new(MemoryLabelingJobs::new());
-        let description: LabelingJobDescription = serde_json::from_value(json!({
-            "LabelingJobStatus": "InProgress",
-            "LabelingJobName": "test-labeling-job",
-            "LabelingJobArn": "arn:aws:sagemaker:us-east-1:111111111111:labeling-job/test-labeling-job",
-            "LabelAttributeName": "category",
-            "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": "s3://test-bucket/in.manifest"}}},
-            "OutputConfig": {"S3OutputPath": "s3://test-bucket/out/"},
-            "RoleArn": "arn:aws:iam::111111111111:role/gt",
-            "LabelCategoryConfigS3Uri": "s3://test-bucket/labels.json",
-            "HumanTaskConfig": {
-                "WorkteamArn": "arn:aws:sagemaker:us-east-1:111111111111:workteam/private-crowd/t",
-                "UiConfig": {"UiTemplateS3Uri": "s3://test-bucket/t.liquid"},
-                "PreHumanTaskLambdaArn": "arn:aws:lambda:us-east-1:432418664414:function:PRE-ImageMultiClass",
-                "TaskTitle": "t", "TaskDescription": "d",
-                "NumberOfHumanWorkersPerDataObject": 3, "TaskTimeLimitInSeconds": 60
-            }
-        }))
-        .unwrap();
+        let description = DescribedJob::animals()
+            .status("InProgress")
+            .name("test-labeling-job")
+            .arn("arn:aws:sagemaker:us-east-1:111111111111:labeling-job/test-labeling-job")
+            .label_attribute_name("category")
+            .stored_at("s3://test-bucket/", "s3://test-bucket/out/")
+            .without_output()
+            .build();
         jobs.insert(description);
         let store = Arc::new(MemoryObjectStore::new());
         store.insert(

@@ -554,7 +554,7 @@ mod tests {
     use crate::chain::testing::{OUTPUT_MANIFEST, OUTPUT_URI, PLAN, job_in, job_with_tags};
     use crate::labeling_job::LabelingJobStatus;
     use crate::ports::fakes::{MemoryLabelingJobs, MemoryObjectStore};
-    use crate::test_support::block_on;
+    use crate::testing::{DescribedJob, block_on};
 
     struct World {
         jobs: MemoryLabelingJobs,
@@ -600,9 +600,7 @@ mod tests {
     }
 
     fn stopped_without_output() -> LabelingJobDescription {
-        let mut job = job_in(LabelingJobStatus::Stopped);
-        job.labeling_job_output = None;
-        job
+        DescribedJob::animals().without_output().build()
     }
 
     #[test]

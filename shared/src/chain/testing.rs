@@ -1,39 +1,23 @@
-//! Test values shared by the chain modules' tests: the `Animals` job (image classification, LAN
-//! `animal`, Stopped, 2 of 4 objects labeled) and its manifests, from `tests/data/chain/`.
+//! Test values shared by the chain modules' tests: shorthands for the crate's `Animals` job
+//! ([`crate::testing::DescribedJob`]) and its manifests, a follow-up plan, fetched objects.
 
-use crate::labeling_job::{LabelingJobDescription, LabelingJobStatus, Tag};
+use crate::labeling_job::{LabelingJobDescription, LabelingJobStatus};
 use crate::s3_uri::S3Uri;
+use crate::testing::DescribedJob;
 
 use super::FetchedObject;
 
-pub(crate) const DESCRIBE: &str = include_str!("../../tests/data/chain/describe-animals.json");
-pub(crate) const OUTPUT_MANIFEST: &str =
-    include_str!("../../tests/data/chain/output-animals.manifest");
-pub(crate) const STAGING_MANIFEST: &str =
-    include_str!("../../tests/data/chain/staging-animals.manifest");
+pub(crate) use crate::testing::animals::{OUTPUT_MANIFEST, OUTPUT_URI, STAGING_MANIFEST};
 pub(crate) const PLAN: &str = include_str!("../../tests/data/chain/plan-indoor-outdoor.json");
-pub(crate) const OUTPUT_URI: &str = "s3://out-bucket/jobs/Animals/manifests/output/output.manifest";
 
 /// The `Animals` job with its fixture tags replaced by `tags`.
 pub(crate) fn job_with_tags(tags: &[(&str, &str)]) -> LabelingJobDescription {
-    let mut job: LabelingJobDescription =
-        serde_json::from_str(DESCRIBE).expect("the describe fixture parses");
-    job.tags = tags
-        .iter()
-        .map(|(k, v)| Tag {
-            key: (*k).to_owned(),
-            value: (*v).to_owned(),
-        })
-        .collect();
-    job
+    DescribedJob::animals().tags(tags).build()
 }
 
 /// The `Animals` job as described, in `status`.
 pub(crate) fn job_in(status: LabelingJobStatus) -> LabelingJobDescription {
-    let mut job: LabelingJobDescription =
-        serde_json::from_str(DESCRIBE).expect("the describe fixture parses");
-    job.labeling_job_status = status;
-    job
+    DescribedJob::animals().status(status).build()
 }
 
 pub(crate) fn uri(s: &str) -> S3Uri {

@@ -8,13 +8,13 @@
 //!
 //! ## Why no JSON tree
 //! A batch reads thousands of these small documents (1,000 objects × 5 workers is a common batch), and
-//! building a `serde_json::Map` per answer and per element was a third of the classification handler's
-//! own time. So an answer is read once, in one pass, into [`Answer`]: its elements by name, each with
+//! building a `serde_json::Map` per answer and per element costs far more than the few keys the engines
+//! read from it. So an answer is read once, in one pass, into [`Answer`]: its elements by name, each with
 //! the few keys the built-in kinds are told apart by picked out ([`OutputShape`]: a class label, a label
 //! list, a comment, which kind it looks like), strings borrowed from the answer's text where they have no
-//! escapes. The classification paths need nothing more. Boxes, entities and masks read whole outputs:
-//! they parse the answer's text again into a tree when they use it ([`Answer::output_value`]), as custom
-//! answers do; that second pass is small next to their engines' work.
+//! escapes. The classification paths need nothing more. Boxes, entities and masks read their element's
+//! whole output straight into their engine's typed input ([`Answer::read_output`], with the readers of
+//! `reading`); only custom answers, whose shape is open, are read into a tree ([`parse_content`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -97,12 +97,31 @@ impl<'a> Answer<'a> {
         self.text
     }
 
-    /// The output of `element` (one of this answer's) as a JSON tree, for the engines that read whole
-    /// outputs (boxes, entities, masks).
-    pub fn output_value(&self, element: &Element<'_>) -> Result<Value, AnswerError> {
-        parse_content(self.text)?
-            .remove(element.name.as_ref())
-            .ok_or_else(|| AnswerError::Invalid(format!("answer has no `{}`", element.name)))
+    /// The output of `element` (one of this answer's) read by `T`, straight from the answer's text: the
+    /// engines that read whole outputs (boxes, entities, masks) get their typed input this way, in one
+    /// pass. The answer's other elements are checked as a tree parse would check them (an answer that
+    /// parse refuses is refused with its message); a name given twice gives its last output.
+    pub fn read_output<T: Deserialize<'a>>(&self, element: &Element<'_>) -> Result<T, AnswerError> {
+        let mut deserializer = serde_json::Deserializer::from_str(self.text);
+        let picked = de::DeserializeSeed::deserialize(
+            PickOutput::<T> {
+                name: &element.name,
+                output: PhantomData,
+            },
+            &mut deserializer,
+        )
+        .and_then(|picked| deserializer.end().map(|()| picked));
+        match picked {
+            Ok(Some(output)) => Ok(output),
+            Ok(None) => Err(AnswerError::Invalid(format!(
+                "answer has no `{}`",
+                element.name
+            ))),
+            Err(e) if e.classify() == serde_json::error::Category::Data => {
+                Err(AnswerError::NotAnObject)
+            }
+            Err(e) => Err(AnswerError::NotJson(e.to_string())),
+        }
     }
 
     /// The elements, in their order.
@@ -134,6 +153,38 @@ pub fn parse_content(content: &str) -> Result<Map<String, Value>, AnswerError> {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(AnswerError::NotAnObject),
         Err(e) => Err(AnswerError::NotJson(e.to_string())),
+    }
+}
+
+/// The output named `name` of an answer object, read by `T` (the last one when the name is given twice);
+/// every other value is checked and dropped.
+struct PickOutput<'n, T> {
+    name: &'n str,
+    output: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> de::DeserializeSeed<'de> for PickOutput<'_, T> {
+    type Value = Option<T>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<T>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for PickOutput<'_, T> {
+    type Value = Option<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of crowd elements")
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Option<T>, M::Error> {
+        let mut output = None;
+        while let Some(key) = super::reading::next_key(&mut map)? {
+            if key == self.name {
+                output = Some(map.next_value::<T>()?);
+            } else {
+                super::reading::next_value::<super::reading::Scalar<'de>, M>(&mut map)?;
+            }
+        }
+        Ok(output)
     }
 }
 
@@ -505,7 +556,7 @@ mod tests {
         assert_eq!(names, tree.keys().map(String::as_str).collect::<Vec<_>>());
         let first = &a.elements()[0];
         assert_eq!(first.shape.label.as_deref(), Some("z"));
-        assert_eq!(a.output_value(first).unwrap(), tree["a"]);
+        assert_eq!(a.read_output::<Value>(first).unwrap(), tree["a"]);
     }
 
     #[test]
@@ -514,7 +565,7 @@ mod tests {
         let a = answer(text);
         let element = a.element_for(TaskType::BoundingBox).unwrap();
         assert_eq!(
-            a.output_value(element).unwrap(),
+            a.read_output::<Value>(element).unwrap(),
             parse_content(text).unwrap()["annotatedResult"]
         );
     }

@@ -3,10 +3,11 @@
 //! format (`contracts.md` §4.2).
 //!
 //! ## Algorithm
-//! 1. **Parse** every worker's answer ([`parse_box_answer`]). A malformed answer skips that worker; a malformed
-//!    box (missing or non-numeric field, non-positive size, unknown label, outside the image) drops that box.
-//!    Every skip is returned with its reason ([`Dropped`]). Boxes are clipped to the image. Work is bounded:
-//!    at most [`BoxConfig::max_workers`] workers and [`BoxConfig::max_boxes_per_worker`] boxes per worker.
+//! 1. **Parse** every worker's answer (the driver reads each into a [`BoxAnswer`]). A malformed answer skips
+//!    that worker; a malformed box (missing or non-numeric field, non-positive size, unknown label, outside
+//!    the image) drops that box. Every skip is returned with its reason ([`Dropped`]). Boxes are clipped to
+//!    the image. Work is bounded: at most [`BoxConfig::max_workers`] workers and
+//!    [`BoxConfig::max_boxes_per_worker`] boxes per worker.
 //! 2. **Image size**: the size most workers report; a worker reporting another size is skipped (its pixel
 //!    coordinates belong to another picture). Without any, the prior label's size, else the boxes' extent.
 //! 3. **Match** boxes across workers into clusters holding at most one box per worker (`matching`).
@@ -46,15 +47,18 @@
 
 pub(crate) mod matching;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::Serialize;
+use serde::de::{MapAccess, SeqAccess};
 use serde_json::{Map, Value};
 
 pub use super::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
 use super::crowd::{GeometryLabel, geometry_results, mean, no_usable_reason};
 use super::crowd::{ReasonLog, existence_probability, round_confidence, vote_posterior};
 use super::driver::{Driver, ObjectResult, Prepared};
+use super::reading::{List, Read, ReadJson, Scalar, check_seq, next_key, next_value, read_tree};
 use crate::output::{BoxesLabel, DetectedBox, LabelBody};
 use matching::robust_centre;
 pub(crate) use matching::{Candidate, Clusters, MatchParams, Rect, cluster_candidates, vote_class};
@@ -141,24 +145,27 @@ impl std::fmt::Display for ImageSize {
     }
 }
 
-/// One box as a worker drew it (pixels, origin top-left), borrowing its label from the answer.
+/// One box as a worker drew it (pixels, origin top-left): an item of `boundingBoxes`
+/// (`{"height","label","left","top","width"}`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DrawnBox<'a> {
     /// Position in the worker's `boundingBoxes` list.
     pub index: usize,
-    /// The label the worker chose.
-    pub label: &'a str,
-    /// Left edge.
+    /// `label`: the label the worker chose (borrowed from the answer's text when it has no escapes).
+    pub label: Cow<'a, str>,
+    /// `left`.
     pub left: f64,
-    /// Top edge.
+    /// `top`.
     pub top: f64,
-    /// Width.
+    /// `width`.
     pub width: f64,
-    /// Height.
+    /// `height`.
     pub height: f64,
 }
 
-/// One worker's parsed `crowd-bounding-box` answer.
+/// One worker's `crowd-bounding-box` output, the engine's input
+/// (`{"boundingBoxes":[{"height","label","left","top","width"}…],"inputImageProperties":{"height","width"},
+/// "initialValueModified":…}`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoxAnswer<'a> {
     /// The well-formed boxes (not yet checked against the image or the labels).
@@ -171,112 +178,160 @@ pub struct BoxAnswer<'a> {
     pub initial_value_modified: Option<bool>,
 }
 
-/// Parses a worker's answer object
-/// (`{"boundingBoxes":[{"height","label","left","top","width"}…],"inputImageProperties":{"height","width"}}`).
-/// Numbers may be integers or floats; `boundingBoxes` may be absent or `null` (nothing drawn).
-pub fn parse_box_answer(answer: &Value) -> Result<BoxAnswer<'_>, BoxAnswerError> {
-    let object = answer.as_object().ok_or(BoxAnswerError::NotAnObject)?;
-    // One pass over the (few) keys: cheaper than hashing each key we look for.
-    let (mut boxes_value, mut properties, mut modified) = (None, None, None);
-    for (key, value) in object {
-        match key.as_str() {
-            "boundingBoxes" => boxes_value = Some(value),
-            "inputImageProperties" => properties = Some(value),
-            "initialValueModified" => modified = Some(value),
-            _ => {}
-        }
+/// A worker's output as its driver read it: the answer, or why the whole of it is unusable.
+pub type BoxOutput<'a> = Result<BoxAnswer<'a>, BoxAnswerError>;
+
+/// Reads a worker's output from a JSON tree, by the reader the batch uses on answer texts. Numbers may
+/// be integers or floats; `boundingBoxes` may be absent or `null` (nothing drawn).
+pub fn parse_box_answer(answer: &Value) -> BoxOutput<'_> {
+    read_tree(answer)
+}
+
+/// The reader of a worker's output: one pass, each field as lenient as `contracts.md` §3 allows (a
+/// malformed box is rejected with its reason, a malformed answer is an error); a key given twice keeps
+/// its last value.
+impl<'de> ReadJson<'de> for BoxOutput<'de> {
+    fn other() -> Self {
+        Err(BoxAnswerError::NotAnObject)
     }
-    let image_size = match properties {
-        None | Some(Value::Null) => None,
-        Some(properties) => Some(parse_image_size(properties).ok_or(BoxAnswerError::BadImageSize)?),
-    };
-    let initial_value_modified = modified.and_then(parse_flag);
-    let mut boxes = Vec::new();
-    let mut rejected = Vec::new();
-    match boxes_value {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(items)) => {
-            boxes.reserve(items.len());
-            for (index, item) in items.iter().enumerate() {
-                match parse_drawn_box(index, item) {
-                    Ok(drawn) => boxes.push(drawn),
-                    Err(problem) => rejected.push((index, problem)),
+
+    fn map<M: MapAccess<'de>>(mut map: M) -> Result<Self, M::Error> {
+        let (mut boxes, mut properties, mut modified) = (None, None, None);
+        while let Some(key) = next_key(&mut map)? {
+            match key.as_ref() {
+                "boundingBoxes" => boxes = Some(next_value::<List<DrawnItem<'de>>, M>(&mut map)?),
+                "inputImageProperties" => {
+                    properties = Some(next_value::<ImageProperties, M>(&mut map)?)
+                }
+                "initialValueModified" => modified = Some(next_value::<Scalar<'de>, M>(&mut map)?),
+                _ => {
+                    next_value::<Scalar<'de>, M>(&mut map)?;
                 }
             }
         }
-        Some(_) => return Err(BoxAnswerError::BoxesNotAList),
+        let image_size = match properties {
+            None | Some(ImageProperties::Null) => None,
+            Some(ImageProperties::Size(size)) => Some(size.ok_or(BoxAnswerError::BadImageSize)),
+        }
+        .transpose();
+        let image_size = match image_size {
+            Ok(size) => size,
+            Err(error) => return Ok(Err(error)),
+        };
+        let initial_value_modified = modified.and_then(|flag| flag.as_flag());
+        let mut drawn = Vec::new();
+        let mut rejected = Vec::new();
+        match boxes {
+            None | Some(List::Null) => {}
+            Some(List::Items(items)) => {
+                drawn.reserve(items.len());
+                for (index, DrawnItem(item)) in items.into_iter().enumerate() {
+                    match item {
+                        Ok(mut b) => {
+                            b.index = index;
+                            drawn.push(b);
+                        }
+                        Err(problem) => rejected.push((index, problem)),
+                    }
+                }
+            }
+            Some(List::Other) => return Ok(Err(BoxAnswerError::BoxesNotAList)),
+        }
+        Ok(Ok(BoxAnswer {
+            boxes: drawn,
+            rejected,
+            image_size,
+            initial_value_modified,
+        }))
     }
-    Ok(BoxAnswer {
-        boxes,
-        rejected,
-        image_size,
-        initial_value_modified,
-    })
 }
 
-/// `true`/`false`, also as the strings Liquid templates sometimes produce.
-pub(crate) fn parse_flag(value: &Value) -> Option<bool> {
-    match value {
-        Value::Bool(flag) => Some(*flag),
-        Value::String(text) if text.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(text) if text.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
-    }
+/// `inputImageProperties`: `null`, or the size it holds (`None`: no positive `width` and `height` that
+/// fit a `u32`; floats are rounded).
+pub(crate) enum ImageProperties {
+    Null,
+    Size(Option<ImageSize>),
 }
 
-/// `{"width": w, "height": h}` with positive sizes that fit a `u32` (floats are rounded).
-pub(crate) fn parse_image_size(properties: &Value) -> Option<ImageSize> {
-    let (mut width, mut height) = (None, None);
-    for (key, value) in properties.as_object()? {
-        match key.as_str() {
-            "width" => width = value.as_f64(),
-            "height" => height = value.as_f64(),
-            _ => {}
+impl<'de> ReadJson<'de> for ImageProperties {
+    fn other() -> Self {
+        ImageProperties::Size(None)
+    }
+
+    fn scalar(value: Scalar<'de>) -> Self {
+        match value {
+            Scalar::Null => ImageProperties::Null,
+            _ => Self::other(),
         }
     }
-    let side = |value: Option<f64>| {
-        let value = value?.round();
-        (value >= 1.0 && value <= f64::from(u32::MAX)).then_some(value as u32)
-    };
-    Some(ImageSize {
-        width: side(width)?,
-        height: side(height)?,
-    })
+
+    fn map<M: MapAccess<'de>>(mut map: M) -> Result<Self, M::Error> {
+        let (mut width, mut height) = (None, None);
+        while let Some(key) = next_key(&mut map)? {
+            let value = next_value::<Scalar<'de>, M>(&mut map)?;
+            match key.as_ref() {
+                "width" => width = value.as_f64(),
+                "height" => height = value.as_f64(),
+                _ => {}
+            }
+        }
+        let side = |value: Option<f64>| {
+            let value = value?.round();
+            (value >= 1.0 && value <= f64::from(u32::MAX)).then_some(value as u32)
+        };
+        Ok(ImageProperties::Size(
+            side(width)
+                .zip(side(height))
+                .map(|(width, height)| ImageSize { width, height }),
+        ))
+    }
 }
 
-fn parse_drawn_box(index: usize, item: &Value) -> Result<DrawnBox<'_>, BoxProblem> {
-    let object = item.as_object().ok_or(BoxProblem::NotAnObject)?;
-    let (mut label, mut left, mut top, mut width, mut height) = (None, None, None, None, None);
-    for (key, value) in object {
-        match key.as_str() {
-            "label" => label = value.as_str(),
-            "left" => left = value.as_f64(),
-            "top" => top = value.as_f64(),
-            "width" => width = value.as_f64(),
-            "height" => height = value.as_f64(),
-            _ => {}
+/// One item of `boundingBoxes`: a box, or why it was left out (its `index` is set by the list).
+struct DrawnItem<'a>(Result<DrawnBox<'a>, BoxProblem>);
+
+impl<'de> ReadJson<'de> for DrawnItem<'de> {
+    fn other() -> Self {
+        DrawnItem(Err(BoxProblem::NotAnObject))
+    }
+
+    fn map<M: MapAccess<'de>>(mut map: M) -> Result<Self, M::Error> {
+        let (mut label, mut left, mut top, mut width, mut height) = (None, None, None, None, None);
+        while let Some(key) = next_key(&mut map)? {
+            let value = next_value::<Scalar<'de>, M>(&mut map)?;
+            match key.as_ref() {
+                "label" => label = value.into_str(),
+                "left" => left = value.as_f64(),
+                "top" => top = value.as_f64(),
+                "width" => width = value.as_f64(),
+                "height" => height = value.as_f64(),
+                _ => {}
+            }
         }
+        let number = |value: Option<f64>, key: &'static str| {
+            value
+                .filter(|value| value.is_finite())
+                .ok_or(BoxProblem::BadNumber(key))
+        };
+        let drawn = (|| {
+            let drawn = DrawnBox {
+                index: 0,
+                label: label.ok_or(BoxProblem::BadLabel)?,
+                left: number(left, "left")?,
+                top: number(top, "top")?,
+                width: number(width, "width")?,
+                height: number(height, "height")?,
+            };
+            if drawn.width <= 0.0 || drawn.height <= 0.0 {
+                return Err(BoxProblem::NonPositiveSize {
+                    width: drawn.width,
+                    height: drawn.height,
+                });
+            }
+            Ok(drawn)
+        })();
+        Ok(DrawnItem(drawn))
     }
-    let number = |value: Option<f64>, key: &'static str| {
-        value
-            .filter(|value| value.is_finite())
-            .ok_or(BoxProblem::BadNumber(key))
-    };
-    let drawn = DrawnBox {
-        index,
-        label: label.ok_or(BoxProblem::BadLabel)?,
-        left: number(left, "left")?,
-        top: number(top, "top")?,
-        width: number(width, "width")?,
-        height: number(height, "height")?,
-    };
-    if drawn.width <= 0.0 || drawn.height <= 0.0 {
-        return Err(BoxProblem::NonPositiveSize {
-            width: drawn.width,
-            height: drawn.height,
-        });
-    }
-    Ok(drawn)
 }
 
 /// Tuning of [`consolidate_boxes`].
@@ -351,7 +406,122 @@ pub struct BoxJob<'a> {
     pub adjustment: bool,
     /// The prior `<LAN>` value from the manifest line (adjustment jobs), in the same output format. Class ids
     /// are compared as they are, so the prior job must have used the same label list.
-    pub prior_label: Option<&'a Value>,
+    pub prior_label: Option<&'a PriorBoxes>,
+}
+
+/// The prior label of an adjustment job as the engine compares with it: Ground Truth's object-detection
+/// label (`{"image_size":[{"width","height","depth"}],"annotations":[{"class_id","left","top","width",
+/// "height"}…]}`), read leniently (a `class_id` may be a string).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PriorBoxes {
+    /// `image_size[0]`, when it holds a usable size.
+    pub image_size: Option<ImageSize>,
+    /// `annotations`.
+    pub annotations: PriorAnnotations,
+}
+
+/// A prior label's `annotations`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum PriorAnnotations {
+    /// Not there, or not a list.
+    #[default]
+    Missing,
+    /// A list with an annotation lacking a number (the prior then counts as different).
+    Unreadable,
+    /// Every annotation: class id, left, top, width, height.
+    Boxes(Vec<(u64, f64, f64, f64, f64)>),
+}
+
+impl PriorBoxes {
+    /// Reads the prior `<LAN>` value of a manifest line.
+    pub fn read(label: &Value) -> Self {
+        read_tree(label)
+    }
+}
+
+impl<'de> ReadJson<'de> for PriorBoxes {
+    fn other() -> Self {
+        PriorBoxes::default()
+    }
+
+    fn map<M: MapAccess<'de>>(mut map: M) -> Result<Self, M::Error> {
+        let mut prior = PriorBoxes::default();
+        while let Some(key) = next_key(&mut map)? {
+            match key.as_ref() {
+                "image_size" => prior.image_size = next_value::<FirstImageSize, M>(&mut map)?.0,
+                "annotations" => prior.annotations = next_value::<PriorAnnotations, M>(&mut map)?,
+                _ => {
+                    next_value::<Scalar<'de>, M>(&mut map)?;
+                }
+            }
+        }
+        Ok(prior)
+    }
+}
+
+/// `image_size`: the size its first item holds.
+struct FirstImageSize(Option<ImageSize>);
+
+impl<'de> ReadJson<'de> for FirstImageSize {
+    fn other() -> Self {
+        FirstImageSize(None)
+    }
+
+    fn seq<S: SeqAccess<'de>>(mut seq: S) -> Result<Self, S::Error> {
+        let first = seq.next_element::<Read<ImageProperties>>()?;
+        check_seq(seq)?;
+        Ok(FirstImageSize(match first {
+            Some(Read(ImageProperties::Size(size))) => size,
+            _ => None,
+        }))
+    }
+}
+
+impl<'de> ReadJson<'de> for PriorAnnotations {
+    fn other() -> Self {
+        PriorAnnotations::Missing
+    }
+
+    fn seq<S: SeqAccess<'de>>(seq: S) -> Result<Self, S::Error> {
+        let List::Items(items) = <List<PriorBox> as ReadJson<'de>>::seq(seq)? else {
+            return Ok(PriorAnnotations::Missing);
+        };
+        Ok(items
+            .into_iter()
+            .map(|PriorBox(b)| b)
+            .collect::<Option<Vec<_>>>()
+            .map_or(PriorAnnotations::Unreadable, PriorAnnotations::Boxes))
+    }
+}
+
+/// One prior annotation, when it has all five numbers.
+struct PriorBox(Option<(u64, f64, f64, f64, f64)>);
+
+impl<'de> ReadJson<'de> for PriorBox {
+    fn other() -> Self {
+        PriorBox(None)
+    }
+
+    fn map<M: MapAccess<'de>>(mut map: M) -> Result<Self, M::Error> {
+        let (mut class, mut left, mut top, mut width, mut height) = (None, None, None, None, None);
+        while let Some(key) = next_key(&mut map)? {
+            let value = next_value::<Scalar<'de>, M>(&mut map)?;
+            match key.as_ref() {
+                "class_id" => {
+                    class = value
+                        .as_u64()
+                        .or_else(|| value.into_str().and_then(|text| text.parse().ok()));
+                }
+                "left" => left = value.as_f64(),
+                "top" => top = value.as_f64(),
+                "width" => width = value.as_f64(),
+                "height" => height = value.as_f64(),
+                _ => {}
+            }
+        }
+        let all = || Some((class?, left?, top?, width?, height?));
+        Ok(PriorBox(all()))
+    }
 }
 
 /// `adjustment-status` of an adjustment job.
@@ -396,23 +566,22 @@ pub struct BoxConsolidation {
 
 /// Consolidates the workers' boxes for one image. Fails only when no worker answer is usable.
 pub fn consolidate_boxes(
-    workers: &[WorkerAnswer<'_>],
+    workers: &[WorkerAnswer<'_, BoxOutput<'_>>],
     job: &BoxJob<'_>,
     config: &BoxConfig,
 ) -> Result<BoxConsolidation, NoUsableAnswer> {
     let mut dropped = Vec::new();
 
-    // 1. Parse, within the worker cap.
-    let mut parsed = super::crowd::parse_answers(
+    // 1. The readable answers, within the worker cap.
+    let mut parsed = super::crowd::usable_answers(
         workers,
         config.max_workers,
-        parse_box_answer,
         BoxWorkerProblem::TooManyWorkers,
         &mut dropped,
     );
 
     // 2. Image size, and workers who saw another image.
-    let prior_size = job.prior_label.and_then(prior_image_size);
+    let prior_size = job.prior_label.and_then(|prior| prior.image_size);
     let reported_size = most_common(parsed.iter().filter_map(|(_, answer)| answer.image_size));
     if let Some(expected) = reported_size {
         parsed.retain(|(worker, answer)| match answer.image_size {
@@ -436,7 +605,7 @@ pub fn consolidate_boxes(
         job.labels.iter().map(String::as_str).collect(),
         parsed
             .iter()
-            .flat_map(|(_, answer)| answer.boxes.iter().map(|drawn| drawn.label)),
+            .flat_map(|(_, answer)| answer.boxes.iter().map(|drawn| drawn.label.as_ref())),
     );
     let class_lookup = ClassLookup::new(&class_names);
 
@@ -451,11 +620,11 @@ pub fn consolidate_boxes(
         let mut boxes = Vec::with_capacity(answer.boxes.len().min(config.max_boxes_per_worker));
         let mut over_cap = 0usize;
         for drawn in &answer.boxes {
-            let Some(class) = class_lookup.find(drawn.label) else {
+            let Some(class) = class_lookup.find(&drawn.label) else {
                 reasons.push(
                     &mut dropped,
                     drawn.index,
-                    BoxProblem::UnknownLabel(drawn.label.to_owned()),
+                    BoxProblem::UnknownLabel(drawn.label.to_string()),
                 );
                 continue;
             };
@@ -630,10 +799,6 @@ fn most_common(values: impl Iterator<Item = ImageSize>) -> Option<ImageSize> {
         .into_iter()
         .find(|(_, count)| *count == best)
         .map(|(value, _)| value)
-}
-
-fn prior_image_size(prior: &Value) -> Option<ImageSize> {
-    parse_image_size(prior.get("image_size")?.get(0)?)
 }
 
 /// Clips to the image (or to the non-negative quadrant when its size is unknown); `None` when less than
@@ -860,7 +1025,7 @@ fn placement_probability(mean_iou: f64) -> f64 {
 }
 
 fn worker_agreements(
-    parsed: &[(&WorkerAnswer<'_>, BoxAnswer<'_>)],
+    parsed: &[(&WorkerAnswer<'_, BoxOutput<'_>>, &BoxAnswer<'_>)],
     candidates: &[Vec<Candidate>],
     clusters: &Clusters,
     kept: &[(usize, usize)],
@@ -893,32 +1058,14 @@ fn worker_agreements(
 
 /// Whether the consolidated boxes differ from the prior label (class, count, or an edge by more than one
 /// pixel). An unreadable prior counts as different.
-fn differs_from_prior(boxes: &[ConsolidatedBox], prior: &Value) -> bool {
-    let Some(annotations) = prior.get("annotations").and_then(Value::as_array) else {
-        return !boxes.is_empty();
+fn differs_from_prior(boxes: &[ConsolidatedBox], prior: &PriorBoxes) -> bool {
+    let prior_boxes = match &prior.annotations {
+        PriorAnnotations::Missing => return !boxes.is_empty(),
+        PriorAnnotations::Unreadable => return true,
+        PriorAnnotations::Boxes(prior_boxes) => prior_boxes,
     };
-    if annotations.len() != boxes.len() {
+    if prior_boxes.len() != boxes.len() {
         return true;
-    }
-    let mut prior_boxes = Vec::with_capacity(annotations.len());
-    for annotation in annotations {
-        let number = |key: &str| annotation.get(key).and_then(Value::as_f64);
-        let class = annotation.get("class_id").and_then(|id| {
-            id.as_u64()
-                .or_else(|| id.as_str().and_then(|text| text.parse().ok()))
-        });
-        match (
-            class,
-            number("left"),
-            number("top"),
-            number("width"),
-            number("height"),
-        ) {
-            (Some(class), Some(left), Some(top), Some(width), Some(height)) => {
-                prior_boxes.push((class, left, top, width, height));
-            }
-            _ => return true,
-        }
     }
     let mut used = vec![false; prior_boxes.len()];
     for consolidated in boxes {
@@ -978,10 +1125,11 @@ pub(crate) fn box_results(
     let stats = &mut d.stats;
     let labels = job.labels.unwrap_or(&[]);
     geometry_results(task_type, prepared, priors, stats, |p, workers| {
+        let prior = p.object.prior_label.as_ref().map(PriorBoxes::read);
         let box_job = BoxJob {
             labels,
             adjustment: task_type.is_adjustment(),
-            prior_label: p.object.prior_label.as_ref(),
+            prior_label: prior.as_ref(),
         };
         consolidate_boxes(workers, &box_job, &settings.boxes)
             .map(|c| GeometryLabel {

@@ -1,7 +1,8 @@
 //! What the three geometry consolidators ([`boxes`](super::boxes), [`segmentation`](super::segmentation)
-//! and [`spans`](super::spans)) share: the worker answer they are handed, how a worker's learned
-//! reliability turns into a vote weight, the records they hand back (skipped answers, per-worker agreement),
-//! and a few numeric helpers.
+//! and [`spans`](super::spans)) share: the worker answer they are handed (read into each engine's typed
+//! input by `geometry_results`, the drivers' one loop), how a worker's learned reliability turns into a
+//! vote weight, the records they hand back (skipped answers, per-worker agreement), and a few numeric
+//! helpers.
 //!
 //! The three engines re-export the types their callers need, so callers never have to name this path.
 //!
@@ -14,6 +15,7 @@
 //! majority voting is what happens when nothing has been learned yet.
 
 use super::driver::{ObjectResult, Prepared, Skipped};
+use super::reading::{Read, ReadJson};
 use super::worker_quality::{WorkerPriors, WorkerStats};
 use crate::TaskType;
 use crate::output::LabelBody;
@@ -31,21 +33,23 @@ pub const RELIABILITY_RANGE: (f64, f64) = (0.55, 0.95);
 /// sends thousands of broken items cannot bloat the output manifest.
 pub const MAX_REASONS_PER_WORKER: usize = 10;
 
-/// One worker's answer to one data object, as the Lambda glue hands it over: the answer object taken out of
-/// `annotationData.content` (`{"<element name>": <answer object>}`), already parsed.
-#[derive(Debug, Clone, Copy)]
-pub struct WorkerAnswer<'a> {
+/// One worker's answer to one data object, as an engine's driver hands it over: the worker's element output
+/// taken out of `annotationData.content` (`{"<element name>": <output>}`), read into the engine's typed
+/// input `A` ([`BoxOutput`](super::boxes::BoxOutput), [`EntityOutput`](super::spans::EntityOutput),
+/// [`SegmentationOutput`](super::segmentation::SegmentationOutput): the answer, or why it is unusable).
+#[derive(Debug, Clone)]
+pub struct WorkerAnswer<'a, A> {
     /// The worker's id (`private.us-west-2.…`).
     pub worker_id: &'a str,
-    /// The answer object.
-    pub answer: &'a Value,
+    /// The output, as read.
+    pub answer: A,
     /// Learned probability that this worker is right; `None` when unknown.
     pub reliability: Option<f64>,
 }
 
-impl<'a> WorkerAnswer<'a> {
+impl<'a, A> WorkerAnswer<'a, A> {
     /// An answer from a worker of unknown reliability.
-    pub fn new(worker_id: &'a str, answer: &'a Value) -> Self {
+    pub fn new(worker_id: &'a str, answer: A) -> Self {
         Self {
             worker_id,
             answer,
@@ -110,32 +114,31 @@ impl Dropped {
     }
 }
 
-/// Parses every worker's answer with `parse`, the first `max_workers` only: answers past the cap and
-/// unreadable ones are recorded in `dropped` (`too_many` and the parse error say why), the rest come back
-/// paired with their worker, in order. The first step of the box and the entity consolidators.
-pub fn parse_answers<'w, 'a, A, E, R>(
-    workers: &'w [WorkerAnswer<'a>],
+/// The readable answers among the first `max_workers`, paired with their worker, in order: answers past
+/// the cap and unreadable ones are recorded in `dropped` (`too_many` and the reading error say why). The
+/// first step of every geometry engine.
+pub fn usable_answers<'w, 'a, A, E, R>(
+    workers: &'w [WorkerAnswer<'a, Result<A, E>>],
     max_workers: usize,
-    parse: impl Fn(&'a Value) -> Result<A, E>,
     too_many: impl Fn(usize) -> R,
     dropped: &mut Vec<Dropped>,
-) -> Vec<(&'w WorkerAnswer<'a>, A)>
+) -> Vec<(&'w WorkerAnswer<'a, Result<A, E>>, &'w A)>
 where
     R: ToString,
-    E: Into<R>,
+    E: Clone + Into<R>,
 {
-    let mut parsed = Vec::with_capacity(workers.len().min(max_workers));
+    let mut usable = Vec::with_capacity(workers.len().min(max_workers));
     for (position, worker) in workers.iter().enumerate() {
         if position >= max_workers {
             dropped.push(Dropped::worker(worker.worker_id, too_many(max_workers)));
             continue;
         }
-        match parse(worker.answer) {
-            Ok(answer) => parsed.push((worker, answer)),
-            Err(error) => dropped.push(Dropped::worker(worker.worker_id, error.into())),
+        match &worker.answer {
+            Ok(answer) => usable.push((worker, answer)),
+            Err(error) => dropped.push(Dropped::worker(worker.worker_id, error.clone().into())),
         }
     }
-    parsed
+    usable
 }
 
 /// No worker gave a usable answer, so the object gets no label (rather than an empty one that would claim
@@ -320,21 +323,26 @@ pub(crate) fn weighted_median(values: &mut [(f64, f64)]) -> Option<f64> {
     values.last().map(|v| v.0)
 }
 
-/// The usable answers' element outputs for `task`, with the workers' reliabilities; answers without
-/// such an element are moved to `skipped`.
-pub(crate) fn element_answers(
-    p: &mut Prepared<'_>,
+/// The usable answers' element outputs for `task`, each read once from its answer's text into the
+/// engine's input `A`, with the workers' reliabilities; answers without such an element are moved to
+/// `skipped`.
+fn element_outputs<'a, A: ReadJson<'a>>(
+    p: &mut Prepared<'a>,
     task: TaskType,
     priors: &WorkerPriors,
-) -> Vec<(String, Value, Option<f64>)> {
+) -> Vec<WorkerAnswer<'a, A>> {
     let mut out = Vec::with_capacity(p.usable.len());
     for u in &p.usable {
         match u
             .answer
             .element_for(task)
-            .and_then(|e| u.answer.output_value(e))
+            .and_then(|e| u.answer.read_output::<Read<A>>(e))
         {
-            Ok(output) => out.push((u.worker.to_owned(), output, priors.reliability(u.worker))),
+            Ok(Read(output)) => out.push(WorkerAnswer {
+                worker_id: u.worker,
+                answer: output,
+                reliability: priors.reliability(u.worker),
+            }),
             Err(e) => p.skipped.push(Skipped {
                 worker: u.worker.to_owned(),
                 reason: e.to_string(),
@@ -361,27 +369,21 @@ pub(crate) struct GeometryLabel {
     pub(crate) agreements: Vec<super::boxes::WorkerAgreement>,
 }
 
-/// Runs `consolidate` on every object's answers for `task_type` (with the workers' reliabilities), records
-/// the workers' agreement and lists what was dropped. The one loop behind boxes, spans and masks.
-pub(crate) fn geometry_results(
+/// Runs `consolidate` on every object's answers for `task_type`, each read into the engine's input `A`
+/// (with the workers' reliabilities), records the workers' agreement and lists what was dropped. The one
+/// loop behind boxes, spans and masks; an object's answers are read just before its consolidation and
+/// dropped after it.
+pub(crate) fn geometry_results<'a, A: ReadJson<'a>>(
     task_type: TaskType,
-    prepared: &mut [Prepared<'_>],
+    prepared: &mut [Prepared<'a>],
     priors: &WorkerPriors,
     stats: &mut WorkerStats,
-    mut consolidate: impl FnMut(&Prepared<'_>, &[WorkerAnswer<'_>]) -> Result<GeometryLabel, String>,
+    mut consolidate: impl FnMut(&Prepared<'a>, &[WorkerAnswer<'a, A>]) -> Result<GeometryLabel, String>,
 ) -> Vec<ObjectResult> {
     prepared
         .iter_mut()
         .map(|p| {
-            let answers = element_answers(p, task_type, priors);
-            let workers: Vec<WorkerAnswer<'_>> = answers
-                .iter()
-                .map(|(w, a, r)| WorkerAnswer {
-                    worker_id: w,
-                    answer: a,
-                    reliability: *r,
-                })
-                .collect();
+            let workers = element_outputs::<A>(p, task_type, priors);
             match consolidate(p, &workers) {
                 Ok(g) => {
                     for a in &g.agreements {

@@ -1,18 +1,17 @@
 //! What the batch hands every engine's driver, and what a driver hands back: the batch's context
-//! ([`Driver`]), each object's answers prepared for the engines ([`Prepared`]: one vote per worker, each
-//! answer parsed once), and the per-object result ([`ObjectResult`]) that `batch` turns into response
-//! entries. Each engine's driver lives beside its engine (`classification/driver.rs`, `boxes.rs`,
-//! `spans.rs`, `segmentation.rs`, `custom.rs`) and has one signature:
-//! `fn(&mut Driver, &mut [Prepared]) -> Vec<ObjectResult>`.
+//! ([`Driver`]), each object's answers as `prepare` made them ready ([`Prepared`]: one vote per worker,
+//! each answer parsed once), and the per-object result ([`ObjectResult`]) that `batch` turns into
+//! response entries. Each engine's driver lives beside its engine (`classification/driver.rs`,
+//! `boxes.rs`, `spans.rs`, `segmentation.rs`, `custom.rs`) and has one signature:
+//! `fn(&mut Driver, &mut [Prepared]) -> Vec<ObjectResult>`. The geometry drivers read each answer's
+//! element into their engine's typed input through `crowd::geometry_results`.
 
-use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use crate::TaskType;
 use crate::output::LabelBody;
 
-use super::answers::{Answer, AnswerError};
+use super::answers::Answer;
 use super::batch::{BatchJob, BatchSettings, MaskWrite, ResolvedAnswer, ResolvedObject};
 use super::worker_quality::{WorkerPriors, WorkerStats};
 
@@ -54,28 +53,9 @@ pub(crate) enum ObjectResult {
 /// A parsed, usable answer.
 pub(crate) struct Usable<'a> {
     pub(crate) worker: &'a str,
-    /// Shared by every identical answer of the batch (parsed once, see [`ParsedAnswers`]).
+    /// Shared by every identical answer of the batch (parsed once, see
+    /// [`ParsedAnswers`](super::prepare::ParsedAnswers)).
     pub(crate) answer: Rc<Answer<'a>>,
-}
-
-/// Each distinct answer text of a batch parsed once: identical answers share one text (the payload
-/// parser interns them), so a 3-class batch of a thousand objects parses three answers, not thousands.
-#[derive(Default)]
-pub(crate) struct ParsedAnswers<'a> {
-    by_text: HashMap<*const u8, Rc<Answer<'a>>>,
-}
-
-impl<'a> ParsedAnswers<'a> {
-    pub(crate) fn parse(&mut self, text: &'a Arc<str>) -> Result<Rc<Answer<'a>>, AnswerError> {
-        // The texts are borrowed for the whole batch, so an address stands for one text throughout.
-        let key = text.as_ptr();
-        if let Some(known) = self.by_text.get(&key) {
-            return Ok(Rc::clone(known));
-        }
-        let parsed = Rc::new(Answer::parse(text)?);
-        self.by_text.insert(key, Rc::clone(&parsed));
-        Ok(parsed)
-    }
 }
 
 /// Why an answer was left out.

@@ -3,8 +3,8 @@
 //! (`contracts.md` §4.2, `groundtruth/semantic-segmentation`).
 //!
 //! ## Flow
-//! 1. **Parse** every answer ([`parse_segmentation_answer`]): image size, label → colour mappings and the
-//!    base64 PNG (not decoded yet).
+//! 1. **Parse** every answer (the driver reads each into a [`SegmentationAnswer`]): image size, label →
+//!    colour mappings and the base64 PNG (not decoded yet).
 //! 2. **Size and limits**: the size most workers report (else the first PNG header) must not exceed
 //!    [`SegmentationConfig::max_pixels`] (default 50 megapixels): a bigger image is refused as a whole, with
 //!    [`SegmentationError::TooLarge`], before anything is decoded. Each PNG's header is checked against that
@@ -20,10 +20,9 @@
 //!    patterns (steadied by its learned reliability), a pixel gets a foreground class when that class's
 //!    posterior reaches the IoU-optimal threshold, and contested pixels are **cleaned** with their 3×3
 //!    neighbourhood: isolated specks vanish, pixels all workers agree on never change (`votes` explains
-//!    all three). On crowd-kit's own benchmark masks (100 images of 256², 5 workers) this scores a mean IoU
-//!    of 0.859, against 0.857 for crowd-kit's `SegmentationEM` and 0.844 for majority vote, in 9–11 ms on a
-//!    shared 2-core machine (crowd-kit's majority vote in the same session: 0.24–0.32 s as its bench script
-//!    times it, one run, 0.10–0.12 s once warm; `shared/tests/data/geometry/README.md`).
+//!    all three). How it scores and how fast it runs on crowd-kit's own benchmark masks, against
+//!    crowd-kit's `SegmentationEM` and majority vote: `shared/tests/data/geometry/README.md` and the
+//!    README.
 //! 5. **Encode** the result as an 8-bit indexed PNG whose pixel values are the class indices and whose
 //!    palette holds the class colours; the caller stores it and writes its URI as the `<LAN>` value.
 //!
@@ -38,18 +37,22 @@ pub(crate) mod votes;
 
 use std::io::Cursor;
 
+use std::borrow::Cow;
+
 use base64::Engine;
+use serde::de::MapAccess;
 use serde_json::Value;
 
 use crate::output::{LabelBody, MaskClass, MaskLabel};
 
 use super::batch::MaskWrite;
+use super::boxes::ImageProperties;
 pub use super::boxes::ImageSize;
-use super::boxes::{parse_flag, parse_image_size};
 pub use super::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
-use super::crowd::{GeometryLabel, geometry_results};
+use super::crowd::{GeometryLabel, geometry_results, usable_answers};
 use super::crowd::{ReasonLog, effective_reliability, round_confidence};
 use super::driver::{Driver, ObjectResult, Prepared};
+use super::reading::{ReadJson, Scalar, next_key, next_value, read_tree};
 use votes::{InferenceParams, PatternAccumulator};
 
 /// Ground Truth's `type` for semantic-segmentation labels.
@@ -162,65 +165,146 @@ pub enum SegmentationError {
     Encoding(String),
 }
 
-/// One worker's parsed `crowd-semantic-segmentation` answer; the PNG is not decoded yet.
+/// One worker's `crowd-semantic-segmentation` output, the engine's input
+/// (`{"inputImageProperties":{…},"labelMappings":{"<label>":{"color":"#rrggbb"}…},"labeledImage":
+/// {"pngImageData":"<base64>"},"initialValueModified":…}`); the PNG is decoded during consolidation.
+/// Texts are borrowed from the answer's text when they have no escapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentationAnswer<'a> {
     /// `inputImageProperties`, when present.
     pub image_size: Option<ImageSize>,
     /// `labelMappings`: label → colour, in the answer's order.
-    pub label_colors: Vec<(&'a str, Rgb)>,
+    pub label_colors: Vec<(Cow<'a, str>, Rgb)>,
     /// Mappings whose colour is not `#rrggbb` (or `#rgb`): label and the offending value.
-    pub bad_colors: Vec<(&'a str, String)>,
+    pub bad_colors: Vec<(Cow<'a, str>, String)>,
     /// `labeledImage.pngImageData`, base64.
-    pub png_base64: &'a str,
+    pub png_base64: Cow<'a, str>,
     /// `initialValueModified` (adjustment tasks only).
     pub initial_value_modified: Option<bool>,
 }
 
-/// Parses a worker's answer object (`{"inputImageProperties":{…},"labelMappings":{"<label>":{"color":
-/// "#rrggbb"}…},"labeledImage":{"pngImageData":"<base64>"}}`); the PNG is decoded during consolidation.
-pub fn parse_segmentation_answer(
-    answer: &Value,
-) -> Result<SegmentationAnswer<'_>, SegmentationAnswerError> {
-    let object = answer
-        .as_object()
-        .ok_or(SegmentationAnswerError::NotAnObject)?;
-    let image_size = match object.get("inputImageProperties") {
-        None | Some(Value::Null) => None,
-        Some(properties) => {
-            Some(parse_image_size(properties).ok_or(SegmentationAnswerError::BadImageSize)?)
-        }
-    };
-    let png_base64 = object
-        .get("labeledImage")
-        .and_then(|image| image.get("pngImageData"))
-        .and_then(Value::as_str)
-        .ok_or(SegmentationAnswerError::MissingImage)?;
-    let mut label_colors = Vec::new();
-    let mut bad_colors = Vec::new();
-    match object.get("labelMappings") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(mappings)) => {
-            for (label, mapping) in mappings {
-                let color = mapping.get("color").and_then(Value::as_str);
-                match color.and_then(parse_hex_color) {
-                    Some(rgb) => label_colors.push((label.as_str(), rgb)),
-                    None => bad_colors.push((
-                        label.as_str(),
-                        color.map_or_else(|| mapping.to_string(), str::to_owned),
-                    )),
+/// A worker's output as its driver read it: the answer, or why the whole of it is unusable.
+pub type SegmentationOutput<'a> = Result<SegmentationAnswer<'a>, SegmentationAnswerError>;
+
+/// Reads a worker's output from a JSON tree, by the reader the batch uses on answer texts.
+pub fn parse_segmentation_answer(answer: &Value) -> SegmentationOutput<'_> {
+    read_tree(answer)
+}
+
+/// The reader of a worker's output: one pass; a key given twice keeps its last value (a label mapped
+/// twice keeps its first place), as a JSON object map does.
+impl<'de> ReadJson<'de> for SegmentationOutput<'de> {
+    fn other() -> Self {
+        Err(SegmentationAnswerError::NotAnObject)
+    }
+
+    fn map<M: MapAccess<'de>>(mut map: M) -> Result<Self, M::Error> {
+        let (mut properties, mut image, mut mappings, mut modified) = (None, None, None, None);
+        while let Some(key) = next_key(&mut map)? {
+            match key.as_ref() {
+                "inputImageProperties" => {
+                    properties = Some(next_value::<ImageProperties, M>(&mut map)?);
+                }
+                "labeledImage" => image = Some(next_value::<LabeledImage<'de>, M>(&mut map)?),
+                "labelMappings" => mappings = Some(next_value::<LabelMappings<'de>, M>(&mut map)?),
+                "initialValueModified" => modified = Some(next_value::<Scalar<'de>, M>(&mut map)?),
+                _ => {
+                    next_value::<Scalar<'de>, M>(&mut map)?;
                 }
             }
         }
-        Some(_) => return Err(SegmentationAnswerError::BadLabelMappings),
+        let image_size = match properties {
+            None | Some(ImageProperties::Null) => None,
+            Some(ImageProperties::Size(Some(size))) => Some(size),
+            Some(ImageProperties::Size(None)) => {
+                return Ok(Err(SegmentationAnswerError::BadImageSize));
+            }
+        };
+        let Some(LabeledImage(Some(png_base64))) = image else {
+            return Ok(Err(SegmentationAnswerError::MissingImage));
+        };
+        let mut label_colors = Vec::new();
+        let mut bad_colors = Vec::new();
+        match mappings {
+            None | Some(LabelMappings::Null) => {}
+            Some(LabelMappings::Mappings(mappings)) => {
+                for (label, mapping) in mappings {
+                    let color = mapping.get("color").and_then(Value::as_str);
+                    match color.and_then(parse_hex_color) {
+                        Some(rgb) => label_colors.push((label, rgb)),
+                        None => bad_colors.push((
+                            label,
+                            color.map_or_else(|| mapping.to_string(), str::to_owned),
+                        )),
+                    }
+                }
+            }
+            Some(LabelMappings::NotAnObject) => {
+                return Ok(Err(SegmentationAnswerError::BadLabelMappings));
+            }
+        }
+        Ok(Ok(SegmentationAnswer {
+            image_size,
+            label_colors,
+            bad_colors,
+            png_base64,
+            initial_value_modified: modified.and_then(|flag| flag.as_flag()),
+        }))
     }
-    Ok(SegmentationAnswer {
-        image_size,
-        label_colors,
-        bad_colors,
-        png_base64,
-        initial_value_modified: object.get("initialValueModified").and_then(parse_flag),
-    })
+}
+
+/// `labeledImage`: its `pngImageData`, when that is a string.
+struct LabeledImage<'a>(Option<Cow<'a, str>>);
+
+impl<'de> ReadJson<'de> for LabeledImage<'de> {
+    fn other() -> Self {
+        LabeledImage(None)
+    }
+
+    fn map<M: MapAccess<'de>>(mut map: M) -> Result<Self, M::Error> {
+        let mut png = None;
+        while let Some(key) = next_key(&mut map)? {
+            let value = next_value::<Scalar<'de>, M>(&mut map)?;
+            if key == "pngImageData" {
+                png = value.into_str();
+            }
+        }
+        Ok(LabeledImage(png))
+    }
+}
+
+/// `labelMappings`: `null`, an object of label → mapping, or something else.
+enum LabelMappings<'a> {
+    Null,
+    /// Each label once, at its first place, with its last mapping. A mapping is a small tree: a bad one
+    /// is quoted whole in the reason it is dropped for.
+    Mappings(Vec<(Cow<'a, str>, Value)>),
+    NotAnObject,
+}
+
+impl<'de> ReadJson<'de> for LabelMappings<'de> {
+    fn other() -> Self {
+        LabelMappings::NotAnObject
+    }
+
+    fn scalar(value: Scalar<'de>) -> Self {
+        match value {
+            Scalar::Null => LabelMappings::Null,
+            _ => LabelMappings::NotAnObject,
+        }
+    }
+
+    fn map<M: MapAccess<'de>>(mut map: M) -> Result<Self, M::Error> {
+        let mut mappings: Vec<(Cow<'de, str>, Value)> = Vec::new();
+        while let Some(label) = next_key(&mut map)? {
+            let mapping: Value = map.next_value()?;
+            match mappings.iter_mut().find(|(seen, _)| *seen == label) {
+                Some(earlier) => earlier.1 = mapping,
+                None => mappings.push((label, mapping)),
+            }
+        }
+        Ok(LabelMappings::Mappings(mappings))
+    }
 }
 
 /// `#rrggbb` or `#rgb`, any case.
@@ -357,29 +441,18 @@ pub struct SegmentationConsolidation {
 
 /// Consolidates the workers' masks for one image.
 pub fn consolidate_segmentation(
-    workers: &[WorkerAnswer<'_>],
+    workers: &[WorkerAnswer<'_, SegmentationOutput<'_>>],
     job: &SegmentationJob<'_>,
     config: &SegmentationConfig,
 ) -> Result<SegmentationConsolidation, SegmentationError> {
     let mut dropped = Vec::new();
 
-    let mut parsed: Vec<(&WorkerAnswer<'_>, SegmentationAnswer<'_>)> = Vec::new();
-    for (position, worker) in workers.iter().enumerate() {
-        if position >= config.max_workers {
-            dropped.push(Dropped::worker(
-                worker.worker_id,
-                SegmentationWorkerProblem::TooManyWorkers(config.max_workers),
-            ));
-            continue;
-        }
-        match parse_segmentation_answer(worker.answer) {
-            Ok(answer) => parsed.push((worker, answer)),
-            Err(error) => dropped.push(Dropped::worker(
-                worker.worker_id,
-                SegmentationWorkerProblem::from(error),
-            )),
-        }
-    }
+    let parsed = usable_answers(
+        workers,
+        config.max_workers,
+        SegmentationWorkerProblem::TooManyWorkers,
+        &mut dropped,
+    );
     if parsed.is_empty() {
         return Err(NoUsableAnswer { dropped }.into());
     }
@@ -392,7 +465,7 @@ pub fn consolidate_segmentation(
                 answer
                     .label_colors
                     .iter()
-                    .map(|(label, _)| (*label).to_owned())
+                    .map(|(label, _)| label.to_string())
             }),
         );
         std::iter::once(BACKGROUND.to_owned())
@@ -457,7 +530,7 @@ pub fn consolidate_segmentation(
         Some(size) => size,
         None => match parsed
             .iter()
-            .find_map(|(_, answer)| png_header_size(answer.png_base64, config))
+            .find_map(|(_, answer)| png_header_size(&answer.png_base64, config))
         {
             Some(size) => size,
             None => {
@@ -489,9 +562,10 @@ pub fn consolidate_segmentation(
     let mut accumulator =
         PatternAccumulator::new(pixel_count, compact_to_class.len(), parsed.len());
     let mut mask = vec![0u8; pixel_count];
-    let mut usable: Vec<(&WorkerAnswer<'_>, bool)> = Vec::with_capacity(parsed.len());
+    let mut usable: Vec<(&WorkerAnswer<'_, SegmentationOutput<'_>>, bool)> =
+        Vec::with_capacity(parsed.len());
     for ((worker, answer), colors) in parsed.iter().zip(&worker_colors) {
-        match decode_mask(answer.png_base64, size, colors, config, &mut mask) {
+        match decode_mask(&answer.png_base64, size, colors, config, &mut mask) {
             Ok(()) => {
                 accumulator.add(&mask);
                 usable.push((worker, answer.initial_value_modified == Some(true)));
@@ -725,7 +799,10 @@ fn most_common_size(sizes: impl Iterator<Item = ImageSize>) -> Option<ImageSize>
 /// class) for the rest; white for background.
 fn class_colors(
     class_names: &[String],
-    parsed: &[(&WorkerAnswer<'_>, SegmentationAnswer<'_>)],
+    parsed: &[(
+        &WorkerAnswer<'_, SegmentationOutput<'_>>,
+        &SegmentationAnswer<'_>,
+    )],
     class_of: &dyn Fn(&str) -> Option<usize>,
 ) -> Vec<Rgb> {
     let mut votes: Vec<Vec<(Rgb, usize)>> = vec![Vec::new(); class_names.len()];

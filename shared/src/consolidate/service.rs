@@ -538,7 +538,7 @@ mod tests {
     use super::*;
     use crate::metadata::FixedClock;
     use crate::ports::fakes::MemoryObjectStore;
-    use crate::test_support::block_on;
+    use crate::testing::block_on;
     use chrono::TimeZone;
     use serde_json::json;
 

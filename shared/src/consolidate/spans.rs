@@ -3,12 +3,13 @@
 //! (`contracts.md` §4.2).
 //!
 //! ## Algorithm
-//! 1. **Parse** every worker's answer ([`parse_entity_answer`]); a malformed answer skips that worker, a
-//!    malformed span (missing or non-integer offsets, empty or reversed range, past the end of the text,
-//!    unknown label) drops that span, each with its reason. Offsets are Unicode scalar (`char`) offsets,
-//!    `endOffset` exclusive, checked against the text's length in chars when the text is known; leading and
-//!    trailing whitespace is then trimmed (a selection that grabbed the neighbouring space marks the same
-//!    entity). Work is bounded by [`SpanConfig::max_workers`] and [`SpanConfig::max_spans_per_worker`].
+//! 1. **Parse** every worker's answer (the driver reads each into an [`EntityAnswer`]); a malformed answer
+//!    skips that worker, a malformed span (missing or non-integer offsets, empty or reversed range, past the
+//!    end of the text, unknown label) drops that span, each with its reason. Offsets are Unicode scalar
+//!    (`char`) offsets, `endOffset` exclusive, checked against the text's length in chars when the text is
+//!    known; leading and trailing whitespace is then trimmed (a selection that grabbed the neighbouring space
+//!    marks the same entity). Work is bounded by [`SpanConfig::max_workers`] and
+//!    [`SpanConfig::max_spans_per_worker`].
 //! 2. **Cluster** the spans with the bounding-box matcher (a span is a one-pixel-high box, so the boxes' IoU
 //!    is the Jaccard index of the character ranges): each worker's spans are matched to the clusters by an
 //!    optimal assignment over pairs with Jaccard ≥ [`SpanConfig::match_jaccard`], preferring pairs with the
@@ -38,6 +39,9 @@
 //! Entities are sorted by start offset (then end, then label); an entity found twice (same label and range)
 //! is written once.
 
+use std::borrow::Cow;
+
+use serde::de::MapAccess;
 use serde_json::{Map, Value};
 
 use crate::output::{EntitiesLabel, Entity, LabelBody};
@@ -46,9 +50,10 @@ use super::boxes::{Candidate, MatchParams, Rect, cluster_candidates, vote_class}
 pub use super::crowd::{Dropped, NoUsableAnswer, WorkerAgreement, WorkerAnswer};
 use super::crowd::{GeometryLabel, geometry_results, mean, no_usable_reason};
 use super::crowd::{
-    ReasonLog, existence_probability, parse_answers, round_confidence, vote_posterior, vote_weight,
+    ReasonLog, existence_probability, round_confidence, usable_answers, vote_posterior, vote_weight,
 };
 use super::driver::{Driver, ObjectResult, Prepared};
+use super::reading::{List, ReadJson, Scalar, next_key, next_value, read_tree};
 
 /// How many places a boundary could plausibly be (the right one, a character or a word either way), for
 /// the boundary vote's posterior.
@@ -117,20 +122,21 @@ pub enum SpanProblem {
     OnlyWhitespace,
 }
 
-/// One entity span as a worker marked it.
+/// One entity span as a worker marked it: an item of `entities` (`{"endOffset","label","startOffset"}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrawnSpan<'a> {
     /// Position in the worker's `entities` list.
     pub index: usize,
-    /// The label.
-    pub label: &'a str,
-    /// First character (`startOffset`).
+    /// `label` (borrowed from the answer's text when it has no escapes).
+    pub label: Cow<'a, str>,
+    /// `startOffset`: the first character.
     pub start: u64,
-    /// One past the last character (`endOffset`).
+    /// `endOffset`: one past the last character.
     pub end: u64,
 }
 
-/// One worker's parsed `crowd-entity-annotation` answer.
+/// One worker's `crowd-entity-annotation` output, the engine's input
+/// (`{"entities":[{"endOffset","label","startOffset"}…]}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntityAnswer<'a> {
     /// The well-formed spans (not yet checked against the text or the labels).
@@ -139,68 +145,104 @@ pub struct EntityAnswer<'a> {
     pub rejected: Vec<(usize, SpanProblem)>,
 }
 
-/// Parses a worker's answer object (`{"entities":[{"endOffset","label","startOffset"}…]}`); `entities` may be
-/// absent or `null` (nothing marked). Offsets written as floats with no fraction (`4.0`) are accepted.
-pub fn parse_entity_answer(answer: &Value) -> Result<EntityAnswer<'_>, EntityAnswerError> {
-    let object = answer.as_object().ok_or(EntityAnswerError::NotAnObject)?;
-    let mut entities = Vec::new();
-    let mut rejected = Vec::new();
-    let list = object
-        .iter()
-        .find_map(|(key, value)| (key == "entities").then_some(value));
-    match list {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(items)) => {
-            entities.reserve(items.len());
-            for (index, item) in items.iter().enumerate() {
-                match parse_span(index, item) {
-                    Ok(span) => entities.push(span),
-                    Err(problem) => rejected.push((index, problem)),
-                }
-            }
-        }
-        Some(_) => return Err(EntityAnswerError::EntitiesNotAList),
-    }
-    Ok(EntityAnswer { entities, rejected })
+/// A worker's output as its driver read it: the answer, or why the whole of it is unusable.
+pub type EntityOutput<'a> = Result<EntityAnswer<'a>, EntityAnswerError>;
+
+/// Reads a worker's output from a JSON tree, by the reader the batch uses on answer texts; `entities`
+/// may be absent or `null` (nothing marked). Offsets written as floats with no fraction (`4.0`) are
+/// accepted.
+pub fn parse_entity_answer(answer: &Value) -> EntityOutput<'_> {
+    read_tree(answer)
 }
 
-fn parse_span(index: usize, item: &Value) -> Result<DrawnSpan<'_>, SpanProblem> {
-    let object = item.as_object().ok_or(SpanProblem::NotAnObject)?;
-    // One pass over the (three) keys: cheaper than hashing each key we look for.
-    let (mut label, mut start, mut end) = (None, None, None);
-    for (key, value) in object {
-        match key.as_str() {
-            "label" => label = Some(value),
-            "startOffset" => start = Some(value),
-            "endOffset" => end = Some(value),
-            _ => {}
+/// The reader of a worker's output: one pass; a malformed span is rejected with its reason, a malformed
+/// answer is an error; a key given twice keeps its last value.
+impl<'de> ReadJson<'de> for EntityOutput<'de> {
+    fn other() -> Self {
+        Err(EntityAnswerError::NotAnObject)
+    }
+
+    fn map<M: MapAccess<'de>>(mut map: M) -> Result<Self, M::Error> {
+        let mut list = None;
+        while let Some(key) = next_key(&mut map)? {
+            if key == "entities" {
+                list = Some(next_value::<List<SpanItem<'de>>, M>(&mut map)?);
+            } else {
+                next_value::<Scalar<'de>, M>(&mut map)?;
+            }
         }
+        let mut entities = Vec::new();
+        let mut rejected = Vec::new();
+        match list {
+            None | Some(List::Null) => {}
+            Some(List::Items(items)) => {
+                entities.reserve(items.len());
+                for (index, SpanItem(item)) in items.into_iter().enumerate() {
+                    match item {
+                        Ok(mut span) => {
+                            span.index = index;
+                            entities.push(span);
+                        }
+                        Err(problem) => rejected.push((index, problem)),
+                    }
+                }
+            }
+            Some(List::Other) => return Ok(Err(EntityAnswerError::EntitiesNotAList)),
+        }
+        Ok(Ok(EntityAnswer { entities, rejected }))
     }
-    let offset = |value: Option<&Value>, key: &'static str| {
-        let value = value.ok_or(SpanProblem::BadOffset(key))?;
-        value
-            .as_u64()
-            .or_else(|| {
-                value
-                    .as_f64()
-                    .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v <= 9.0e15)
-                    .map(|v| v as u64)
-            })
-            .ok_or(SpanProblem::BadOffset(key))
-    };
-    let span = DrawnSpan {
-        index,
-        label: label.and_then(Value::as_str).ok_or(SpanProblem::BadLabel)?,
-        start: offset(start, "startOffset")?,
-        end: offset(end, "endOffset")?,
-    };
-    if span.end <= span.start {
-        return Err(SpanProblem::EmptyRange {
-            start: span.start,
-            end: span.end,
-        });
+}
+
+/// One item of `entities`: a span, or why it was left out (its `index` is set by the list).
+struct SpanItem<'a>(Result<DrawnSpan<'a>, SpanProblem>);
+
+impl<'de> ReadJson<'de> for SpanItem<'de> {
+    fn other() -> Self {
+        SpanItem(Err(SpanProblem::NotAnObject))
     }
-    Ok(span)
+
+    fn map<M: MapAccess<'de>>(mut map: M) -> Result<Self, M::Error> {
+        let (mut label, mut start, mut end) = (None, None, None);
+        while let Some(key) = next_key(&mut map)? {
+            let value = next_value::<Scalar<'de>, M>(&mut map)?;
+            match key.as_ref() {
+                "label" => label = Some(value),
+                "startOffset" => start = Some(value),
+                "endOffset" => end = Some(value),
+                _ => {}
+            }
+        }
+        let offset = |value: Option<Scalar<'_>>, key: &'static str| {
+            let value = value.ok_or(SpanProblem::BadOffset(key))?;
+            value
+                .as_u64()
+                .or_else(|| {
+                    value
+                        .as_f64()
+                        .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v <= 9.0e15)
+                        .map(|v| v as u64)
+                })
+                .ok_or(SpanProblem::BadOffset(key))
+        };
+        let span = (|| {
+            let span = DrawnSpan {
+                index: 0,
+                label: label
+                    .and_then(Scalar::into_str)
+                    .ok_or(SpanProblem::BadLabel)?,
+                start: offset(start, "startOffset")?,
+                end: offset(end, "endOffset")?,
+            };
+            if span.end <= span.start {
+                return Err(SpanProblem::EmptyRange {
+                    start: span.start,
+                    end: span.end,
+                });
+            }
+            Ok(span)
+        })();
+        Ok(SpanItem(span))
+    }
 }
 
 /// Tuning of [`consolidate_spans`].
@@ -283,16 +325,15 @@ pub struct SpanConsolidation {
 
 /// Consolidates the workers' entity spans for one text. Fails only when no worker answer is usable.
 pub fn consolidate_spans(
-    workers: &[WorkerAnswer<'_>],
+    workers: &[WorkerAnswer<'_, EntityOutput<'_>>],
     job: &SpanJob<'_>,
     config: &SpanConfig,
 ) -> Result<SpanConsolidation, NoUsableAnswer> {
     let mut dropped = Vec::new();
 
-    let parsed = parse_answers(
+    let parsed = usable_answers(
         workers,
         config.max_workers,
-        parse_entity_answer,
         SpanWorkerProblem::TooManyWorkers,
         &mut dropped,
     );
@@ -306,9 +347,12 @@ pub fn consolidate_spans(
             .iter()
             .map(|(label, short)| (label.as_str(), short.as_deref()))
             .collect(),
-        parsed
-            .iter()
-            .flat_map(|(_, answer)| answer.entities.iter().map(|span| (span.label, None))),
+        parsed.iter().flat_map(|(_, answer)| {
+            answer
+                .entities
+                .iter()
+                .map(|span| (span.label.as_ref(), None))
+        }),
     );
     let text: Option<TextChars<'_>> = job.text.map(TextChars::new);
     let text_length = text.as_ref().map(|chars| chars.len() as u64);
@@ -328,7 +372,7 @@ pub fn consolidate_spans(
                 reasons.push(
                     &mut dropped,
                     span.index,
-                    SpanProblem::UnknownLabel(span.label.to_owned()),
+                    SpanProblem::UnknownLabel(span.label.to_string()),
                 );
                 continue;
             };

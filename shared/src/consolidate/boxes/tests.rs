@@ -25,10 +25,10 @@ fn answer(boxes: &[(&str, f64, f64, f64, f64)]) -> Value {
 
 fn consolidate(answers: &[Value], labels: &[String]) -> BoxConsolidation {
     let ids: Vec<String> = (0..answers.len()).map(|i| format!("w{i}")).collect();
-    let workers: Vec<WorkerAnswer<'_>> = answers
+    let workers: Vec<WorkerAnswer<'_, BoxOutput<'_>>> = answers
         .iter()
         .zip(&ids)
-        .map(|(answer, id)| WorkerAnswer::new(id, answer))
+        .map(|(answer, id)| WorkerAnswer::new(id, parse_box_answer(answer)))
         .collect();
     let job = BoxJob {
         labels,
@@ -159,7 +159,7 @@ fn a_lone_worker_gets_its_boxes_with_confidence_zero() {
     );
     assert!(result.agreements.is_empty());
 
-    let workers = [WorkerAnswer::new("w0", &a).with_reliability(Some(0.87))];
+    let workers = [WorkerAnswer::new("w0", parse_box_answer(&a)).with_reliability(Some(0.87))];
     let known = consolidate_boxes(&workers, &BoxJob::default(), &BoxConfig::default()).unwrap();
     assert!(known.boxes.iter().all(|b| b.confidence == 0.87));
 }
@@ -185,9 +185,9 @@ fn the_class_is_voted_and_weighted_by_reliability() {
         1
     );
     let workers = [
-        WorkerAnswer::new("expert", &dog).with_reliability(Some(0.95)),
-        WorkerAnswer::new("novice1", &cat).with_reliability(Some(0.56)),
-        WorkerAnswer::new("novice2", &cat).with_reliability(Some(0.56)),
+        WorkerAnswer::new("expert", parse_box_answer(&dog)).with_reliability(Some(0.95)),
+        WorkerAnswer::new("novice1", parse_box_answer(&cat)).with_reliability(Some(0.56)),
+        WorkerAnswer::new("novice2", parse_box_answer(&cat)).with_reliability(Some(0.56)),
     ];
     let job = BoxJob {
         labels: &labels,
@@ -282,7 +282,8 @@ fn workers_who_saw_another_image_or_sent_garbage_are_skipped() {
     assert_eq!(skipped, vec!["w3", "w2"]);
     assert!(result.dropped[1].reason.contains("10x10"));
 
-    let workers = [WorkerAnswer::new("w", &Value::Null)];
+    let null = Value::Null;
+    let workers = [WorkerAnswer::new("w", parse_box_answer(&null))];
     let error = consolidate_boxes(&workers, &BoxJob::default(), &BoxConfig::default()).unwrap_err();
     assert_eq!(error.dropped.len(), 1);
     assert!(consolidate_boxes(&[], &BoxJob::default(), &BoxConfig::default()).is_err());
@@ -342,15 +343,15 @@ fn adjustment_status_follows_workers_and_the_prior_label() {
     moved["boundingBoxes"][0]["left"] = json!(200);
     moved["initialValueModified"] = json!(true);
     let run = |answers: &[&Value]| {
-        let workers: Vec<WorkerAnswer<'_>> = answers
+        let workers: Vec<WorkerAnswer<'_, BoxOutput<'_>>> = answers
             .iter()
             .enumerate()
-            .map(|(i, answer)| WorkerAnswer::new(["a", "b", "c"][i], answer))
+            .map(|(i, answer)| WorkerAnswer::new(["a", "b", "c"][i], parse_box_answer(answer)))
             .collect();
         let job = BoxJob {
             labels: &labels,
             adjustment: true,
-            prior_label: Some(&prior),
+            prior_label: Some(&PriorBoxes::read(&prior)),
         };
         consolidate_boxes(&workers, &job, &BoxConfig::default()).unwrap()
     };
@@ -395,12 +396,12 @@ fn the_aws_output_fixture_round_trips_as_a_prior_label() {
         let mut answer = answer(&boxes);
         answer["inputImageProperties"] = json!({"width": size["width"], "height": size["height"]});
         answer["initialValueModified"] = json!(false);
-        let workers = [WorkerAnswer::new("w", &answer)];
+        let workers = [WorkerAnswer::new("w", parse_box_answer(&answer))];
         let labels = labels(&["Bird"]);
         let job = BoxJob {
             labels: &labels,
             adjustment: true,
-            prior_label: Some(prior),
+            prior_label: Some(&PriorBoxes::read(prior)),
         };
         let result = consolidate_boxes(&workers, &job, &BoxConfig::default()).unwrap();
         assert_eq!(result.boxes.len(), annotations.len());
@@ -418,10 +419,11 @@ proptest! {
     #[test]
     fn never_panics_on_arbitrary_answers(answers in proptest::collection::vec(arbitrary_answer(), 0..5)) {
         let ids: Vec<String> = (0..answers.len()).map(|i| format!("w{i}")).collect();
-        let workers: Vec<WorkerAnswer<'_>> = answers.iter().zip(&ids).map(|(a, id)| WorkerAnswer::new(id, a)).collect();
+        let workers: Vec<WorkerAnswer<'_, BoxOutput<'_>>> = answers.iter().zip(&ids).map(|(a, id)| WorkerAnswer::new(id, parse_box_answer(a))).collect();
         let labels = labels(&["a", "b"]);
         for job_labels in [&labels[..], &[]] {
-            let job = BoxJob { labels: job_labels, adjustment: true, prior_label: answers.first() };
+            let prior = answers.first().map(PriorBoxes::read);
+            let job = BoxJob { labels: job_labels, adjustment: true, prior_label: prior.as_ref() };
             if let Ok(result) = consolidate_boxes(&workers, &job, &BoxConfig::default()) {
                 let label = result.label();
                 let annotations = label["annotations"].as_array().unwrap();

@@ -89,10 +89,10 @@ fn run(
     job_labels: &[String],
 ) -> Result<SegmentationConsolidation, SegmentationError> {
     let ids: Vec<String> = (0..answers.len()).map(|i| format!("w{i}")).collect();
-    let workers: Vec<WorkerAnswer<'_>> = answers
+    let workers: Vec<WorkerAnswer<'_, SegmentationOutput<'_>>> = answers
         .iter()
         .zip(&ids)
-        .map(|(answer, id)| WorkerAnswer::new(id, answer))
+        .map(|(answer, id)| WorkerAnswer::new(id, parse_segmentation_answer(answer)))
         .collect();
     let job = SegmentationJob { labels: job_labels };
     consolidate_segmentation(&workers, &job, &SegmentationConfig::default())
@@ -138,7 +138,7 @@ fn parses_the_documented_answer_and_colours() {
             height: 2000
         })
     );
-    assert_eq!(parsed.label_colors, vec![("Bird", BIRD)]);
+    assert_eq!(parsed.label_colors, vec![("Bird".into(), BIRD)]);
     assert_eq!(parsed.png_base64, "iVBOR...");
     assert_eq!(parse_hex_color("#FFF"), Some([255, 255, 255]));
     assert_eq!(parse_hex_color("2ca02c"), None);
@@ -535,7 +535,7 @@ fn oversized_images_and_decompression_bombs_are_refused_before_decoding() {
         result.dropped
     );
     // Over the base64 size limit.
-    let workers = [WorkerAnswer::new("w", &answer)];
+    let workers = [WorkerAnswer::new("w", parse_segmentation_answer(&answer))];
     let config = SegmentationConfig {
         max_png_bytes: 10,
         max_pixels: 200_000_000,

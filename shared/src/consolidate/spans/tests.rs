@@ -27,10 +27,10 @@ fn answer(spans: &[(&str, u64, u64)]) -> Value {
 
 fn run(answers: &[Value], job: &SpanJob<'_>) -> SpanConsolidation {
     let ids: Vec<String> = (0..answers.len()).map(|i| format!("w{i}")).collect();
-    let workers: Vec<WorkerAnswer<'_>> = answers
+    let workers: Vec<WorkerAnswer<'_, EntityOutput<'_>>> = answers
         .iter()
         .zip(&ids)
-        .map(|(answer, id)| WorkerAnswer::new(id, answer))
+        .map(|(answer, id)| WorkerAnswer::new(id, parse_entity_answer(answer)))
         .collect();
     consolidate_spans(&workers, job, &SpanConfig::default()).unwrap()
 }
@@ -47,7 +47,7 @@ fn parses_the_documented_payload_answer() {
         parsed.entities[2],
         DrawnSpan {
             index: 2,
-            label: "object",
+            label: "object".into(),
             start: 15,
             end: 20
         }
@@ -189,7 +189,7 @@ fn a_lone_worker_gets_its_spans_with_confidence_zero() {
         result.label()["annotations"]["labels"],
         json!([{"label": "a"}, {"label": "b"}])
     );
-    let workers = [WorkerAnswer::new("w", &a).with_reliability(Some(0.9))];
+    let workers = [WorkerAnswer::new("w", parse_entity_answer(&a)).with_reliability(Some(0.9))];
     let known = consolidate_spans(&workers, &job, &SpanConfig::default()).unwrap();
     assert!(known.entities.iter().all(|e| e.confidence == 0.9));
 }
@@ -278,7 +278,7 @@ fn bad_workers_are_skipped_and_no_usable_answer_is_an_error() {
     assert_eq!(result.dropped.len(), 1);
     assert_eq!(result.dropped[0].worker_id, "w1");
     let bad = json!(7);
-    let workers = [WorkerAnswer::new("w", &bad)];
+    let workers = [WorkerAnswer::new("w", parse_entity_answer(&bad))];
     assert!(consolidate_spans(&workers, &job, &SpanConfig::default()).is_err());
 }
 
@@ -304,7 +304,7 @@ proptest! {
         text in proptest::option::of("[a-zé🎉 ]{0,40}"),
     ) {
         let ids: Vec<String> = (0..answers.len()).map(|i| format!("w{i}")).collect();
-        let workers: Vec<WorkerAnswer<'_>> = answers.iter().zip(&ids).map(|(a, id)| WorkerAnswer::new(id, a)).collect();
+        let workers: Vec<WorkerAnswer<'_, EntityOutput<'_>>> = answers.iter().zip(&ids).map(|(a, id)| WorkerAnswer::new(id, parse_entity_answer(a))).collect();
         let labels = job_labels(&[("a", Some("A")), ("b", None)]);
         for job_labels in [&labels[..], &[]] {
             let job = SpanJob { text: text.as_deref(), labels: job_labels };
@@ -499,7 +499,7 @@ fn majority_of_whole_spans(answers: &[Value]) -> BTreeSet<(String, u64, u64)> {
             .unwrap()
             .entities
             .iter()
-            .map(|s| (s.label.to_owned(), s.start, s.end))
+            .map(|s| (s.label.to_string(), s.start, s.end))
             .collect();
         for span in spans {
             *counts.entry(span).or_default() += 1;
