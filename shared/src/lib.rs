@@ -65,6 +65,4 @@ pub(crate) mod test_support {
         }
         text
     }
-
-    pub(crate) use crate::testing::block_on;
 }

@@ -714,7 +714,7 @@ mod tests {
     use crate::contracts::ConsolidationRequest;
     use crate::metadata::{FixedClock, round_confidence};
     use crate::ports::fakes::MemoryObjectStore;
-    use crate::test_support::block_on;
+    use crate::testing::block_on;
     use chrono::TimeZone;
     use serde_json::json;
 
