@@ -190,6 +190,48 @@ pub struct WorkerAnnotation {
     pub annotation_data: AnnotationData,
 }
 
+/// A Ground Truth worker-response file (`annotations/worker-response/iteration-<n>/<datasetObjectId>/
+/// <timestamp>.json`): the answers submitted for one data object. Only what consolidation needs is read;
+/// timings and worker metadata are ignored.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WorkerResponseFile {
+    /// The answers; an element that is not an answer object is kept as [`WorkerResponse::Unreadable`]
+    /// so that one bad element never loses the others.
+    #[serde(default)]
+    pub answers: Vec<WorkerResponse>,
+}
+
+/// One element of [`WorkerResponseFile::answers`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerResponse {
+    /// An answer object.
+    Answer(WorkerResponseAnswer),
+    /// Anything else (not read further).
+    Unreadable,
+}
+
+impl<'de> Deserialize<'de> for WorkerResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Each element is read on its own, from its text: an untagged enum would buffer it and lose the
+        // exact text of `answerContent`.
+        let element = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        Ok(serde_json::from_str(element.get()).map_or(Self::Unreadable, Self::Answer))
+    }
+}
+
+/// One worker's answer in a worker-response file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerResponseAnswer {
+    /// The worker, absent in a damaged file.
+    #[serde(default)]
+    pub worker_id: Option<String>,
+    /// The crowd form's output as Ground Truth wrote it (the same JSON a consolidation payload carries as
+    /// `annotationData.content` text); open, since its shape is the template's.
+    #[serde(default)]
+    pub answer_content: Option<RawJson>,
+}
+
 /// One data object of a consolidation payload with all its workers' answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -699,6 +741,37 @@ impl RawEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_response_file_keeps_each_answer_text_and_survives_a_bad_element() {
+        // The documented shape (contracts.md §3), timings and metadata included, plus two damaged
+        // elements.
+        let text = r#"{"answers": [
+            {"answerContent": {"crowd-image-classifier": {"label": "Cat"}}, "workerId": "private.us-west-2.a",
+             "submissionTime": "2020-01-01T00:00:10.000Z", "acceptanceTime": "2020-01-01T00:00:00.000Z",
+             "timeSpentInSeconds": 10.5,
+             "workerMetadata": {"identityData": {"identityProviderType": "Cognito", "issuer": "x", "sub": "y"}}},
+            "not an answer",
+            {"workerId": "private.us-west-2.b"}
+        ]}"#;
+        let file: WorkerResponseFile = serde_json::from_str(text).unwrap();
+        assert_eq!(file.answers.len(), 3);
+        let WorkerResponse::Answer(first) = &file.answers[0] else {
+            panic!("{:?}", file.answers[0]);
+        };
+        assert_eq!(first.worker_id.as_deref(), Some("private.us-west-2.a"));
+        assert_eq!(
+            first.answer_content.as_ref().map(RawJson::get),
+            Some(r#"{"crowd-image-classifier": {"label": "Cat"}}"#)
+        );
+        assert_eq!(file.answers[1], WorkerResponse::Unreadable);
+        let WorkerResponse::Answer(third) = &file.answers[2] else {
+            panic!("{:?}", file.answers[2]);
+        };
+        assert_eq!(third.answer_content, None);
+        let empty: WorkerResponseFile = serde_json::from_str("{}").unwrap();
+        assert!(empty.answers.is_empty());
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -21,12 +21,11 @@ use groundwork::consolidate::batch::{
 };
 use groundwork::consolidate::classification::{ClassificationConfig, Method};
 use groundwork::consolidate::worker_quality::WorkerPriors;
-use groundwork::contracts::{LabelContent, PayloadDataObject};
+use groundwork::contracts::{LabelContent, PayloadDataObject, WorkerResponse, WorkerResponseFile};
 use groundwork::label_categories::LabelCategoryConfig;
 use groundwork::manifest::{DataSource, ManifestLine, ManifestReader, ManifestWriter};
 use groundwork::{LabelAttributeName, TaskType};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::Value;
 
 /// Re-run consolidation over a finished job's worker responses.
 #[derive(Debug, Args)]
@@ -102,30 +101,29 @@ fn read_worker_responses(dir: &Path, progress: &ProgressBar) -> anyhow::Result<A
     for (iteration, object_id, path) in files {
         progress.inc(1);
         let _ = iteration;
-        let parsed: Result<Value, String> = std::fs::read(&path)
+        let parsed: Result<WorkerResponseFile, String> = std::fs::read(&path)
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
-        let answers = match parsed {
-            Ok(v) => v
-                .get("answers")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
+        let file = match parsed {
+            Ok(file) => file,
             Err(e) => {
                 eprintln!("{}: unreadable ({e}); skipped", path.display());
                 continue;
             }
         };
         let object = by_object.entry(object_id).or_default();
-        for answer in answers {
-            let Some(worker) = answer.get("workerId").and_then(Value::as_str) else {
+        for answer in file.answers {
+            let WorkerResponse::Answer(answer) = answer else {
                 continue;
             };
-            let content = match answer.get("answerContent") {
-                Some(c) => Ok(c.to_string()),
+            let Some(worker) = answer.worker_id else {
+                continue;
+            };
+            let content = match answer.answer_content {
+                Some(c) => Ok(c.get().to_owned()),
                 None => Err(format!("{}: answer has no answerContent", path.display())),
             };
-            object.insert(worker.to_owned(), content);
+            object.insert(worker, content);
         }
     }
     Ok(by_object)
