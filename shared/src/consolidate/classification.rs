@@ -451,6 +451,22 @@ fn run_method(votes: &Votes, prior_counts: &[f64], config: &ClassificationConfig
     }
 }
 
+/// Per worker: does the model's row rest on answers, from earlier batches (`known`) or from this
+/// batch's items with other votes (`cells` counts per worker in `batch_counts`)? A lone vote from such a
+/// worker gets their record as its confidence; from any other, Ground Truth's 0.
+fn informed_workers(known: &[bool], batch_counts: &[f64], cells: usize) -> Vec<bool> {
+    known
+        .iter()
+        .enumerate()
+        .map(|(w, &known)| {
+            known
+                || batch_counts
+                    .get(w * cells..(w + 1) * cells)
+                    .is_some_and(|c| c.iter().sum::<f64>() > 0.0)
+        })
+        .collect()
+}
+
 /// Consolidates single-label answers (see the module docs). Never panics; class indices
 /// `≥ n_classes` and items without votes are tolerated (ignored / answered with `label: None`).
 pub fn consolidate_single_label(
@@ -517,17 +533,7 @@ pub fn consolidate_single_label(
 
     // A lone vote's confidence is its worker's row: real when that row rests on answers (earlier batches,
     // or this batch's items with other votes beside theirs), Ground Truth's 0 when it is only the prior.
-    let informed: Vec<bool> = known
-        .iter()
-        .enumerate()
-        .map(|(w, &known)| {
-            known
-                || output
-                    .batch_counts
-                    .get(w * k * k..(w + 1) * k * k)
-                    .is_some_and(|c| c.iter().sum::<f64>() > 0.0)
-        })
-        .collect();
+    let informed = informed_workers(&known, &output.batch_counts, k * k);
     // Estimates are made in canonical order, reading the posterior and the votes in sequence, and
     // stored at their input position: a scattered write is cheaper than a scattered read.
     let mut estimates: Vec<ItemEstimate> = vec![ItemEstimate::default(); items.len()];
@@ -674,17 +680,7 @@ pub fn consolidate_multi_label(
             }
         }
         let output = run_method(&votes, &prior_counts, config);
-        let informed: Vec<bool> = known
-            .iter()
-            .enumerate()
-            .map(|(w, &known)| {
-                known
-                    || output
-                        .batch_counts
-                        .get(w * 4..(w + 1) * 4)
-                        .is_some_and(|c| c.iter().sum::<f64>() > 0.0)
-            })
-            .collect();
+        let informed = informed_workers(&known, &output.batch_counts, 4);
         for (position, &item) in order.iter().enumerate() {
             let range = votes.offsets[position]..votes.offsets[position + 1];
             let p_present = output.posterior[position * 2 + 1];
