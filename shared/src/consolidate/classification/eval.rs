@@ -358,26 +358,6 @@ pub fn replay_in_batches(
             .map(|&t| items[t].clone())
             .collect();
         let (labelling, outcome) = engine_labelling(k, &batch, &priors, config);
-        if std::env::var("GW_BATCHES").is_ok() {
-            let idx = &order[range.clone()];
-            let right = idx
-                .iter()
-                .enumerate()
-                .filter(|(j, t)| labelling.labels[*j] == set.gold[**t])
-                .count();
-            let ones = labelling.labels.iter().filter(|l| **l == Some(1)).count();
-            let vote = plurality_vote(k, &batch).0;
-            let vright = idx
-                .iter()
-                .enumerate()
-                .filter(|(j, t)| vote[*j] == set.gold[**t])
-                .count();
-            eprintln!(
-                "batch {b}: n {} right {right} vote-right {vright} predicted-1 {ones} meanconf {:.3}",
-                idx.len(),
-                labelling.confidence.iter().sum::<f64>() / idx.len() as f64
-            );
-        }
         for (j, &task) in order[range].iter().enumerate() {
             labels[task] = labelling.labels[j];
             confidence[task] = labelling.confidence[j];
