@@ -75,18 +75,23 @@ fn tau(n: usize, rho: f64) -> f64 {
     1.0 / (1.0 + n.saturating_sub(1) as f64 * rho)
 }
 
-/// The sampled items' held-out terms, computed once: per vote, the log-probability of its answer under
-/// every true class with the item taken out of its worker's row; per item, the prior plus their sum.
+/// The sampled votes' held-out terms, computed once. Each vote is predicted from its item's other votes:
+/// `softmax(scale · (total − own)) · own_p`. The top class of `total − own` does not depend on
+/// `scale > 0`, so each vote keeps that class's predictive probability and, per other class, its gap to
+/// the top (`≤ 0`) and its probability: a candidate `rho` then costs one exponential per vote and
+/// other class, in one pass over flat arrays.
 struct HeldOut {
-    k: usize,
-    /// Offsets into `own` (in votes) per sampled item.
-    offsets: Vec<usize>,
-    /// `own[v * k + t]`: log P(answer of vote v | true class t), item held out.
-    own: Vec<f64>,
-    /// `own_p[v * k + t]`: the same as a probability.
-    own_p: Vec<f64>,
-    /// `total[i * k + t]`: log prior + sum of `own` over the item's votes.
-    total: Vec<f64>,
+    /// Other classes per vote (`k − 1`).
+    others: usize,
+    /// Per vote: P(its answer | the top class of the other votes), item held out.
+    top_p: Vec<f64>,
+    /// Per vote and other class (`others` entries each): `(total − own)` minus its top value.
+    gap: Vec<f64>,
+    /// Per vote and other class: P(the vote's answer | that class), item held out.
+    other_p: Vec<f64>,
+    /// Per vote and other class: `m − 1` for the `m` other votes on the vote's item, so that their
+    /// evidence is scaled by `tau(m) = 1 / (1 + (m − 1) rho)`.
+    excess_votes: Vec<f64>,
 }
 
 impl HeldOut {
@@ -101,16 +106,21 @@ impl HeldOut {
             .collect();
         let stride = multi.len().div_ceil(MAX_ITEMS_FOR_RHO).max(1);
         let mut held = Self {
-            k,
-            offsets: vec![0],
-            own: Vec::new(),
-            own_p: Vec::new(),
-            total: Vec::new(),
+            others: k.saturating_sub(1),
+            top_p: Vec::new(),
+            gap: Vec::new(),
+            other_p: Vec::new(),
+            excess_votes: Vec::new(),
         };
+        let (mut own, mut own_p, mut rest) = (Vec::new(), Vec::new(), vec![0.0; k]);
         for &item in multi.iter().step_by(stride) {
             let r = &posterior[item * k..(item + 1) * k];
+            let range = votes.offsets[item]..votes.offsets[item + 1];
+            let excess_votes = range.len().saturating_sub(2) as f64;
             let mut total = model.log_class_prior.to_vec();
-            for v in votes.offsets[item]..votes.offsets[item + 1] {
+            own.clear();
+            own_p.clear();
+            for v in range {
                 let (w, a) = (votes.worker[v] as usize, votes.answer[v] as usize);
                 for (t, total) in total.iter_mut().enumerate() {
                     // Every vote, the held-out one and the others, is weighed by its worker's answers
@@ -118,76 +128,121 @@ impl HeldOut {
                     // that score the reported confidence ([`held_out_posterior`]).
                     let q = held_out_probability(model, &row_totals, strength, r[t], w, t, a, k);
                     let lp = q.ln();
-                    held.own.push(lp);
+                    own.push(lp);
                     *total += lp;
-                    held.own_p.push(q);
+                    own_p.push(q);
                 }
             }
-            held.offsets.push(held.own.len() / k);
-            held.total.extend_from_slice(&total);
+            for (own, own_p) in own.chunks_exact(k).zip(own_p.chunks_exact(k)) {
+                for ((x, t), o) in rest.iter_mut().zip(&total).zip(own) {
+                    *x = t - o;
+                }
+                let top = argmax_first(&rest);
+                held.top_p.push(own_p[top]);
+                for t in (0..k).filter(|&t| t != top) {
+                    held.gap.push(rest[t] - rest[top]);
+                    held.other_p.push(own_p[t]);
+                    held.excess_votes.push(excess_votes);
+                }
+            }
         }
         held
     }
 
     fn is_empty(&self) -> bool {
-        self.total.is_empty()
+        self.top_p.is_empty()
     }
 
     /// The held-out log-likelihood of every sampled vote under correlation `rho`.
     ///
     /// This runs once per candidate `rho` over every sampled vote, so it is the calibration's cost: the
-    /// body is compiled per common class count (as the EM's E-step is), the largest class needs no
-    /// exponential, and the per-vote predictive probabilities are multiplied, with a logarithm taken only
-    /// when the product nears the bottom of the f64 range.
+    /// exponentials are taken in one branch-free pass over a flat array ([`exp_nonpositive`], which
+    /// vectorises where a libm call per value cannot), and the per-vote predictive probabilities are
+    /// multiplied, with a logarithm taken only when the product nears the bottom of the f64 range.
     fn score(&self, rho: f64) -> f64 {
-        match self.k {
-            2 => self.score_k(2, rho),
-            3 => self.score_k(3, rho),
-            4 => self.score_k(4, rho),
-            k => self.score_k(k, rho),
-        }
-    }
-
-    #[inline(always)]
-    fn score_k(&self, k: usize, rho: f64) -> f64 {
-        let mut scaled = vec![0.0; k];
+        let weights: Vec<f64> = self
+            .gap
+            .iter()
+            .zip(&self.excess_votes)
+            .map(|(&gap, &excess)| exp_nonpositive(gap / (1.0 + excess * rho)))
+            .collect();
         let mut log_likelihood = 0.0;
         let mut product = 1.0f64;
-        for (i, window) in self.offsets.windows(2).enumerate() {
-            let total = &self.total[i * k..(i + 1) * k];
-            let n = window[1] - window[0];
-            let scale = tau(n - 1, rho);
-            for v in window[0]..window[1] {
-                let own = &self.own[v * k..(v + 1) * k];
-                let own_p = &self.own_p[v * k..(v + 1) * k];
-                // softmax(scale · (total − own)) · own_p, without materialising the softmax.
-                let mut max = f64::NEG_INFINITY;
-                for ((s, t), o) in scaled.iter_mut().zip(total).zip(own) {
-                    *s = scale * (t - o);
-                    max = max.max(*s);
-                }
-                let (mut norm, mut predictive) = (0.0, 0.0);
-                for (s, q) in scaled.iter().zip(own_p) {
-                    // Classes more than e^40 below the top add nothing a f64 sum can hold: no exp.
-                    let e = if *s >= max {
-                        1.0
-                    } else if *s - max < -NEGLIGIBLE_LOG_RATIO {
-                        0.0
-                    } else {
-                        (s - max).exp()
-                    };
-                    norm += e;
-                    predictive += e * q;
-                }
-                product *= (predictive / norm).max(1e-300);
-                if product < 1e-250 {
-                    log_likelihood += product.ln();
-                    product = 1.0;
-                }
+        let others = self.others.max(1);
+        for ((top_p, weights), other_p) in self
+            .top_p
+            .iter()
+            .zip(weights.chunks_exact(others))
+            .zip(self.other_p.chunks_exact(others))
+        {
+            let (mut predictive, mut norm) = (*top_p, 1.0);
+            for (e, q) in weights.iter().zip(other_p) {
+                predictive += e * q;
+                norm += e;
+            }
+            product *= (predictive / norm).max(1e-300);
+            if product < 1e-250 {
+                log_likelihood += product.ln();
+                product = 1.0;
             }
         }
         log_likelihood + product.ln()
     }
+}
+
+/// The first index of the largest value (0 for an empty or all-NaN slice).
+fn argmax_first(values: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// `e^x` for `x ≤ 0`, to within a few units in the last place (inputs below −708 give `e^-708`, which
+/// is 0 to every sum it joins). Written without branches or calls, so that a loop over a slice
+/// vectorises: range reduction `x = n ln 2 + r` with `|r| ≤ ln 2 / 2` (`n` rounded by the 1.5 · 2^52
+/// trick, `ln 2` split in two so that `n ln 2` is exact), a degree-13 Taylor polynomial for `e^r`
+/// (truncation below 1e-17, evaluated by Estrin's scheme), and `2^n` assembled from its exponent bits.
+#[inline(always)]
+fn exp_nonpositive(x: f64) -> f64 {
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    const C: [f64; 14] = [
+        1.0,
+        1.0,
+        1.0 / 2.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5_040.0,
+        1.0 / 40_320.0,
+        1.0 / 362_880.0,
+        1.0 / 3_628_800.0,
+        1.0 / 39_916_800.0,
+        1.0 / 479_001_600.0,
+        1.0 / 6_227_020_800.0,
+    ];
+    let x = x.clamp(-708.0, 0.0);
+    let shifted = x * std::f64::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    // Estrin's scheme: the same polynomial as Horner's, in four dependent steps instead of thirteen.
+    let (r2, r4) = (r * r, r * r * r * r);
+    let pair = |i: usize| C[i] + C[i + 1] * r;
+    let low = (pair(0) + r2 * pair(2)) + r4 * (pair(4) + r2 * pair(6));
+    let high = (pair(8) + r2 * pair(10)) + r4 * pair(12);
+    let p = low + r4 * r4 * high;
+    let exponent = shifted
+        .to_bits()
+        .wrapping_sub(ROUND.to_bits())
+        .wrapping_add(1023)
+        << 52;
+    p * f64::from_bits(exponent)
 }
 
 /// Each worker's row totals (`[w][true]`) of `total_counts`.
@@ -458,6 +513,21 @@ mod tests {
             votes.offsets.push(votes.worker.len());
         }
         votes
+    }
+
+    #[test]
+    fn the_vectorisable_exponential_matches_libm() {
+        let mut worst = 0.0f64;
+        for i in 0..=200_000 {
+            let x = -(i as f64) * 708.0 / 200_000.0;
+            let (ours, libm) = (exp_nonpositive(x), x.exp());
+            worst = worst.max(((ours - libm) / libm).abs());
+        }
+        assert!(worst < 1e-14, "worst relative error {worst:e}");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(-0.0), 1.0);
+        assert!(exp_nonpositive(-1e6) < 1e-300);
+        assert!(exp_nonpositive(f64::NEG_INFINITY) < 1e-300);
     }
 
     #[test]
