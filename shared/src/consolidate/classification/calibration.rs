@@ -85,7 +85,8 @@ struct HeldOut {
     others: usize,
     /// Per vote: P(its answer | the top class of the other votes), item held out.
     top_p: Vec<f64>,
-    /// Per vote and other class (`others` entries each): `(total − own)` minus its top value.
+    /// Per vote and other class (`others` entries each): `(total − own)` minus its top value (`≤ 0`;
+    /// a near-tie within `argmax_with_ties`' tolerance may sit just above, and weighs as a tie).
     gap: Vec<f64>,
     /// Per vote and other class: P(the vote's answer | that class), item held out.
     other_p: Vec<f64>,
@@ -137,7 +138,7 @@ impl HeldOut {
                 for ((x, t), o) in rest.iter_mut().zip(&total).zip(own) {
                     *x = t - o;
                 }
-                let top = argmax_first(&rest);
+                let top = super::argmax_with_ties(&rest).unwrap_or(0);
                 held.top_p.push(own_p[top]);
                 for t in (0..k).filter(|&t| t != top) {
                     held.gap.push(rest[t] - rest[top]);
@@ -188,17 +189,6 @@ impl HeldOut {
         }
         log_likelihood + product.ln()
     }
-}
-
-/// The first index of the largest value (0 for an empty or all-NaN slice).
-fn argmax_first(values: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// `e^x` for `x ≤ 0`, to within a few units in the last place (inputs below −708 give `e^-708`, which
