@@ -19,7 +19,7 @@ use groundwork::consolidate::batch::{
 };
 use groundwork::consolidate::classification::audit::AuditMap;
 use groundwork::consolidate::classification::{
-    ClassificationConfig, Method, consolidate_single_label, read_gold_csv, read_labels_csv,
+    ClassificationConfig, Method, consolidate_label_table, read_gold_csv, read_labels_csv,
 };
 use groundwork::consolidate::custom::CustomMode;
 use groundwork::consolidate::service::{Ports, QualityReport, handle_request};
@@ -175,9 +175,7 @@ fn run_csv(
         method: args.method,
         ..ClassificationConfig::default()
     };
-    let items = table.single_label_items();
-    let outcome =
-        consolidate_single_label(table.classes.len(), &items, &WorkerPriors::empty(), &config);
+    let outcome = consolidate_label_table(&table, &WorkerPriors::empty(), &config);
     let audit = match &args.audited {
         Some(path) => {
             let file =
@@ -198,14 +196,21 @@ fn run_csv(
         },
     };
     let confidence = |c: f64| audit.map_or(c, |map| map.apply(c));
-    // Quoted where a task id or a label needs it (a comma, a quote), as the reader expects.
+    // Quoted where a task id or a label needs it (a comma, a quote), as the reader expects. One
+    // confidence buffer for every row.
     let write = |w: &mut dyn Write| -> Result<(), csv::Error> {
         let mut csv = csv::Writer::from_writer(w);
         csv.write_record(["task", "label", "confidence"])?;
+        let mut text = String::new();
         for (task, estimate) in table.tasks.iter().zip(&outcome.items) {
             if let Some(class) = estimate.label {
-                let confidence = format!("{:.6}", confidence(estimate.confidence));
-                csv.write_record([task.as_str(), table.classes[class].as_str(), &confidence])?;
+                text.clear();
+                std::fmt::Write::write_fmt(
+                    &mut text,
+                    format_args!("{:.6}", confidence(estimate.confidence)),
+                )
+                .map_err(|_| std::io::Error::other("formatting a confidence"))?;
+                csv.write_record([task.as_str(), table.classes[class].as_str(), &text])?;
             }
         }
         csv.flush()?;

@@ -16,6 +16,8 @@
 //!     SingleLabelOutcome { items: Vec<ItemEstimate { label: Option<usize>, confidence: f64 }>,
 //!                          posteriors (outcome.posterior(i) -> &[f64]),
 //!                          stats: WorkerStats }
+//! pub fn consolidate_label_table(table: &LabelTable, priors: &WorkerPriors, config: &ClassificationConfig)
+//!                                -> SingleLabelOutcome        // the same, on a CSV's dense indices
 //! pub fn consolidate_multi_label(n_classes: usize, items: &[MultiLabelItem<'_>], priors: &WorkerPriors,
 //!                                config: &ClassificationConfig) -> MultiLabelOutcome
 //!     MultiLabelOutcome { items: Vec<MultiLabelEstimate { classes: Vec<usize>, confidences: Vec<f64>,
@@ -486,31 +488,105 @@ pub fn consolidate_single_label(
     }
     let (workers, worker_of_vote) =
         WorkerIndex::intern(items.iter().flat_map(|i| i.votes.iter().map(|v| v.0)));
-    let cells = workers
-        .names
+    let mut next_vote = 0;
+    let dense_items = items.iter().map(|item| {
+        let ids = worker_of_vote.get(next_vote..next_vote + item.votes.len());
+        next_vote += item.votes.len();
+        ids.unwrap_or_default()
+            .iter()
+            .zip(&item.votes)
+            .map(|(&w, &(_, answer))| (w, answer))
+    });
+    consolidate_dense(
+        n_classes,
+        &workers.names,
+        items.len(),
+        dense_items,
+        || plain_single_label_vote(n_classes, items),
+        priors,
+        config,
+    )
+}
+
+/// Consolidates a [`LabelTable`] (a `task,worker,label` file): one estimate per task, in
+/// [`LabelTable::tasks`] order. The same model and result as [`consolidate_single_label`] on
+/// [`LabelTable::single_label_items`], without a vote list per task or hashing every worker id again:
+/// the table's dense indices go straight into the engine's vote arrays.
+pub fn consolidate_label_table(
+    table: &LabelTable,
+    priors: &WorkerPriors,
+    config: &ClassificationConfig,
+) -> SingleLabelOutcome {
+    let n_classes = table.classes.len();
+    if n_classes == 0 {
+        return consolidate_single_label(0, &table.single_label_items(), priors, config);
+    }
+    // Workers in sorted-id order, as the engine numbers them (the table's ids are distinct).
+    let mut by_name: Vec<usize> = (0..table.workers.len()).collect();
+    by_name.sort_unstable_by(|&a, &b| table.workers[a].cmp(&table.workers[b]));
+    let names: Vec<&str> = by_name.iter().map(|&w| table.workers[w].as_str()).collect();
+    let mut rank = vec![0u32; table.workers.len()];
+    for (sorted, &w) in by_name.iter().enumerate() {
+        rank[w] = u32::try_from(sorted).unwrap_or(u32::MAX);
+    }
+    // The rows grouped by task, in file order within a task (a counting sort).
+    let mut offsets = vec![0usize; table.tasks.len() + 1];
+    for row in &table.rows {
+        if let Some(n) = offsets.get_mut(row.task + 1) {
+            *n += 1;
+        }
+    }
+    for t in 0..table.tasks.len() {
+        offsets[t + 1] += offsets[t];
+    }
+    let mut fill = offsets.clone();
+    let mut grouped = vec![(0u32, 0usize); offsets[table.tasks.len()]];
+    for row in &table.rows {
+        if let (Some(at), Some(&worker)) = (fill.get_mut(row.task), rank.get(row.worker)) {
+            grouped[*at] = (worker, row.class);
+            *at += 1;
+        }
+    }
+    let dense_items = offsets
+        .windows(2)
+        .map(|w| grouped[w[0]..w[1]].iter().copied());
+    consolidate_dense(
+        n_classes,
+        &names,
+        table.tasks.len(),
+        dense_items,
+        || plain_single_label_vote(n_classes, &table.single_label_items()),
+        priors,
+        config,
+    )
+}
+
+/// The engine on dense worker indices: `worker_names[w]` is worker `w`'s id (sorted), `items` yields
+/// each of the `n_items` items' `(worker, class)` votes. `plain_vote` answers a batch too large to model.
+fn consolidate_dense<I>(
+    n_classes: usize,
+    worker_names: &[&str],
+    n_items: usize,
+    items: impl Iterator<Item = I>,
+    plain_vote: impl FnOnce() -> SingleLabelOutcome,
+    priors: &WorkerPriors,
+    config: &ClassificationConfig,
+) -> SingleLabelOutcome
+where
+    I: IntoIterator<Item = (u32, usize)>,
+{
+    let cells = worker_names
         .len()
         .checked_mul(n_classes)
         .and_then(|c| c.checked_mul(n_classes));
     if cells.is_none_or(|c| c > config.max_model_cells) {
-        return plain_single_label_vote(n_classes, items);
+        return plain_vote();
     }
-    let mut next_vote = 0;
-    let (votes, order) = build_votes(
-        n_classes,
-        workers.names.len(),
-        items.iter().map(|item| {
-            let ids = worker_of_vote.get(next_vote..next_vote + item.votes.len());
-            next_vote += item.votes.len();
-            ids.unwrap_or_default()
-                .iter()
-                .zip(&item.votes)
-                .map(|(&w, &(_, answer))| (w, answer))
-        }),
-    );
+    let (votes, order) = build_votes(n_classes, worker_names.len(), items);
     let k = n_classes;
-    let mut prior_counts = vec![0.0; workers.names.len() * k * k];
-    let mut known = vec![false; workers.names.len()];
-    for (w, name) in workers.names.iter().enumerate() {
+    let mut prior_counts = vec![0.0; worker_names.len() * k * k];
+    let mut known = vec![false; worker_names.len()];
+    for (w, name) in worker_names.iter().enumerate() {
         if let Some(counts) = priors.single_label_counts(name)
             && counts.n_classes == k
             && counts.counts.len() == k * k
@@ -524,7 +600,7 @@ pub fn consolidate_single_label(
     let output = if k == 1 {
         em::EmOutput {
             posterior: vec![1.0; votes.n_items()],
-            batch_counts: vec![0.0; workers.names.len()],
+            batch_counts: vec![0.0; worker_names.len()],
             labels: None,
         }
     } else {
@@ -536,8 +612,8 @@ pub fn consolidate_single_label(
     let informed = informed_workers(&known, &output.batch_counts, k * k);
     // Estimates are made in canonical order, reading the posterior and the votes in sequence, and
     // stored at their input position: a scattered write is cheaper than a scattered read.
-    let mut estimates: Vec<ItemEstimate> = vec![ItemEstimate::default(); items.len()];
-    let mut posteriors = vec![0.0; items.len() * k];
+    let mut estimates: Vec<ItemEstimate> = vec![ItemEstimate::default(); n_items];
+    let mut posteriors = vec![0.0; n_items * k];
     for (item, &input_index) in order.iter().enumerate() {
         let posterior = &output.posterior[item * k..(item + 1) * k];
         posteriors[input_index * k..(input_index + 1) * k].copy_from_slice(posterior);
@@ -561,7 +637,7 @@ pub fn consolidate_single_label(
 
     let mut stats = WorkerStats::new();
     if k >= 2 {
-        for (w, name) in workers.names.iter().enumerate() {
+        for (w, name) in worker_names.iter().enumerate() {
             stats.add_confusion_block(name, k, &output.batch_counts[w * k * k..(w + 1) * k * k]);
         }
     }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::io::BufRead;
+use std::io::Read;
 
 use super::SingleLabelItem;
 
@@ -185,29 +185,87 @@ impl LabelTable {
     }
 }
 
-/// Names in first-seen order, each hashed once per sighting with FNV-1a (task and worker ids are short;
-/// SipHash was most of the read time of a 500,000-row file) and stored once: the set's order is the
-/// index.
+/// Names in first-seen order, each stored once: the set's order is the index. A name of up to seven
+/// bytes (most task, worker and label ids) is looked up by its bytes packed into one integer, which
+/// hashes and compares in a few instructions; a longer one is hashed with FNV-1a (SipHash was most of
+/// the read time of a 500,000-row file).
 #[derive(Default)]
 struct Interner {
     names: indexmap::IndexSet<String, BuildHasherDefault<super::FnvHasher>>,
-    last: Option<usize>,
+    short: HashMap<u64, usize, BuildHasherDefault<PackedNameHasher>>,
+    /// The last name seen, as `(packed name or None, index)`.
+    last: Option<(Option<u64>, usize)>,
+}
+
+/// A name of at most seven bytes as one integer: its bytes, and its length in the top byte (so that
+/// names differing only by trailing NUL bytes stay distinct). `None` for a longer name.
+fn packed(name: &str) -> Option<u64> {
+    let bytes = name.as_bytes();
+    if bytes.len() > 7 {
+        return None;
+    }
+    // Shifted into a register: bytes stored into an array and read back as one word stall the load.
+    let key = bytes
+        .iter()
+        .enumerate()
+        .fold((bytes.len() as u64) << 56, |key, (i, &b)| {
+            key | u64::from(b) << (8 * i)
+        });
+    Some(key)
+}
+
+/// Hashes a [`packed`] name with one folded multiply (the high and low halves of a 128-bit product, so
+/// that both the bucket bits and the tag bits of the table depend on every byte).
+#[derive(Default)]
+struct PackedNameHasher(u64);
+
+impl std::hash::Hasher for PackedNameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed with this hasher; any other input still hashes, byte by byte.
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        let product =
+            u128::from(self.0 ^ key).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
 }
 
 impl Interner {
     fn intern(&mut self, name: &str) -> usize {
-        // Rows usually come grouped (a task's answers together, few labels): the last name seen is
-        // checked before hashing.
-        if let Some(last) = self.last
-            && self.names.get_index(last).is_some_and(|n| n == name)
-        {
-            return last;
+        let key = packed(name);
+        // Rows usually come grouped (a task's answers together): the last name seen is checked first.
+        if let Some((last_key, last)) = self.last {
+            let same = match key {
+                Some(key) => last_key == Some(key),
+                None => last_key.is_none() && self.names.get_index(last).is_some_and(|n| n == name),
+            };
+            if same {
+                return last;
+            }
         }
-        let index = match self.names.get_index_of(name) {
-            Some(i) => i,
-            None => self.names.insert_full(name.to_owned()).0,
+        let index = match key {
+            Some(key) => match self.short.get(&key) {
+                Some(&i) => i,
+                None => {
+                    let i = self.names.insert_full(name.to_owned()).0;
+                    self.short.insert(key, i);
+                    i
+                }
+            },
+            None => match self.names.get_index_of(name) {
+                Some(i) => i,
+                None => self.names.insert_full(name.to_owned()).0,
+            },
         };
-        self.last = Some(index);
+        self.last = Some((key, index));
         index
     }
 
@@ -227,80 +285,196 @@ fn sorted_class_order(names: &[String]) -> Vec<usize> {
     order
 }
 
-/// A reader that remembers where every line starts and which lines are empty, so that a record's byte
-/// offset (which the `csv` crate reports exactly) gives its physical line number (which the crate does
-/// not count across the empty lines it skips; a record after one is reported at the empty line).
-struct LineStarts<R> {
-    inner: R,
-    offset: u64,
-    /// Whether the current line has had a byte other than `\r`.
-    content: bool,
-    lines: std::rc::Rc<std::cell::RefCell<Lines>>,
-}
-
-/// Byte offsets of the first byte after each `\n`, and per line whether it was empty.
-#[derive(Default)]
-struct Lines {
-    starts: Vec<u64>,
-    empty: Vec<bool>,
-}
-
-impl Lines {
-    /// The 1-based line of the record at byte `offset`: the line holding it, moved past empty lines.
-    fn line_of(&self, offset: u64) -> usize {
-        let mut line = self.starts.partition_point(|&s| s <= offset);
-        while self.empty.get(line).copied().unwrap_or(false) {
-            line += 1;
-        }
-        line + 1
+/// The 1-based line of the record the `csv` crate places at byte `offset` of `data`. The crate puts a
+/// record at the end of whatever precedes it (the `\n` of a `\r\n`, an empty line), and a record never
+/// starts with a line end, so the line ends at `offset` are stepped over first. Only computed to name a
+/// bad row.
+fn line_of(data: &[u8], offset: u64) -> usize {
+    let mut offset = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    while matches!(data.get(offset), Some(b'\r' | b'\n')) {
+        offset += 1;
     }
-}
-
-impl<R: std::io::Read> std::io::Read for LineStarts<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let mut lines = self.lines.borrow_mut();
-        for (i, &b) in buf[..n].iter().enumerate() {
-            match b {
-                b'\n' => {
-                    lines.starts.push(self.offset + i as u64 + 1);
-                    lines.empty.push(!self.content);
-                    self.content = false;
-                }
-                b'\r' => {}
-                _ => self.content = true,
-            }
-        }
-        self.offset += n as u64;
-        Ok(n)
-    }
+    memchr::memchr_iter(b'\n', &data[..offset]).count() + 1
 }
 
 /// The most fields a row of these files has.
 const MAX_FIELDS: usize = 3;
 
-/// Reads the data rows of a headed CSV with exactly `n_fields` (at most [`MAX_FIELDS`]) fields per row,
-/// calling `row` with the fields (trimmed).
-fn read_rows<R: BufRead>(
-    reader: R,
+/// The UTF-8 byte-order mark some editors put at the start of a file.
+const BYTE_ORDER_MARK: &[u8] = b"\xef\xbb\xbf";
+
+/// One record's checks, shared by both parsers: blank records and the header are skipped, the field
+/// count must be `n_fields`, every field UTF-8 and non-empty once trimmed; then `row` gets the fields.
+struct Records<F> {
     n_fields: usize,
-    mut row: impl FnMut(&[&str]),
+    saw_header: bool,
+    row: F,
+}
+
+impl<F: FnMut(&[&str])> Records<F> {
+    /// `count` fields, the first [`MAX_FIELDS`] of them in `fields`; `blank` when every field (not only
+    /// the first ones) is whitespace; `line` names the record.
+    fn accept<'a, T: Field<'a>>(
+        &mut self,
+        count: usize,
+        fields: &[T; MAX_FIELDS],
+        blank: bool,
+        line: impl Fn() -> usize,
+    ) -> Result<(), CsvError> {
+        let shown = &fields[..count.min(MAX_FIELDS)];
+        // A line of blanks is skipped like an empty one.
+        if blank {
+            return Ok(());
+        }
+        if !self.saw_header {
+            self.saw_header = true;
+            return Ok(());
+        }
+        if count != self.n_fields {
+            return Err(CsvError::FieldCount {
+                line: line(),
+                expected: self.n_fields,
+                found: count,
+            });
+        }
+        // The fields of one row, on the stack (the files have two or three).
+        let mut text: [&str; MAX_FIELDS] = [""; MAX_FIELDS];
+        for (i, field) in shown.iter().enumerate() {
+            let field = trim(field.text().ok_or_else(|| CsvError::InvalidUtf8 {
+                line: line(),
+                field: i + 1,
+            })?);
+            if field.is_empty() {
+                return Err(CsvError::EmptyField {
+                    line: line(),
+                    field: i + 1,
+                });
+            }
+            text[i] = field;
+        }
+        (self.row)(&text[..count.min(MAX_FIELDS)]);
+        Ok(())
+    }
+}
+
+/// A field as a parser found it: bytes still to be checked for UTF-8, or text already checked (a whole
+/// file is checked at once when it has no quotes).
+trait Field<'a>: Copy {
+    fn text(self) -> Option<&'a str>;
+}
+
+impl<'a> Field<'a> for &'a [u8] {
+    fn text(self) -> Option<&'a str> {
+        std::str::from_utf8(self).ok()
+    }
+}
+
+impl<'a> Field<'a> for &'a str {
+    fn text(self) -> Option<&'a str> {
+        Some(self)
+    }
+}
+
+/// `field` without leading and trailing whitespace (`str::trim`), checking the two ends' bytes first:
+/// nearly every field has none to trim.
+fn trim(field: &str) -> &str {
+    let solid = |b: Option<&u8>| b.is_some_and(|&b| b.is_ascii() && !(b as char).is_whitespace());
+    let bytes = field.as_bytes();
+    if solid(bytes.first()) && solid(bytes.last()) {
+        field
+    } else {
+        field.trim()
+    }
+}
+
+/// Reads the data rows of a headed CSV with exactly `n_fields` (at most [`MAX_FIELDS`]) fields per row,
+/// calling `row` with the fields (trimmed). The input is read whole: a file without a quote character
+/// (nearly every labels file) is split on line ends and commas directly, which is what RFC 4180 reduces
+/// to without quotes; one with quotes goes through the `csv` crate. Both give the same rows, the same
+/// errors and the same line numbers (a property test holds them to it).
+fn read_rows<R: Read>(
+    mut reader: R,
+    n_fields: usize,
+    row: impl FnMut(&[&str]),
 ) -> Result<(), CsvError> {
-    let lines = std::rc::Rc::new(std::cell::RefCell::new(Lines::default()));
+    let mut data = Vec::new();
+    reader.read_to_end(&mut data)?;
+    let data = data.strip_prefix(BYTE_ORDER_MARK).unwrap_or(&data);
+    let mut records = Records {
+        n_fields,
+        saw_header: false,
+        row,
+    };
+    if memchr::memchr(b'"', data).is_none() {
+        unquoted_rows(data, &mut records)?;
+    } else {
+        quoted_rows(data, &mut records)?;
+    }
+    if records.saw_header {
+        Ok(())
+    } else {
+        Err(CsvError::Empty)
+    }
+}
+
+/// The records of a file without quotes: `\n`, `\r` and `\r\n` end a record, empty records are skipped
+/// (as the `csv` crate does), fields are split on commas. A file that is UTF-8 throughout (checked at
+/// once) is split as text; otherwise as bytes, each field checked to name the bad one.
+fn unquoted_rows<F: FnMut(&[&str])>(data: &[u8], records: &mut Records<F>) -> Result<(), CsvError> {
+    match std::str::from_utf8(data) {
+        // Every cut falls beside an ASCII comma or line end, so on a character boundary.
+        Ok(text) => split_unquoted(data, records, |from, to| &text[from..to]),
+        Err(_) => split_unquoted(data, records, |from, to| &data[from..to]),
+    }
+}
+
+fn split_unquoted<'a, T: Field<'a>, F: FnMut(&[&str])>(
+    data: &'a [u8],
+    records: &mut Records<F>,
+    field: impl Fn(usize, usize) -> T,
+) -> Result<(), CsvError> {
+    // Lines are counted by `\n` only, as an editor numbers them.
+    let mut line = 1;
+    let mut start = 0;
+    let ends = memchr::memchr2_iter(b'\n', b'\r', data).chain(std::iter::once(data.len()));
+    for end in ends {
+        let (from, record_line) = (start, line);
+        if data.get(end) == Some(&b'\n') {
+            line += 1;
+        }
+        start = end + 1;
+        let Some(record) = data.get(from..end).filter(|r| !r.is_empty()) else {
+            continue;
+        };
+        let mut fields = [field(from, from); MAX_FIELDS];
+        let mut count = 0;
+        let mut field_start = from;
+        let commas = record.iter().enumerate().filter(|&(_, &b)| b == b',');
+        for cut in commas.map(|(i, _)| from + i).chain(std::iter::once(end)) {
+            if let Some(slot) = fields.get_mut(count) {
+                *slot = field(field_start, cut);
+            }
+            count += 1;
+            field_start = cut + 1;
+        }
+        let blank = record.iter().all(|&b| b == b',' || b.is_ascii_whitespace());
+        records.accept(count, &fields, blank, || record_line)?;
+    }
+    Ok(())
+}
+
+/// The records of a file with quotes, through the `csv` crate (RFC 4180: a quoted field may hold a
+/// comma, a doubled quote or a line end).
+fn quoted_rows<F: FnMut(&[&str])>(data: &[u8], records: &mut Records<F>) -> Result<(), CsvError> {
     let mut csv = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(LineStarts {
-            inner: reader,
-            offset: 0,
-            content: false,
-            lines: std::rc::Rc::clone(&lines),
-        });
-    let line_at = |position: Option<&::csv::Position>| {
-        position.map_or(0, |p| lines.borrow().line_of(p.byte()))
-    };
+        .from_reader(data);
+    let line_at =
+        |position: Option<&::csv::Position>| position.map_or(0, |p| line_of(data, p.byte()));
     let mut record = ::csv::ByteRecord::new();
-    let mut saw_header = false;
     loop {
         let more = csv.read_byte_record(&mut record).map_err(|e| {
             let line = line_at(e.position());
@@ -313,54 +487,19 @@ fn read_rows<R: BufRead>(
             }
         })?;
         if !more {
-            break;
+            return Ok(());
         }
-        // The line number is only needed to name a bad row: found (a binary search over the line
-        // starts) when there is one, not for every row.
-        let line = || line_at(record.position());
-        // A line of blanks is skipped like an empty one.
-        if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
-            continue;
+        let mut fields: [&[u8]; MAX_FIELDS] = [b""; MAX_FIELDS];
+        for (slot, field) in fields.iter_mut().zip(record.iter()) {
+            *slot = field;
         }
-        if !saw_header {
-            saw_header = true;
-            continue;
-        }
-        if record.len() != n_fields {
-            return Err(CsvError::FieldCount {
-                line: line(),
-                expected: n_fields,
-                found: record.len(),
-            });
-        }
-        // The fields of one row, on the stack (the files have two or three).
-        let mut fields: [&str; MAX_FIELDS] = [""; MAX_FIELDS];
-        for (i, field) in record.iter().enumerate().take(MAX_FIELDS) {
-            let text = std::str::from_utf8(field)
-                .map_err(|_| CsvError::InvalidUtf8 {
-                    line: line(),
-                    field: i + 1,
-                })?
-                .trim();
-            if text.is_empty() {
-                return Err(CsvError::EmptyField {
-                    line: line(),
-                    field: i + 1,
-                });
-            }
-            fields[i] = text;
-        }
-        row(&fields[..n_fields.min(MAX_FIELDS)]);
-    }
-    if saw_header {
-        Ok(())
-    } else {
-        Err(CsvError::Empty)
+        let blank = record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace));
+        records.accept(record.len(), &fields, blank, || line_at(record.position()))?;
     }
 }
 
 /// Reads a `task,worker,label` file (header row required, its names are not checked).
-pub fn read_labels_csv<R: BufRead>(reader: R) -> Result<LabelTable, CsvError> {
+pub fn read_labels_csv<R: Read>(reader: R) -> Result<LabelTable, CsvError> {
     let mut tasks = Interner::default();
     let mut workers = Interner::default();
     let mut labels = Interner::default();
@@ -381,7 +520,7 @@ pub fn read_labels_csv<R: BufRead>(reader: R) -> Result<LabelTable, CsvError> {
 }
 
 /// Reads a `task,label` gold file (header row required) as `(task, label)` pairs in file order.
-pub fn read_gold_csv<R: BufRead>(reader: R) -> Result<Vec<(String, String)>, CsvError> {
+pub fn read_gold_csv<R: Read>(reader: R) -> Result<Vec<(String, String)>, CsvError> {
     let mut gold = Vec::new();
     read_rows(reader, 2, |f| gold.push((f[0].to_owned(), f[1].to_owned())))?;
     Ok(gold)
@@ -495,6 +634,61 @@ mod tests {
         let err = read_gold_csv("task,label\n1,\n".as_bytes()).expect_err("empty field");
         assert!(matches!(err, CsvError::EmptyField { line: 2, field: 2 }));
         assert!(matches!(read_gold_csv("".as_bytes()), Err(CsvError::Empty)));
+    }
+
+    /// One of the two parsers, with the row callback the tests give it.
+    type Parser = fn(&[u8], &mut Records<&mut dyn FnMut(&[&str])>) -> Result<(), CsvError>;
+
+    /// Every row (or the first error) a parser gives for `data`, as text.
+    fn parsed(
+        data: &[u8],
+        n_fields: usize,
+        parser: Parser,
+    ) -> Result<(bool, Vec<Vec<String>>), String> {
+        let mut rows = Vec::new();
+        let mut push = |f: &[&str]| rows.push(f.iter().map(|s| (*s).to_owned()).collect());
+        let mut records = Records {
+            n_fields,
+            saw_header: false,
+            row: &mut push as &mut dyn FnMut(&[&str]),
+        };
+        parser(data, &mut records).map_err(|e| e.to_string())?;
+        let saw_header = records.saw_header;
+        Ok((saw_header, rows))
+    }
+
+    proptest::proptest! {
+        /// Without quotes, splitting on line ends and commas is exactly what the `csv` crate reads:
+        /// the same rows, the same errors, on the same lines.
+        // The closures fix the parsers' generic lifetimes to the callback's.
+        #[allow(clippy::redundant_closure)]
+        #[test]
+        fn the_unquoted_fast_path_reads_what_the_csv_crate_reads(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(b"ab1 ,,\n\n\r\t\xc3\xa9\xff".to_vec()), 0..80),
+            n_fields in 2usize..=3,
+        ) {
+            let fast = parsed(&bytes, n_fields, |d, r| unquoted_rows(d, r));
+            let crate_csv = parsed(&bytes, n_fields, |d, r| quoted_rows(d, r));
+            proptest::prop_assert_eq!(fast, crate_csv);
+        }
+    }
+
+    #[test]
+    fn both_parsers_name_the_same_line_after_blank_lines() {
+        let text = b"task,worker,label\r\n\r\n1,a,x\n\n\r\n \t, ,\n1,b\n";
+        for parser in [unquoted_rows, quoted_rows] {
+            let mut records = Records {
+                n_fields: 3,
+                saw_header: false,
+                row: |_: &[&str]| {},
+            };
+            let err = parser(text, &mut records).expect_err("short row");
+            assert_eq!(
+                err.to_string(),
+                "line 7: expected 3 comma-separated fields, found 2"
+            );
+        }
     }
 
     #[test]
