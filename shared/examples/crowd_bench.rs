@@ -10,7 +10,7 @@ use std::io::BufReader;
 use std::time::Instant;
 
 use groundwork::consolidate::classification::{
-    ClassificationConfig, Method, accuracy, consolidate_single_label, expected_calibration_error,
+    ClassificationConfig, Method, accuracy, consolidate_label_table, expected_calibration_error,
     read_gold_csv, read_labels_csv,
 };
 use groundwork::consolidate::worker_quality::WorkerPriors;
@@ -47,14 +47,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut last = None;
         for _ in 0..repeat.max(1) {
             let start = Instant::now();
-            // Building the items is part of the work crowd-kit's fit_predict does on its DataFrame.
-            let items = table.single_label_items();
-            let outcome = consolidate_single_label(
-                table.classes.len(),
-                &items,
-                &WorkerPriors::empty(),
-                &config,
-            );
+            // The table's dense indices go into the engine as the CLI's `--labels` path does.
+            let outcome = consolidate_label_table(&table, &WorkerPriors::empty(), &config);
             best = best.min(start.elapsed().as_secs_f64());
             last = Some(outcome);
         }
