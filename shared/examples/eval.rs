@@ -152,6 +152,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(v) = knob("GW_EPOCHS") {
         config.max_epochs = v as usize;
     }
+    if let Some(v) = knob("GW_SEL") {
+        config.select_structure = v > 0.5;
+    }
     if let Some(v) = knob("GW_MIN") {
         config.min_answers_for_own_matrix = v as usize;
     }

@@ -131,6 +131,67 @@ impl Agreement {
     }
 }
 
+/// How many standard errors one-coin workers must lead by before they replace the workers' own
+/// matrices: the simpler model takes over only on clear evidence, because where the two predict equally
+/// well the own matrices are the engine that was validated on every set.
+pub const STRUCTURE_EVIDENCE_SIGMAS: f64 = 2.0;
+
+/// How many standard errors of lead, either way, settle the structure for the rest of a job.
+pub const DECISIVE_STRUCTURE_SIGMAS: f64 = 4.0;
+
+/// The truth-inference engine's evidence on how much structure the job's workers support: of the answers
+/// held out of its fits, how many the labels of each candidate model agreed with (see the
+/// classification engine's `em` module). Summed over batches, it makes one choice for the whole job
+/// instead of a noisy one per 50-object batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StructureEvidence {
+    /// Held-out answers the labels agreed with when every worker has their own confusion matrix.
+    pub own_matrices: f64,
+    /// The same with one-coin workers (one skill each, errors spread evenly).
+    pub one_coin: f64,
+    /// The sum of the squared per-answer differences between the two: the variance of
+    /// `one_coin − own_matrices` under the hypothesis that neither predicts better.
+    pub squared_differences: f64,
+}
+
+impl StructureEvidence {
+    fn is_well_formed(&self) -> bool {
+        [self.own_matrices, self.one_coin, self.squared_differences]
+            .iter()
+            .all(|x| x.is_finite() && *x >= 0.0)
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.own_matrices == 0.0 && self.one_coin == 0.0 && self.squared_differences == 0.0
+    }
+
+    /// True when either structure leads by [`DECISIVE_STRUCTURE_SIGMAS`] standard errors: more
+    /// evidence would not change the choice, and the engine stops gathering it.
+    pub fn is_decisive(&self) -> bool {
+        let lead = (self.one_coin - self.own_matrices).abs();
+        self.squared_differences > 0.0
+            && lead >= DECISIVE_STRUCTURE_SIGMAS * self.squared_differences.sqrt()
+    }
+
+    /// True when one-coin workers predicted the held-out answers better by at least
+    /// [`STRUCTURE_EVIDENCE_SIGMAS`] standard errors.
+    pub fn favours_one_coin(&self) -> bool {
+        let lead = self.one_coin - self.own_matrices;
+        lead > 0.0 && lead >= STRUCTURE_EVIDENCE_SIGMAS * self.squared_differences.sqrt()
+    }
+
+    /// Adds `other`'s agreements to these (malformed evidence is ignored).
+    pub fn add(&mut self, other: &StructureEvidence) {
+        if other.is_well_formed() {
+            self.own_matrices += other.own_matrices;
+            self.one_coin += other.one_coin;
+            self.squared_differences += other.squared_differences;
+        }
+    }
+}
+
 /// What one batch (or several, summed) taught us about its workers. Keys are worker ids.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -141,6 +202,12 @@ pub struct WorkerStats {
     pub multi_label: BTreeMap<String, BTreeMap<usize, BinaryCounts>>,
     /// Any task type: agreement with the consolidated answer.
     pub agreement: BTreeMap<String, Agreement>,
+    /// Single-label classification: which worker structure predicted held-out answers better.
+    #[serde(skip_serializing_if = "StructureEvidence::is_empty")]
+    pub single_label_structure: StructureEvidence,
+    /// Multi-label classification: the same per class index.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub multi_label_structure: BTreeMap<usize, StructureEvidence>,
 }
 
 impl WorkerStats {
@@ -151,7 +218,11 @@ impl WorkerStats {
 
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.single_label.is_empty() && self.multi_label.is_empty() && self.agreement.is_empty()
+        self.single_label.is_empty()
+            && self.multi_label.is_empty()
+            && self.agreement.is_empty()
+            && self.single_label_structure.is_empty()
+            && self.multi_label_structure.is_empty()
     }
 
     /// Adds `agreed` out of `total` to the worker's agreement pair (boxes, spans, masks). Non-finite or
@@ -275,6 +346,16 @@ impl WorkerStats {
                 mine.total += agreement.total;
             }
         }
+        self.single_label_structure
+            .add(&other.single_label_structure);
+        for (class, evidence) in &other.multi_label_structure {
+            if evidence.is_well_formed() {
+                self.multi_label_structure
+                    .entry(*class)
+                    .or_default()
+                    .add(evidence);
+            }
+        }
     }
 }
 
@@ -316,6 +397,20 @@ impl WorkerPriors {
     /// The worker's 2×2 counts for `class` of a multi-label task from earlier batches, if any.
     pub fn multi_label_counts(&self, worker: &str, class: usize) -> Option<&BinaryCounts> {
         self.stats.multi_label.get(worker)?.get(&class)
+    }
+
+    /// The structure evidence of earlier batches (single-label classification).
+    pub fn single_label_structure(&self) -> StructureEvidence {
+        self.stats.single_label_structure
+    }
+
+    /// The structure evidence of earlier batches for `class` of a multi-label task.
+    pub fn multi_label_structure(&self, class: usize) -> StructureEvidence {
+        self.stats
+            .multi_label_structure
+            .get(&class)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// The worker's agreement pair from earlier batches, if any.
@@ -604,6 +699,41 @@ mod tests {
                 agreed: 9.0,
                 total: 20.0
             })
+        );
+    }
+
+    #[test]
+    fn structure_evidence_sums_over_other_batches_and_decides_at_two_standard_errors() {
+        let evidence = |own_matrices, one_coin, squared_differences| StructureEvidence {
+            own_matrices,
+            one_coin,
+            squared_differences,
+        };
+        let batch = |e: StructureEvidence| WorkerStats {
+            single_label_structure: e,
+            ..WorkerStats::new()
+        };
+        let mut doc = JobWorkerQuality::new();
+        // Each batch alone leads by 1.5 standard errors; two of them by 2.1.
+        doc.record("b1", batch(evidence(100.0, 103.0, 4.0)));
+        doc.record("b2", batch(evidence(50.0, 53.0, 4.0)));
+        doc.record("b3", batch(evidence(-1.0, 1.0, 1.0)));
+        let single = doc.prior_excluding("b2").single_label_structure();
+        assert_eq!(single, evidence(100.0, 103.0, 4.0), "b3 is malformed");
+        assert!(!single.favours_one_coin());
+        let mut job = single;
+        job.add(&evidence(50.0, 53.0, 4.0));
+        assert!(job.favours_one_coin());
+        assert!(!evidence(10.0, 9.0, 0.0).favours_one_coin());
+        assert!(!StructureEvidence::default().favours_one_coin());
+        // Empty evidence is not written; written evidence reads back.
+        let json = String::from_utf8(doc.to_json_vec().expect("serialises")).expect("utf-8");
+        assert_eq!(json.matches("single_label_structure").count(), 3);
+        assert!(!json.contains("multi_label_structure"));
+        let back = JobWorkerQuality::from_json_slice(json.as_bytes()).expect("parses");
+        assert_eq!(
+            back.prior_excluding("b3").single_label_structure(),
+            evidence(150.0, 156.0, 8.0)
         );
     }
 

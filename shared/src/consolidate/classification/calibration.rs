@@ -63,6 +63,22 @@ pub(crate) struct FittedModel<'a> {
     pub(crate) log_class_prior: &'a [f64],
     /// The soft counts the model was fitted on (`W × K × K`, earlier batches included).
     pub(crate) total_counts: &'a [f64],
+    /// Every worker is their prior row (one coin): no counts of their own pull on it.
+    pub(crate) one_coin: bool,
+}
+
+/// Pseudo-answers that hold every row at its prior row: a one-coin model's rows.
+const ONE_COIN_STRENGTH: f64 = 1e12;
+
+impl FittedModel<'_> {
+    /// How strongly the rows that score held-out items are pulled towards the prior rows.
+    pub(crate) fn row_strength(&self, k: usize) -> f64 {
+        if self.one_coin {
+            ONE_COIN_STRENGTH
+        } else {
+            cross_validated_strength(self.total_counts, self.prior_rows, k)
+        }
+    }
 }
 
 /// A class whose (tempered) probability is below `e^-NEGLIGIBLE_LOG_RATIO` times the top class's cannot
@@ -478,7 +494,7 @@ pub(crate) fn temper(votes: &Votes, rho: f64, posterior: &mut [f64]) {
 /// rebuilt; see the module docs) scored once more with every item held out of `model`, and tempered by
 /// the `rho` fitted with those same rows. Written to `out`.
 pub(crate) fn calibrate(votes: &Votes, model: &FittedModel<'_>, held: &[f64], out: &mut [f64]) {
-    let strength = cross_validated_strength(model.total_counts, model.prior_rows, votes.n_classes);
+    let strength = model.row_strength(votes.n_classes);
     let rho = fit_correlation(votes, model, strength, held);
     held_out_posterior(votes, model, strength, held, out);
     temper(votes, rho, out);

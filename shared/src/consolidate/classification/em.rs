@@ -7,6 +7,7 @@
 use super::ClassificationConfig;
 use super::calibration;
 use super::votes::{RESCALE_BELOW, RESCALE_BY, VOTES_WITHOUT_RESCALE, Votes};
+use crate::consolidate::worker_quality::StructureEvidence;
 
 /// What EM hands back: the posterior per item (`N × K`, rows of items without votes are uniform), this
 /// batch's own soft confusion counts per worker (`W × K × K`, `[worker][true][answered]`, prior excluded),
@@ -18,6 +19,8 @@ pub(crate) struct EmOutput {
     pub(crate) posterior: Vec<f64>,
     pub(crate) batch_counts: Vec<f64>,
     pub(crate) labels: Option<Vec<u32>>,
+    /// This batch's own evidence on the worker structure (empty when none was weighed).
+    pub(crate) structure: StructureEvidence,
 }
 
 /// Probabilities below this are clamped before taking logs: a worker is never "certainly" not going to
@@ -381,11 +384,142 @@ fn expect_and_count_k(
 
 /// Dawid-Skene EM with hierarchical smoothing. `prior_counts` (`W × K × K`) are the workers' soft counts
 /// from earlier batches; they are added to this batch's counts in every M-step and seed the first one.
+/// With [`ClassificationConfig::select_structure`], the batch is first fitted both ways, with and
+/// without the workers' own matrices, on folds of its answers ([`structure_evidence`]); with the
+/// evidence of the job's earlier batches (`prior_structure`) added, one-coin workers are fitted when
+/// they predict the held-out answers clearly better. The batch's own evidence is returned for the
+/// worker-quality document.
 pub(crate) fn dawid_skene(
     votes: &Votes,
     prior_counts: &[f64],
+    prior_structure: StructureEvidence,
     config: &ClassificationConfig,
 ) -> EmOutput {
+    if !config.select_structure {
+        return fit_dawid_skene(votes, prior_counts, config);
+    }
+    let structure = if prior_structure.is_decisive() {
+        StructureEvidence::default()
+    } else {
+        structure_evidence(votes, prior_counts, prior_structure, config)
+    };
+    let mut job = prior_structure;
+    job.add(&structure);
+    let one_coin = job.favours_one_coin();
+    let mut output = if one_coin {
+        let one_coin = ClassificationConfig {
+            min_answers_for_own_matrix: usize::MAX,
+            ..config.clone()
+        };
+        fit_dawid_skene(votes, prior_counts, &one_coin)
+    } else {
+        fit_dawid_skene(votes, prior_counts, config)
+    };
+    output.structure = structure;
+    output
+}
+
+/// Folds of the structure choice: every answer is left out of exactly one of them.
+const STRUCTURE_FOLDS: u64 = 5;
+
+/// A fixed scramble of `(item, worker)` that spreads the answers over the folds evenly and the same way
+/// on every run (splitmix64's finaliser).
+fn fold_of(item: usize, worker: u32) -> u64 {
+    let mut z = ((item as u64) << 32 ^ u64::from(worker)).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) % STRUCTURE_FOLDS
+}
+
+/// How well each structure, the workers' own matrices and one-coin workers (every worker their prior
+/// row), predicts answers held out of its fit. For each of [`STRUCTURE_FOLDS`] folds, both are fitted
+/// on the other answers, and each left-out answer scores the posterior probability its item gets, from
+/// the remaining answers, for the class that answer gave. A worker better than chance gives the true
+/// class more often than any other, so the structure whose posteriors put more mass on the held-out
+/// answers is the one closer to the truth, judged on answers neither fit saw. The squared per-answer
+/// differences give the paired comparison its standard error.
+///
+/// Folds stop early once the job's evidence (`prior_structure` and this batch's so far) is decisive
+/// either way: on a 500,000-answer job one fold settles it, and the other four would cost eight fits.
+fn structure_evidence(
+    votes: &Votes,
+    prior_counts: &[f64],
+    prior_structure: StructureEvidence,
+    config: &ClassificationConfig,
+) -> StructureEvidence {
+    let fold_config = ClassificationConfig {
+        select_structure: false,
+        calibrate: false,
+        ..config.clone()
+    };
+    let one_coin_config = ClassificationConfig {
+        min_answers_for_own_matrix: usize::MAX,
+        ..fold_config
+    };
+    let k = votes.n_classes;
+    let mut evidence = StructureEvidence::default();
+    let mut training = Votes {
+        n_classes: k,
+        n_workers: votes.n_workers,
+        offsets: Vec::with_capacity(votes.offsets.len()),
+        worker: Vec::with_capacity(votes.worker.len()),
+        answer: Vec::with_capacity(votes.answer.len()),
+    };
+    let mut held: Vec<(usize, u32)> = Vec::new();
+    for fold in 0..STRUCTURE_FOLDS {
+        training.offsets.clear();
+        training.worker.clear();
+        training.answer.clear();
+        training.offsets.push(0);
+        held.clear();
+        for item in 0..votes.n_items() {
+            let start = training.worker.len();
+            let held_start = held.len();
+            for v in votes.range(item) {
+                let (w, a) = (votes.worker[v], votes.answer[v]);
+                if fold_of(item, w) == fold {
+                    held.push((item, a));
+                } else {
+                    training.worker.push(w);
+                    training.answer.push(a);
+                }
+            }
+            if training.worker.len() == start {
+                // Nothing left to predict this item's answers from.
+                held.truncate(held_start);
+            }
+            training.offsets.push(training.worker.len());
+        }
+        if held.is_empty() {
+            continue;
+        }
+        // The two fits are independent: on a machine with a second core they run side by side.
+        let (own_fit, one_coin_fit) = std::thread::scope(|scope| {
+            let one_coin =
+                scope.spawn(|| fit_dawid_skene(&training, prior_counts, &one_coin_config));
+            let own = fit_dawid_skene(&training, prior_counts, &fold_config);
+            let one_coin = one_coin
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (own, one_coin)
+        });
+        for &(item, answer) in &held {
+            let cell = item * k + answer as usize;
+            let (a, b) = (own_fit.posterior[cell], one_coin_fit.posterior[cell]);
+            evidence.own_matrices += a;
+            evidence.one_coin += b;
+            evidence.squared_differences += (a - b) * (a - b);
+        }
+        let mut job = prior_structure;
+        job.add(&evidence);
+        if job.is_decisive() {
+            break;
+        }
+    }
+    evidence
+}
+
+fn fit_dawid_skene(votes: &Votes, prior_counts: &[f64], config: &ClassificationConfig) -> EmOutput {
     let k = votes.n_classes;
     let n = votes.n_items();
     let n_workers = votes.n_workers;
@@ -432,6 +566,7 @@ pub(crate) fn dawid_skene(
         }
     }
     let mut labels = None;
+    let one_coin = config.min_answers_for_own_matrix == usize::MAX;
     if config.calibrate {
         // The label is EM's; the confidence comes from posteriors scored with each item held out of the
         // worker model (module docs of `calibration`). First pass: held out of the EM's own counts.
@@ -439,8 +574,9 @@ pub(crate) fn dawid_skene(
             prior_rows: &model.prior_rows,
             log_class_prior: &log_class_prior,
             total_counts: &total_counts,
+            one_coin,
         };
-        let strength = calibration::cross_validated_strength(&total_counts, &model.prior_rows, k);
+        let strength = fitted.row_strength(k);
         let mut held = vec![0.0; posterior.len()];
         calibration::held_out_posterior(votes, &fitted, strength, &posterior, &mut held);
         // One refit: the counts rebuilt from the held-out posteriors, so that no item's own votes vouch
@@ -453,6 +589,7 @@ pub(crate) fn dawid_skene(
             prior_rows: &model.prior_rows,
             log_class_prior: &log_class_prior,
             total_counts: &total_counts,
+            one_coin,
         };
         labels = Some(
             posterior
@@ -470,6 +607,7 @@ pub(crate) fn dawid_skene(
         posterior,
         batch_counts,
         labels,
+        structure: StructureEvidence::default(),
     }
 }
 
@@ -537,5 +675,6 @@ pub(crate) fn majority_vote(votes: &Votes, config: &ClassificationConfig) -> EmO
         posterior,
         batch_counts,
         labels: None,
+        structure: StructureEvidence::default(),
     }
 }

@@ -366,9 +366,10 @@ fn multi_label_beats_majority_vote_on_a_synthetic_crowd() {
 /// (0.002 tolerance) and at least the best crowd-kit method's − 0.005 (`data/crowd/crowdkit.csv`); ECE at
 /// most the bare vote share's. `(set, accuracy floor when a miss, ECE ceiling when a miss)`.
 const REAL_SET_MISSES: [(&str, Option<f64>, Option<f64>); 10] = [
-    // Below the vote: an asymmetric crowd (true "1" answered "0" 44 % of the time, item by item) that
-    // every class-conditional model, ours and crowd-kit's Dawid-Skene (0.802) alike, reads wrongly.
-    ("demartini2012_zencrowd", Some(0.793), Some(0.155)),
+    // An asymmetric crowd (true "1" answered "0" 44 % of the time, object by object) that every
+    // class-conditional model reads wrongly (crowd-kit's Dawid-Skene 0.802, ours 0.794): the structure
+    // choice takes one-coin workers, above the vote, 0.002 short of crowd-kit's one-coin − 0.005.
+    ("demartini2012_zencrowd", Some(0.854), None),
     // A crowd that answers "0" for 72 % of the votes where gold has 51 %: everything is over-confident.
     ("mozafari2012_bm", Some(0.698), Some(0.24)),
     ("rodrigues2013_polarity", None, None),
@@ -394,8 +395,13 @@ const AUDITED_MISSES: [(&str, f64); 3] = [
 ];
 
 /// An audit of another job of the same kind (half the set, 50 audited) recalibrating a job (the other
-/// half, scored whole): at most this ECE on every real set (measured 0.030–0.071).
+/// half, scored whole): at most this ECE on every real set (measured 0.030–0.071) but zencrowd.
 const TRANSFERRED_AUDIT_CEILING: f64 = 0.075;
+
+/// A miss: zencrowd's halves sit at the structure choice's threshold (one-coin workers lead by 0.3 to
+/// 3.5 standard errors), so in 8 of the 10 splits the audited job and the recalibrated one chose
+/// different structures, and the map fitted on one model's confidences meets the other's.
+const ZENCROWD_TRANSFERRED_AUDIT_CEILING: f64 = 0.145;
 
 #[test]
 fn real_sets_hold_against_the_vote_and_crowdkit() {
@@ -461,11 +467,56 @@ fn real_sets_hold_against_the_vote_and_crowdkit() {
             0,
         );
         if let Some(transferred) = transferred {
+            let ceiling = if name == "demartini2012_zencrowd" {
+                ZENCROWD_TRANSFERRED_AUDIT_CEILING
+            } else {
+                TRANSFERRED_AUDIT_CEILING
+            };
             assert!(
-                transferred <= TRANSFERRED_AUDIT_CEILING,
+                transferred <= ceiling,
                 "{name}: ECE with another job's audit {transferred:.4}"
             );
         }
+    }
+}
+
+/// The structure choice takes one-coin workers where the own matrices read the crowd wrongly (zencrowd:
+/// 6 points of accuracy and an ECE a third of what it was) and keeps the own matrices where they are
+/// what beats the vote (bluebirds, 13 points above it; rte, polarity), and the evidence it rests on is
+/// handed to the worker-quality document.
+#[test]
+fn the_structure_choice_takes_one_coin_workers_only_where_they_predict_clearly_better() {
+    let fixed = ClassificationConfig {
+        select_structure: false,
+        ..ds()
+    };
+    let (table, gold) = load_real("demartini2012_zencrowd");
+    let (chosen, chosen_ece) = evaluate(&table, &gold, &ds());
+    let (own, own_ece) = evaluate(&table, &gold, &fixed);
+    assert!(
+        chosen >= own + 0.05,
+        "zencrowd: {chosen:.4} against {own:.4}"
+    );
+    assert!(
+        chosen_ece <= own_ece / 2.0,
+        "zencrowd ECE: {chosen_ece:.4} against {own_ece:.4}"
+    );
+    let items = table.single_label_items();
+    let outcome =
+        consolidate_single_label(table.classes.len(), &items, &WorkerPriors::empty(), &ds());
+    let evidence = outcome.stats.single_label_structure;
+    assert!(evidence.favours_one_coin(), "{evidence:?}");
+    for name in [
+        "welinder2010_bluebirds",
+        "snow2008_rte",
+        "rodrigues2013_polarity",
+    ] {
+        let (table, gold) = load_real(name);
+        assert_eq!(
+            evaluate(&table, &gold, &ds()),
+            evaluate(&table, &gold, &fixed),
+            "{name}: the own matrices are kept"
+        );
     }
 }
 
