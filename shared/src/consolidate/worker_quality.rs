@@ -139,14 +139,14 @@ pub const STRUCTURE_EVIDENCE_SIGMAS: f64 = 2.0;
 /// How many standard errors of lead, either way, settle the structure for the rest of a job.
 pub const DECISIVE_STRUCTURE_SIGMAS: f64 = 4.0;
 
-/// The truth-inference engine's evidence on how much structure the job's workers support: of the answers
-/// held out of its fits, how many the labels of each candidate model agreed with (see the
-/// classification engine's `em` module). Summed over batches, it makes one choice for the whole job
-/// instead of a noisy one per 50-object batch.
+/// The truth-inference engine's evidence on how much structure the job's workers support: over the
+/// answers held out of its fits, the posterior mass each candidate model put on the class each answer
+/// gave (see the classification engine's `em` module). Summed over batches, it makes one choice for
+/// the whole job instead of a noisy one per 50-object batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StructureEvidence {
-    /// Held-out answers the labels agreed with when every worker has their own confusion matrix.
+    /// The held-out answers' summed posterior mass when every worker has their own confusion matrix.
     pub own_matrices: f64,
     /// The same with one-coin workers (one skill each, errors spread evenly).
     pub one_coin: f64,
@@ -182,7 +182,7 @@ impl StructureEvidence {
         lead > 0.0 && lead >= STRUCTURE_EVIDENCE_SIGMAS * self.squared_differences.sqrt()
     }
 
-    /// Adds `other`'s agreements to these (malformed evidence is ignored).
+    /// Adds `other`'s evidence to this (malformed evidence is ignored).
     pub fn add(&mut self, other: &StructureEvidence) {
         if other.is_well_formed() {
             self.own_matrices += other.own_matrices;

@@ -407,16 +407,26 @@ pub(crate) fn dawid_skene(
     job.add(&structure);
     let one_coin = job.favours_one_coin();
     let mut output = if one_coin {
-        let one_coin = ClassificationConfig {
-            min_answers_for_own_matrix: usize::MAX,
-            ..config.clone()
-        };
-        fit_dawid_skene(votes, prior_counts, &one_coin)
+        fit_dawid_skene(votes, prior_counts, &with_one_coin_workers(config))
     } else {
         fit_dawid_skene(votes, prior_counts, config)
     };
     output.structure = structure;
     output
+}
+
+/// `config` with every worker held at their prior row (one coin): no worker counts as having enough
+/// answers for a matrix of their own.
+fn with_one_coin_workers(config: &ClassificationConfig) -> ClassificationConfig {
+    ClassificationConfig {
+        min_answers_for_own_matrix: usize::MAX,
+        ..config.clone()
+    }
+}
+
+/// Whether `config` is one made by [`with_one_coin_workers`].
+fn has_one_coin_workers(config: &ClassificationConfig) -> bool {
+    config.min_answers_for_own_matrix == usize::MAX
 }
 
 /// Folds of the structure choice: every answer is left out of exactly one of them.
@@ -452,10 +462,7 @@ fn structure_evidence(
         calibrate: false,
         ..config.clone()
     };
-    let one_coin_config = ClassificationConfig {
-        min_answers_for_own_matrix: usize::MAX,
-        ..fold_config
-    };
+    let one_coin_config = with_one_coin_workers(&fold_config);
     let k = votes.n_classes;
     let mut evidence = StructureEvidence::default();
     let mut training = Votes {
@@ -566,7 +573,7 @@ fn fit_dawid_skene(votes: &Votes, prior_counts: &[f64], config: &ClassificationC
         }
     }
     let mut labels = None;
-    let one_coin = config.min_answers_for_own_matrix == usize::MAX;
+    let one_coin = has_one_coin_workers(config);
     if config.calibrate {
         // The label is EM's; the confidence comes from posteriors scored with each item held out of the
         // worker model (module docs of `calibration`). First pass: held out of the EM's own counts.
